@@ -1,0 +1,47 @@
+# omniroute: `make run` starts the server on the embedded SQLite store; `make test` runs the suite.
+# Everything is installed into .venv by this file; nothing needs to be installed by hand.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PROTOS := $(shell find protos -name '*.proto')
+ARGS   ?=
+
+.PHONY: run test gen lint bench clean check-gen
+
+# The venv is rebuilt when pyproject.toml changes. gen.pth puts the generated protobuf
+# modules (package `omniroute.*`, gitignored) on the venv's import path.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	echo "$(CURDIR)/gen" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/omniroute-gen.pth
+	touch $@
+
+# Stubs are generated in their own process at build time: grpc_tools and ortools must never
+# be imported in one interpreter (DESIGN.md section 5).
+gen/.stamp: $(VENV)/.installed $(PROTOS)
+	rm -rf gen && mkdir -p gen
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen \
+	  --mypy_out=gen --mypy_grpc_out=gen $(PROTOS)
+	find gen/omniroute -type d -exec touch {}/__init__.py \;
+	touch $@
+
+gen: gen/.stamp
+
+run: gen/.stamp
+	$(PY) -m server $(ARGS)
+
+test: gen/.stamp
+	$(PY) -m pytest $(ARGS)
+
+lint: gen/.stamp
+	$(VENV)/bin/ruff check server solver tests benchmarks
+	$(VENV)/bin/ruff format --check server solver tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: gen/.stamp
+	$(PY) benchmarks/run_all.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) gen .pytest_cache .mypy_cache .ruff_cache .hypothesis
