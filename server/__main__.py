@@ -1,0 +1,94 @@
+"""`python -m server`: run omniroute. Every flag also reads an OMNIROUTE_* environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from server.app import start_server
+from server.storage.factory import open_store
+from server.storage.sqlite import SYNCHRONOUS_MODES
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"OMNIROUTE_{name}", default)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="omniroute: omnichannel inventory ledger and order routing over gRPC.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--address",
+        default=_env("ADDRESS", "localhost:50051"),
+        help="host:port to listen on (env OMNIROUTE_ADDRESS); port 0 picks a free port",
+    )
+    parser.add_argument(
+        "--store",
+        default=_env("STORE", "data/omniroute.sqlite3"),
+        help="SQLite file path, or a postgresql:// DSN (env OMNIROUTE_STORE)",
+    )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        default=_env("SQLITE_SYNCHRONOUS", "FULL"),
+        choices=SYNCHRONOUS_MODES,
+        type=str.upper,
+        help="SQLite durability: NORMAL survives a killed process, FULL also power loss "
+        "(env OMNIROUTE_SQLITE_SYNCHRONOUS)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "16")),
+        help="RPC worker threads (env OMNIROUTE_WORKERS)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=float(_env("GRACE", "10")),
+        help="seconds in-flight calls get to finish on SIGTERM/SIGINT (env OMNIROUTE_GRACE)",
+    )
+    parser.add_argument(
+        "--migrate-only",
+        action="store_true",
+        help="apply schema migrations to the store and exit",
+    )
+    parser.add_argument(
+        "--log-level", default=_env("LOG_LEVEL", "INFO"), help="env OMNIROUTE_LOG_LEVEL"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    store = open_store(args.store, sqlite_synchronous=args.sqlite_synchronous)
+    if args.migrate_only:
+        store.close()
+        logging.info("schema is up to date")
+        return 0
+    running = start_server(args.address, store, workers=args.workers)
+    print(f"omniroute listening on port {running.port} (store: {args.store})", flush=True)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.info("received %s; stopping within %.0f s", signal.Signals(signum).name, args.grace)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+    running.stop(args.grace)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ledger rules: quantities, group coverage and the reservation lifecycle. No gRPC, no SQL."""

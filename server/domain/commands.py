@@ -1,0 +1,116 @@
+"""Validated inputs of the ledger's operations (built by the transport from requests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.domain.model import Future, Place
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    location_id: str
+    sku: str
+    on_hand: int
+    safety_stock: int
+    futures: tuple[Future, ...]
+    effective_us: int | None  # None: now
+
+
+@dataclass(frozen=True, slots=True)
+class StockAdjustment:
+    location_id: str
+    sku: str
+    on_hand_delta: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """Units of a SKU at a place (to reserve, fulfil or release)."""
+
+    sku: str
+    place: Place
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferItem:
+    sku: str
+    from_place: Place
+    to_place: Place
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateReservation:
+    reservation_id: str  # "" -> generated
+    external_ref: str
+    items: tuple[Item, ...]
+    allow_partial: bool = False
+    ttl_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferReservation:
+    reservation_id: str
+    items: tuple[TransferItem, ...]
+    ignore_availability_check: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FulfillReservation:
+    reservation_id: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReservation:
+    reservation_id: str
+    items: tuple[Item, ...]
+    release_all: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StockUpdateResult:
+    location_id: str
+    sku: str
+    applied: bool
+    stored_effective_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustmentResult:
+    location_id: str
+    sku: str
+    on_hand: int
+    applied_delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedItem:
+    sku: str
+    place: Place
+    requested: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """One SKU at one place (DESIGN.md section 2)."""
+
+    place: Place
+    sku: str
+    exists: bool
+    on_hand: int
+    reserved: int
+    group_reserved: int
+    safety_stock: int
+    futures: tuple[Future, ...]
+    available_to_fulfill: int
+    available_to_order: int
+    effective_us: int | None
+
+    @property
+    def futures_total(self) -> int:
+        return sum(future.quantity for future in self.futures)

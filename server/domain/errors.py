@@ -1,0 +1,76 @@
+"""Domain errors. Each names its gRPC-independent kind and an UPPER_SNAKE reason, the machine
+contract clients branch on; `metadata` carries the dynamic values (sku, place, requested, ...)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, in the terms of the canonical status codes (mapped in transport)."""
+
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    PRECONDITION = "precondition"
+    ALREADY_EXISTS = "already_exists"
+    CONFLICT = "conflict"
+    UNAVAILABLE = "unavailable"
+
+
+class DomainError(Exception):
+    kind: ErrorKind = ErrorKind.PRECONDITION
+
+    def __init__(self, reason: str, message: str, **metadata: object) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.metadata = {key: str(value) for key, value in metadata.items()}
+
+
+class NotFound(DomainError):
+    kind = ErrorKind.NOT_FOUND
+
+
+class FailedPrecondition(DomainError):
+    kind = ErrorKind.PRECONDITION
+
+
+class AlreadyExists(DomainError):
+    kind = ErrorKind.ALREADY_EXISTS
+
+
+class Conflict(DomainError):
+    """A retryable clash with a concurrent writer."""
+
+    kind = ErrorKind.CONFLICT
+
+
+class StoreUnavailable(DomainError):
+    """The database could not be reached; nothing was applied."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
+class FieldViolation:
+    """One problem with one request field (becomes a google.rpc.BadRequest violation)."""
+
+    __slots__ = ("description", "field", "reason")
+
+    def __init__(self, field: str, reason: str, description: str) -> None:
+        self.field = field
+        self.reason = reason
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"FieldViolation({self.field!r}, {self.reason!r})"
+
+
+class InvalidRequest(DomainError):
+    """Malformed input; lists every violation found. The reason is the first one's."""
+
+    kind = ErrorKind.INVALID
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        first = violations[0]
+        super().__init__(first.reason, f"{first.field}: {first.description}", field=first.field)
+        self.violations = violations

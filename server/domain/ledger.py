@@ -1,0 +1,475 @@
+"""The inventory ledger: the rules of every operation, applied inside one unit of work.
+
+Each method reads what it needs through the storage contract, checks the rules of DESIGN.md
+sections 2-3, raises a DomainError before writing anything if one fails, and writes its changes
+through the same unit of work. Atomicity comes from the unit of work: an error rolls it back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+
+from server.domain import commands
+from server.domain.commands import Availability, ReservedItem
+from server.domain.coverage import CoverageNetwork
+from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from server.domain.model import (
+    Future,
+    Location,
+    LocationGroup,
+    Place,
+    Reservation,
+    ReservationLine,
+    StockRecord,
+)
+from server.domain.position import SkuPosition
+from server.storage.contract import UnitOfWork
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Ledger:
+    def __init__(
+        self,
+        clock: Callable[[], int] = wall_clock_us,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.clock = clock
+        self.new_id = new_id
+
+    # --- network -------------------------------------------------------------------------
+
+    def upsert_locations(self, uow: UnitOfWork, locations: Sequence[Location]) -> list[Location]:
+        uow.put_locations(locations)
+        return list(locations)
+
+    def upsert_groups(
+        self, uow: UnitOfWork, groups: Sequence[LocationGroup]
+    ) -> list[LocationGroup]:
+        """Replaces groups; refuses to drop members whose stock open group reservations need."""
+        wanted = {location for group in groups for location in group.location_ids}
+        _require_locations(uow, wanted)
+        replaced = {group.id: group.location_ids for group in groups}
+        for sku in uow.skus_reserved_at_groups(list(replaced)):
+            demand = uow.group_reserved(sku)
+            old = {gid: group.location_ids for gid, group in uow.groups(list(demand)).items()}
+            new = {gid: replaced.get(gid, members) for gid, members in old.items()}
+            locations = {loc for members in (*old.values(), *new.values()) for loc in members}
+            records = uow.stock(sku, locations)
+            capacity = {
+                loc: max(0, records[loc].free_to_order) if loc in records else 0
+                for loc in locations
+            }
+            before = CoverageNetwork(capacity, demand, old).covered
+            after = CoverageNetwork(capacity, demand, new).covered
+            if after < before:
+                raise FailedPrecondition(
+                    "GROUP_RESERVATIONS_UNCOVERABLE",
+                    f"the new membership leaves {before - after} units of open group "
+                    f"reservations of {sku} without stock to cover them",
+                    sku=sku,
+                    uncovered=before - after,
+                )
+        uow.put_groups(groups)
+        return list(groups)
+
+    # --- stock ---------------------------------------------------------------------------
+
+    def set_stock(
+        self, uow: UnitOfWork, levels: Sequence[commands.StockLevel]
+    ) -> list[commands.StockUpdateResult]:
+        """Absolute levels; an update older than the stored effective time is skipped."""
+        _require_locations(uow, {level.location_id for level in levels})
+        now = self.clock()
+        results, changed = [], []
+        for level in levels:
+            current = uow.stock(level.sku, [level.location_id]).get(level.location_id)
+            effective = now if level.effective_us is None else level.effective_us
+            stored = current.effective_us if current else None
+            if stored is not None and effective < stored:
+                results.append(
+                    commands.StockUpdateResult(level.location_id, level.sku, False, stored)
+                )
+                continue
+            changed.append(
+                StockRecord(
+                    level.sku,
+                    level.location_id,
+                    on_hand=level.on_hand,
+                    safety_stock=level.safety_stock,
+                    futures=level.futures,
+                    reserved=current.reserved if current else 0,
+                    effective_us=effective,
+                )
+            )
+            results.append(
+                commands.StockUpdateResult(level.location_id, level.sku, True, effective)
+            )
+        uow.put_stock(changed)
+        return results
+
+    def adjust_stock(
+        self, uow: UnitOfWork, adjustments: Sequence[commands.StockAdjustment]
+    ) -> list[commands.AdjustmentResult]:
+        """On-hand deltas. On hand stops at 0; a record first created by a delta gets
+        effective time 0 so that any absolute level replaces it."""
+        _require_locations(uow, {adjustment.location_id for adjustment in adjustments})
+        results, changed = [], []
+        for adjustment in adjustments:
+            current = uow.stock(adjustment.sku, [adjustment.location_id]).get(
+                adjustment.location_id
+            ) or StockRecord(adjustment.sku, adjustment.location_id)
+            on_hand = max(0, current.on_hand + adjustment.on_hand_delta)
+            changed.append(
+                StockRecord(
+                    current.sku,
+                    current.location_id,
+                    on_hand=on_hand,
+                    safety_stock=current.safety_stock,
+                    futures=current.futures,
+                    reserved=current.reserved,
+                    effective_us=0 if current.effective_us is None else current.effective_us,
+                )
+            )
+            results.append(
+                commands.AdjustmentResult(
+                    adjustment.location_id, adjustment.sku, on_hand, on_hand - current.on_hand
+                )
+            )
+        uow.put_stock(changed)
+        return results
+
+    def availability(
+        self, uow: UnitOfWork, skus: Sequence[str], places: Sequence[Place]
+    ) -> list[Availability]:
+        """For each place, for each SKU (request order), the quantities of DESIGN.md section 2."""
+        groups = _require_places(uow, places)
+        positions = _load_positions(uow, {sku: set(places) for sku in skus}, groups)
+        return [_availability(positions[sku], place) for place in places for sku in skus]
+
+    # --- reservations --------------------------------------------------------------------
+
+    def create_reservation(
+        self, uow: UnitOfWork, command: commands.CreateReservation
+    ) -> tuple[Reservation, list[ReservedItem]]:
+        reservation_id = command.reservation_id or self.new_id()
+        if uow.reservation(reservation_id) is not None:
+            raise AlreadyExists(
+                "RESERVATION_ALREADY_EXISTS",
+                f"reservation {reservation_id} already exists",
+                reservation_id=reservation_id,
+            )
+        positions = self._positions(uow, command.items)
+        now = self.clock()
+        reservation = Reservation(
+            reservation_id,
+            command.external_ref,
+            create_us=now,
+            update_us=now,
+            expire_us=None if command.ttl_us is None else now + command.ttl_us,
+        )
+        outcomes = []
+        for item in command.items:
+            position = positions[item.sku]
+            available = position.available_to_order(item.place)
+            if item.quantity > available and not command.allow_partial:
+                raise _insufficient_stock(item.sku, item.place, item.quantity, available)
+            granted = min(item.quantity, available)
+            if granted:
+                position.hold(item.place, granted)
+                reservation.line(item.sku, item.place).quantity += granted
+            outcomes.append(ReservedItem(item.sku, item.place, item.quantity, granted))
+        if not reservation.lines:
+            first = command.items[0]
+            raise _insufficient_stock(first.sku, first.place, first.quantity, 0)
+        uow.put_reservation(reservation)
+        _flush(uow, positions)
+        return reservation, outcomes
+
+    def transfer(self, uow: UnitOfWork, command: commands.TransferReservation) -> Reservation:
+        """Moves open quantity between places; the destination must have it available unless
+        the caller says to skip the check. Physical stock does not move."""
+        reservation = self._live_reservation(uow, command.reservation_id)
+        positions = self._positions(
+            uow,
+            [
+                commands.Item(item.sku, place, item.quantity)
+                for item in command.items
+                for place in (item.from_place, item.to_place)
+            ],
+        )
+        for item in command.items:
+            position = positions[item.sku]
+            source = _open_line(reservation, item.sku, item.from_place, item.quantity)
+            position.hold(item.from_place, -item.quantity)
+            source.transferred_out += item.quantity
+            if not command.ignore_availability_check:
+                available = position.available_to_order(item.to_place)
+                if item.quantity > available:
+                    raise _insufficient_stock(item.sku, item.to_place, item.quantity, available)
+            position.hold(item.to_place, item.quantity)
+            reservation.line(item.sku, item.to_place).quantity += item.quantity
+        self._save(uow, reservation, positions)
+        return reservation
+
+    def fulfill(self, uow: UnitOfWork, command: commands.FulfillReservation) -> Reservation:
+        """Ships from locations: out of the line, out of reserved and out of on hand there."""
+        reservation = self._live_reservation(uow, command.reservation_id)
+        for item in command.items:
+            if not item.place.is_location:
+                raise FailedPrecondition(
+                    "FULFILL_REQUIRES_LOCATION",
+                    f"{item.sku} is held by group {item.place.id}: transfer it to a location "
+                    "before fulfilling",
+                    sku=item.sku,
+                    place=item.place,
+                )
+        positions = self._positions(uow, command.items)
+        for item in command.items:
+            line = _open_line(reservation, item.sku, item.place, item.quantity)
+            on_hand = positions[item.sku].record(item.place.id).on_hand
+            if item.quantity > on_hand:
+                raise FailedPrecondition(
+                    "INSUFFICIENT_ON_HAND",
+                    f"cannot ship {item.quantity} of {item.sku} from {item.place.id}: "
+                    f"on hand is {on_hand}; set the stock first",
+                    sku=item.sku,
+                    place=item.place,
+                    requested=item.quantity,
+                    available=on_hand,
+                )
+            positions[item.sku].ship(item.place.id, item.quantity)
+            line.fulfilled += item.quantity
+        self._save(uow, reservation, positions)
+        return reservation
+
+    def release(self, uow: UnitOfWork, command: commands.ReleaseReservation) -> Reservation:
+        """Gives open quantity back. Releasing all of an expired or closed reservation is a
+        successful no-op, so cancellations can be retried freely."""
+        reservation = _find_reservation(uow, command.reservation_id)
+        if command.release_all:
+            items = [
+                commands.Item(line.sku, line.place, line.open)
+                for line in reservation.sorted_lines()
+                if line.open
+            ]
+            if not items:
+                return reservation
+        else:
+            if reservation.expired:
+                raise _expired(reservation)
+            items = list(command.items)
+        self._give_back(uow, reservation, items)
+        return reservation
+
+    def expire(self, uow: UnitOfWork, reservation_id: str) -> bool:
+        """Releases a due reservation's open quantities; False when it is not (or no longer)
+        due, e.g. another server expired it first."""
+        reservation = uow.reservation(reservation_id)
+        if reservation is None or not reservation.is_due(self.clock()):
+            return False
+        items = [
+            commands.Item(line.sku, line.place, line.open)
+            for line in reservation.sorted_lines()
+            if line.open
+        ]
+        reservation.expired = True
+        self._give_back(uow, reservation, items)
+        return True
+
+    def reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+        return _find_reservation(uow, reservation_id)
+
+    def due_reservations(self, uow: UnitOfWork, limit: int) -> list[str]:
+        return uow.due_reservations(self.clock(), limit)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _live_reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+        reservation = _find_reservation(uow, reservation_id)
+        if reservation.expired or reservation.is_due(self.clock()):
+            raise _expired(reservation)
+        return reservation
+
+    def _positions(self, uow: UnitOfWork, items: Iterable[commands.Item]) -> dict[str, SkuPosition]:
+        places_by_sku: dict[str, set[Place]] = defaultdict(set)
+        for item in items:
+            places_by_sku[item.sku].add(item.place)
+        groups = _require_places(uow, {p for places in places_by_sku.values() for p in places})
+        return _load_positions(uow, places_by_sku, groups)
+
+    def _give_back(
+        self, uow: UnitOfWork, reservation: Reservation, items: Sequence[commands.Item]
+    ) -> None:
+        positions = self._positions(uow, items)
+        for item in items:
+            line = _open_line(reservation, item.sku, item.place, item.quantity)
+            positions[item.sku].hold(item.place, -item.quantity)
+            line.released += item.quantity
+        self._save(uow, reservation, positions)
+
+    def _save(
+        self, uow: UnitOfWork, reservation: Reservation, positions: dict[str, SkuPosition]
+    ) -> None:
+        reservation.update_us = self.clock()
+        uow.put_reservation(reservation)
+        _flush(uow, positions)
+
+
+def _find_reservation(uow: UnitOfWork, reservation_id: str) -> Reservation:
+    reservation = uow.reservation(reservation_id)
+    if reservation is None:
+        raise NotFound(
+            "RESERVATION_NOT_FOUND",
+            f"reservation {reservation_id} does not exist",
+            reservation_id=reservation_id,
+        )
+    return reservation
+
+
+def _expired(reservation: Reservation) -> FailedPrecondition:
+    return FailedPrecondition(
+        "RESERVATION_EXPIRED",
+        f"reservation {reservation.id} has expired; its open quantities were released",
+        reservation_id=reservation.id,
+    )
+
+
+def _open_line(reservation: Reservation, sku: str, place: Place, quantity: int) -> ReservationLine:
+    line = reservation.lines.get((sku, place))
+    held = line.open if line else 0
+    if line is None or quantity > held:
+        raise FailedPrecondition(
+            "INSUFFICIENT_RESERVED_QUANTITY",
+            f"reservation {reservation.id} holds {held} of {sku} at {place}, not {quantity}",
+            reservation_id=reservation.id,
+            sku=sku,
+            place=place,
+            requested=quantity,
+            open=held,
+        )
+    return line
+
+
+def _insufficient_stock(sku: str, place: Place, requested: int, available: int) -> Exception:
+    return FailedPrecondition(
+        "INSUFFICIENT_STOCK",
+        f"only {available} of {sku} can be reserved at {place}, not {requested}",
+        sku=sku,
+        place=place,
+        requested=requested,
+        available=available,
+    )
+
+
+def _require_locations(uow: UnitOfWork, location_ids: Collection[str]) -> None:
+    found = uow.locations(location_ids)
+    for location_id in sorted(location_ids):
+        if location_id not in found:
+            raise NotFound(
+                "LOCATION_NOT_FOUND",
+                f"location {location_id} does not exist",
+                location=location_id,
+            )
+
+
+def _require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, LocationGroup]:
+    """Checks every place exists; returns the groups among them (with their members)."""
+    _require_locations(uow, {place.id for place in places if place.is_location})
+    group_ids = {place.id for place in places if not place.is_location}
+    groups = uow.groups(group_ids)
+    for group_id in sorted(group_ids):
+        if group_id not in groups:
+            raise NotFound(
+                "LOCATION_GROUP_NOT_FOUND",
+                f"location group {group_id} does not exist",
+                location_group=group_id,
+            )
+    return groups
+
+
+def _load_positions(
+    uow: UnitOfWork, places_by_sku: dict[str, set[Place]], groups: dict[str, LocationGroup]
+) -> dict[str, SkuPosition]:
+    """Loads, per SKU, the stock the rules need: the places' own, and that of every group
+    holding reservations of the SKU that can compete with them (transitively, through shared
+    members). Groups elsewhere in the network cannot change the answer and are not read."""
+    positions = {}
+    for sku, places in places_by_sku.items():
+        demand = uow.group_reserved(sku)
+        missing = [group_id for group_id in demand if group_id not in groups]
+        groups.update(uow.groups(missing))
+        relevant = {place.id for place in places if not place.is_location}
+        locations = {place.id for place in places if place.is_location}
+        for group_id in relevant:
+            locations.update(groups[group_id].location_ids)
+        grew = True
+        while grew:
+            grew = False
+            for group_id in demand.keys() - relevant:
+                if not locations.isdisjoint(groups[group_id].location_ids):
+                    relevant.add(group_id)
+                    locations.update(groups[group_id].location_ids)
+                    grew = True
+        positions[sku] = SkuPosition(
+            sku,
+            uow.stock(sku, locations),
+            {group_id: demand[group_id] for group_id in relevant if group_id in demand},
+            {group_id: groups[group_id].location_ids for group_id in relevant},
+        )
+    return positions
+
+
+def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
+    for position in positions.values():
+        uow.put_stock(position.records[location] for location in position.changed_locations)
+        if position.changed_groups:
+            uow.put_group_reserved(
+                position.sku,
+                {group: position.group_reserved[group] for group in position.changed_groups},
+            )
+
+
+def _availability(position: SkuPosition, place: Place) -> Availability:
+    ato = position.available_to_order(place)
+    atf = position.available_to_fulfill(place)
+    if place.is_location:
+        record = position.record(place.id)
+        return Availability(
+            place,
+            position.sku,
+            record.exists,
+            record.on_hand,
+            record.reserved,
+            0,
+            record.safety_stock,
+            record.futures,
+            atf,
+            ato,
+            record.effective_us,
+        )
+    records = [position.record(location) for location in position.group_members(place.id)]
+    group_reserved = position.group_reserved.get(place.id, 0)
+    futures = sorted(
+        (future for record in records for future in record.futures),
+        key=lambda future: (future.expected_us is None, future.expected_us or 0),
+    )
+    effective = [record.effective_us for record in records if record.effective_us is not None]
+    return Availability(
+        place,
+        position.sku,
+        any(record.exists for record in records),
+        sum(record.on_hand for record in records),
+        sum(record.reserved for record in records) + group_reserved,
+        group_reserved,
+        sum(record.safety_stock for record in records),
+        tuple(Future(f.quantity, f.expected_us) for f in futures),
+        atf,
+        ato,
+        max(effective) if effective else None,
+    )

@@ -1,0 +1,1 @@
+"""Storage: one contract (`contract.py`), two backends (SQLite embedded, PostgreSQL shared)."""

@@ -1,0 +1,77 @@
+"""The storage contract every backend implements, and the only way the domain touches data.
+
+A backend hands out units of work: `write(skus)` is one atomic read-write transaction that
+serialises with every other writer touching any of `skus` (and with network changes); `read()`
+is a consistent snapshot. Leaving the `with` block commits; an exception rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedResponse:
+    """A mutating request's first successful response, kept for idempotent retries."""
+
+    method: str
+    fingerprint: bytes
+    response: bytes
+
+
+class UnitOfWork(Protocol):
+    # network
+    def locations(self, ids: Collection[str]) -> dict[str, Location]: ...
+    def put_locations(self, locations: Iterable[Location]) -> None: ...
+    def list_locations(self, after_id: str, limit: int) -> list[Location]: ...
+    def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]: ...
+    def put_groups(self, groups: Iterable[LocationGroup]) -> None: ...
+    def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]: ...
+
+    # stock
+    def stock(self, sku: str, location_ids: Collection[str]) -> dict[str, StockRecord]: ...
+    def put_stock(self, records: Iterable[StockRecord]) -> None: ...
+    def group_reserved(self, sku: str) -> dict[str, int]:
+        """Open group-reservation units of `sku` per group (groups holding none are absent)."""
+        ...
+
+    def put_group_reserved(self, sku: str, units: dict[str, int]) -> None: ...
+    def skus_reserved_at_groups(self, group_ids: Collection[str]) -> list[str]: ...
+
+    # reservations
+    def reservation(self, reservation_id: str) -> Reservation | None: ...
+    def put_reservation(self, reservation: Reservation) -> None: ...
+    def list_reservations(
+        self, after_id: str, limit: int, state: ReservationState | None
+    ) -> list[Reservation]: ...
+    def due_reservations(self, now_us: int, limit: int) -> list[str]:
+        """Ids of active reservations whose expiry time is at or before `now_us`."""
+        ...
+
+    # idempotency
+    def remembered(self, request_id: str) -> RememberedResponse | None: ...
+    def remember(self, request_id: str, response: RememberedResponse, now_us: int) -> None: ...
+    def forget_responses_before(self, cutoff_us: int) -> int: ...
+
+
+class Store(Protocol):
+    def write(
+        self, skus: Collection[str] = (), *, network: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
+        """A read-write transaction that excludes concurrent writers of the same `skus`;
+        `network=True` (location and group changes) excludes every other writer."""
+        ...
+
+    def read(self) -> AbstractContextManager[UnitOfWork]: ...
+    def close(self) -> None: ...
+
+
+def iter_pages(items: list[str], size: int) -> Iterator[list[str]]:
+    """Split a long id list for IN (...) clauses."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

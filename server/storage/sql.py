@@ -1,0 +1,355 @@
+"""The storage contract in plain SQL, shared by the SQLite and PostgreSQL backends.
+
+Queries use `?` placeholders; a backend whose driver wants `%s` passes `paramstyle="format"`.
+Both engines speak the same `INSERT ... ON CONFLICT ... DO UPDATE`, so only connections,
+locking and error handling differ between backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
+
+from server.domain.model import (
+    Future,
+    Location,
+    LocationGroup,
+    LocationType,
+    Place,
+    PlaceKind,
+    Reservation,
+    ReservationLine,
+    ReservationState,
+    StockRecord,
+)
+from server.storage.contract import RememberedResponse, iter_pages
+
+Row = tuple[Any, ...]
+_IN_LIST_PAGE = 500
+
+_LOCATION_COLUMNS = (
+    "id, display_name, type, latitude, longitude, postal_code, country_code, ship_enabled,"
+    " shipment_cost, priority"
+)
+_STOCK_COLUMNS = "sku, location_id, on_hand, safety_stock, futures, reserved, effective_us"
+_LINE_COLUMNS = (
+    "reservation_id, sku, place_kind, place_id, quantity, fulfilled, released, transferred_out"
+)
+
+
+class SqlUnitOfWork:
+    """One transaction on an open DB-API connection (the backend begins and ends it)."""
+
+    def __init__(self, execute: Callable[[str, Sequence[Any]], Any], paramstyle: str) -> None:
+        self._execute_raw = execute
+        self._format = paramstyle == "format"
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._format else sql
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(self._execute_raw(self._sql(sql), params).fetchall())
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._execute_raw(self._sql(sql), params)
+
+    def _rows_in(self, sql: str, prefix: Sequence[Any], ids: Collection[str]) -> list[Row]:
+        """Runs `sql` (with one `{ids}` marker for an IN list) over `ids` in pages."""
+        rows: list[Row] = []
+        for page in iter_pages(sorted(ids), _IN_LIST_PAGE):
+            marks = ", ".join("?" * len(page))
+            rows.extend(self._rows(sql.format(ids=marks), [*prefix, *page]))
+        return rows
+
+    # --- network -------------------------------------------------------------------------
+
+    def locations(self, ids: Collection[str]) -> dict[str, Location]:
+        if not ids:
+            return {}
+        rows = self._rows_in(
+            f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE id IN ({{ids}})", (), ids
+        )
+        return {row[0]: _location(row) for row in rows}
+
+    def put_locations(self, locations: Iterable[Location]) -> None:
+        for location in locations:
+            self._run(
+                f"INSERT INTO locations ({_LOCATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name,"
+                " type = excluded.type, latitude = excluded.latitude,"
+                " longitude = excluded.longitude, postal_code = excluded.postal_code,"
+                " country_code = excluded.country_code, ship_enabled = excluded.ship_enabled,"
+                " shipment_cost = excluded.shipment_cost, priority = excluded.priority",
+                (
+                    location.id,
+                    location.display_name,
+                    int(location.type),
+                    location.latitude,
+                    location.longitude,
+                    location.postal_code,
+                    location.country_code,
+                    int(location.ship_enabled),
+                    location.shipment_cost,
+                    location.priority,
+                ),
+            )
+
+    def list_locations(self, after_id: str, limit: int) -> list[Location]:
+        rows = self._rows(
+            f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [_location(row) for row in rows]
+
+    def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
+        if not ids:
+            return {}
+        names = self._rows_in(
+            "SELECT id, display_name FROM location_groups WHERE id IN ({ids})", (), ids
+        )
+        members = self._rows_in(
+            "SELECT group_id, location_id FROM group_members WHERE group_id IN ({ids})"
+            " ORDER BY group_id, location_id",
+            (),
+            ids,
+        )
+        return _assemble_groups(names, members)
+
+    def put_groups(self, groups: Iterable[LocationGroup]) -> None:
+        for group in groups:
+            self._run(
+                "INSERT INTO location_groups (id, display_name) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name",
+                (group.id, group.display_name),
+            )
+            self._run("DELETE FROM group_members WHERE group_id = ?", (group.id,))
+            for location_id in group.location_ids:
+                self._run(
+                    "INSERT INTO group_members (group_id, location_id) VALUES (?, ?)",
+                    (group.id, location_id),
+                )
+
+    def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]:
+        names = self._rows(
+            "SELECT id, display_name FROM location_groups WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        if not names:
+            return []
+        members = self._rows(
+            "SELECT group_id, location_id FROM group_members WHERE group_id > ? AND group_id <= ?"
+            " ORDER BY group_id, location_id",
+            (after_id, names[-1][0]),
+        )
+        return list(_assemble_groups(names, members).values())
+
+    # --- stock ---------------------------------------------------------------------------
+
+    def stock(self, sku: str, location_ids: Collection[str]) -> dict[str, StockRecord]:
+        if not location_ids:
+            return {}
+        rows = self._rows_in(
+            f"SELECT {_STOCK_COLUMNS} FROM stock WHERE sku = ? AND location_id IN ({{ids}})",
+            (sku,),
+            location_ids,
+        )
+        return {row[1]: _stock(row) for row in rows}
+
+    def put_stock(self, records: Iterable[StockRecord]) -> None:
+        for record in records:
+            self._run(
+                f"INSERT INTO stock ({_STOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand,"
+                " safety_stock = excluded.safety_stock, futures = excluded.futures,"
+                " reserved = excluded.reserved, effective_us = excluded.effective_us",
+                (
+                    record.sku,
+                    record.location_id,
+                    record.on_hand,
+                    record.safety_stock,
+                    json.dumps([[f.quantity, f.expected_us] for f in record.futures]),
+                    record.reserved,
+                    record.effective_us,
+                ),
+            )
+
+    def group_reserved(self, sku: str) -> dict[str, int]:
+        rows = self._rows("SELECT group_id, reserved FROM group_reserved WHERE sku = ?", (sku,))
+        return {group_id: int(reserved) for group_id, reserved in rows}
+
+    def put_group_reserved(self, sku: str, units: dict[str, int]) -> None:
+        for group_id, reserved in units.items():
+            if reserved:
+                self._run(
+                    "INSERT INTO group_reserved (sku, group_id, reserved) VALUES (?, ?, ?)"
+                    " ON CONFLICT (sku, group_id) DO UPDATE SET reserved = excluded.reserved",
+                    (sku, group_id, reserved),
+                )
+            else:
+                self._run(
+                    "DELETE FROM group_reserved WHERE sku = ? AND group_id = ?", (sku, group_id)
+                )
+
+    def skus_reserved_at_groups(self, group_ids: Collection[str]) -> list[str]:
+        if not group_ids:
+            return []
+        rows = self._rows_in(
+            "SELECT DISTINCT sku FROM group_reserved WHERE group_id IN ({ids})", (), group_ids
+        )
+        return sorted({row[0] for row in rows})
+
+    # --- reservations --------------------------------------------------------------------
+
+    def reservation(self, reservation_id: str) -> Reservation | None:
+        rows = self._rows(
+            "SELECT id, external_ref, state, create_us, update_us, expire_us FROM reservations"
+            " WHERE id = ?",
+            (reservation_id,),
+        )
+        if not rows:
+            return None
+        return self._with_lines(rows)[0]
+
+    def _with_lines(self, rows: list[Row]) -> list[Reservation]:
+        reservations = {
+            row[0]: Reservation(
+                id=row[0],
+                external_ref=row[1],
+                create_us=row[3],
+                update_us=row[4],
+                expire_us=row[5],
+                expired=row[2] == ReservationState.EXPIRED,
+            )
+            for row in rows
+        }
+        lines = self._rows_in(
+            f"SELECT {_LINE_COLUMNS} FROM reservation_lines WHERE reservation_id IN ({{ids}})",
+            (),
+            reservations,
+        )
+        for rid, sku, kind, place_id, quantity, fulfilled, released, moved in lines:
+            place = Place(PlaceKind(kind), place_id)
+            reservations[rid].lines[(sku, place)] = ReservationLine(
+                sku, place, quantity, fulfilled, released, moved
+            )
+        return list(reservations.values())
+
+    def put_reservation(self, reservation: Reservation) -> None:
+        self._run(
+            "INSERT INTO reservations (id, external_ref, state, create_us, update_us, expire_us)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+            " update_us = excluded.update_us",
+            (
+                reservation.id,
+                reservation.external_ref,
+                int(reservation.state),
+                reservation.create_us,
+                reservation.update_us,
+                reservation.expire_us,
+            ),
+        )
+        for line in reservation.lines.values():
+            self._run(
+                f"INSERT INTO reservation_lines ({_LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (reservation_id, sku, place_kind, place_id) DO UPDATE SET"
+                " quantity = excluded.quantity, fulfilled = excluded.fulfilled,"
+                " released = excluded.released, transferred_out = excluded.transferred_out",
+                (
+                    reservation.id,
+                    line.sku,
+                    int(line.place.kind),
+                    line.place.id,
+                    line.quantity,
+                    line.fulfilled,
+                    line.released,
+                    line.transferred_out,
+                ),
+            )
+
+    def list_reservations(
+        self, after_id: str, limit: int, state: ReservationState | None
+    ) -> list[Reservation]:
+        columns = "id, external_ref, state, create_us, update_us, expire_us"
+        if state is None:
+            rows = self._rows(
+                f"SELECT {columns} FROM reservations WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            )
+        else:
+            rows = self._rows(
+                f"SELECT {columns} FROM reservations WHERE id > ? AND state = ?"
+                " ORDER BY id LIMIT ?",
+                (after_id, int(state), limit),
+            )
+        return self._with_lines(rows) if rows else []
+
+    def due_reservations(self, now_us: int, limit: int) -> list[str]:
+        rows = self._rows(
+            "SELECT id FROM reservations WHERE state = 1 AND expire_us <= ?"
+            " ORDER BY expire_us LIMIT ?",
+            (now_us, limit),
+        )
+        return [row[0] for row in rows]
+
+    # --- idempotency ---------------------------------------------------------------------
+
+    def remembered(self, request_id: str) -> RememberedResponse | None:
+        rows = self._rows(
+            "SELECT method, fingerprint, response FROM remembered_responses WHERE request_id = ?",
+            (request_id,),
+        )
+        if not rows:
+            return None
+        method, fingerprint, response = rows[0]
+        return RememberedResponse(method, bytes(fingerprint), bytes(response))
+
+    def remember(self, request_id: str, response: RememberedResponse, now_us: int) -> None:
+        self._run(
+            "INSERT INTO remembered_responses"
+            " (request_id, method, fingerprint, response, create_us) VALUES (?, ?, ?, ?, ?)",
+            (request_id, response.method, response.fingerprint, response.response, now_us),
+        )
+
+    def forget_responses_before(self, cutoff_us: int) -> int:
+        cursor = self._run("DELETE FROM remembered_responses WHERE create_us < ?", (cutoff_us,))
+        return int(cursor.rowcount)
+
+
+def _location(row: Row) -> Location:
+    return Location(
+        id=row[0],
+        display_name=row[1],
+        type=LocationType(row[2]),
+        latitude=row[3],
+        longitude=row[4],
+        postal_code=row[5],
+        country_code=row[6],
+        ship_enabled=bool(row[7]),
+        shipment_cost=row[8],
+        priority=row[9],
+    )
+
+
+def _assemble_groups(names: list[Row], members: list[Row]) -> dict[str, LocationGroup]:
+    by_group: dict[str, list[str]] = {row[0]: [] for row in names}
+    for group_id, location_id in members:
+        if group_id in by_group:
+            by_group[group_id].append(location_id)
+    return {
+        group_id: LocationGroup(group_id, display_name, tuple(by_group[group_id]))
+        for group_id, display_name in names
+    }
+
+
+def _stock(row: Row) -> StockRecord:
+    return StockRecord(
+        sku=row[0],
+        location_id=row[1],
+        on_hand=row[2],
+        safety_stock=row[3],
+        futures=tuple(Future(quantity, expected) for quantity, expected in json.loads(row[4])),
+        reserved=row[5],
+        effective_us=row[6],
+    )

@@ -1,0 +1,62 @@
+"""Background housekeeping: releases expired reservations and forgets old request ids.
+
+Safe with several servers on one database: each expiry runs in a write unit of work that
+re-checks the reservation is still due, so only one server releases it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from server.domain.ledger import Ledger
+from server.storage.contract import Store
+
+log = logging.getLogger(__name__)
+DAY_US = 24 * 3600 * 1_000_000
+
+
+def expire_due(store: Store, ledger: Ledger, limit: int = 100) -> int:
+    """Expires up to `limit` due reservations; returns how many this call expired."""
+    with store.read() as uow:
+        due = ledger.due_reservations(uow, limit)
+    expired = 0
+    for reservation_id in due:
+        with store.read() as uow:
+            skus = ledger.reservation(uow, reservation_id).skus
+        with store.write(skus) as uow:
+            expired += ledger.expire(uow, reservation_id)
+    return expired
+
+
+class Sweeper:
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        interval_s: float = 0.5,
+        remember_requests_us: int = 7 * DAY_US,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.interval_s = interval_s
+        self.remember_requests_us = remember_requests_us
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                while expire_due(self.store, self.ledger) and not self._stop.is_set():
+                    pass
+                with self.store.write() as uow:
+                    uow.forget_responses_before(self.ledger.clock() - self.remember_requests_us)
+            except Exception:
+                log.exception("sweep failed; retrying in %.1f s", self.interval_s)

@@ -1,0 +1,120 @@
+"""Domain results to protobuf messages."""
+
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+from omniroute.inventory.v1 import inventory_pb2 as inv
+from omniroute.inventory.v1 import reservation_pb2 as res
+
+from server.domain import commands
+from server.domain.model import Future, Location, LocationGroup, Place, Reservation
+
+
+def timestamp(us: int) -> timestamp_pb2.Timestamp:
+    seconds, micros = divmod(us, 1_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000)
+
+
+def place(value: Place) -> inv.Place:
+    if value.is_location:
+        return inv.Place(location_id=value.id)
+    return inv.Place(location_group_id=value.id)
+
+
+def location(value: Location) -> inv.Location:
+    return inv.Location(
+        id=value.id,
+        display_name=value.display_name,
+        type=int(value.type),  # type: ignore[arg-type]
+        position=inv.GeoPoint(latitude=value.latitude, longitude=value.longitude),
+        postal_code=value.postal_code,
+        country_code=value.country_code,
+        ship_enabled=value.ship_enabled,
+        shipment_cost=value.shipment_cost,
+        priority=value.priority,
+    )
+
+
+def location_group(value: LocationGroup) -> inv.LocationGroup:
+    return inv.LocationGroup(
+        id=value.id, display_name=value.display_name, location_ids=list(value.location_ids)
+    )
+
+
+def future(value: Future) -> inv.Future:
+    message = inv.Future(quantity=value.quantity)
+    if value.expected_us is not None:
+        message.expected_time.CopyFrom(timestamp(value.expected_us))
+    return message
+
+
+def stock_update(value: commands.StockUpdateResult) -> inv.StockUpdateResult:
+    return inv.StockUpdateResult(
+        location_id=value.location_id,
+        sku=value.sku,
+        outcome=(
+            inv.STOCK_UPDATE_OUTCOME_APPLIED
+            if value.applied
+            else inv.STOCK_UPDATE_OUTCOME_SKIPPED_STALE
+        ),
+        stored_effective_time=timestamp(value.stored_effective_us),
+    )
+
+
+def adjustment(value: commands.AdjustmentResult) -> inv.AdjustmentResult:
+    return inv.AdjustmentResult(
+        location_id=value.location_id,
+        sku=value.sku,
+        on_hand=value.on_hand,
+        applied_delta=value.applied_delta,
+    )
+
+
+def availability(value: commands.Availability) -> inv.AvailabilityRecord:
+    message = inv.AvailabilityRecord(
+        place=place(value.place),
+        sku=value.sku,
+        exists=value.exists,
+        on_hand=value.on_hand,
+        reserved=value.reserved,
+        group_reserved=value.group_reserved,
+        safety_stock=value.safety_stock,
+        futures=[future(item) for item in value.futures],
+        futures_total=value.futures_total,
+        available_to_fulfill=value.available_to_fulfill,
+        available_to_order=value.available_to_order,
+    )
+    if value.effective_us is not None:
+        message.effective_time.CopyFrom(timestamp(value.effective_us))
+    return message
+
+
+def reservation(value: Reservation) -> res.Reservation:
+    message = res.Reservation(
+        id=value.id,
+        external_ref=value.external_ref,
+        state=int(value.state),  # type: ignore[arg-type]
+        lines=[
+            res.ReservationLine(
+                sku=line.sku,
+                place=place(line.place),
+                quantity=line.quantity,
+                fulfilled=line.fulfilled,
+                released=line.released,
+                transferred_out=line.transferred_out,
+                open=line.open,
+            )
+            for line in value.sorted_lines()
+        ],
+        create_time=timestamp(value.create_us),
+        update_time=timestamp(value.update_us),
+    )
+    if value.expire_us is not None:
+        message.expire_time.CopyFrom(timestamp(value.expire_us))
+    return message
+
+
+def reserved_item(value: commands.ReservedItem) -> res.ReservedItem:
+    return res.ReservedItem(
+        sku=value.sku, place=place(value.place), requested=value.requested, reserved=value.reserved
+    )

@@ -1,0 +1,111 @@
+"""ReservationService: the reservation lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from omniroute.inventory.v1 import reservation_pb2 as res
+from omniroute.inventory.v1 import reservation_pb2_grpc
+
+from server.domain.ledger import Ledger
+from server.domain.model import ReservationState
+from server.storage.contract import Store
+from server.transport import convert, validate
+from server.transport.idempotency import mutate
+from server.transport.status import rpc
+
+
+class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
+    def __init__(self, store: Store, ledger: Ledger) -> None:
+        self.store = store
+        self.ledger = ledger
+
+    @rpc
+    def CreateReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        command = validate.create_reservation(request)
+
+        def run(uow: Any) -> res.CreateReservationResponse:
+            reservation, items = self.ledger.create_reservation(uow, command)
+            return res.CreateReservationResponse(
+                reservation=convert.reservation(reservation),
+                items=[convert.reserved_item(item) for item in items],
+            )
+
+        return mutate(
+            self.store,
+            self.ledger.clock,
+            "CreateReservation",
+            request,
+            res.CreateReservationResponse,
+            {item.sku for item in command.items},
+            run,
+        )
+
+    @rpc
+    def GetReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        reservation_id = validate.reservation_id(request)
+        with self.store.read() as uow:
+            reservation = self.ledger.reservation(uow, reservation_id)
+        return res.GetReservationResponse(reservation=convert.reservation(reservation))
+
+    @rpc
+    def ListReservations(self, request: Any, context: grpc.ServicerContext) -> Any:
+        size, after = validate.page(request)
+        state = ReservationState(request.state) if request.state else None
+        with self.store.read() as uow:
+            found = uow.list_reservations(after, size + 1, state)
+        return res.ListReservationsResponse(
+            reservations=[convert.reservation(x) for x in found[:size]],
+            next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
+        )
+
+    @rpc
+    def TransferReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        command = validate.transfer_reservation(request)
+        return mutate(
+            self.store,
+            self.ledger.clock,
+            "TransferReservation",
+            request,
+            res.TransferReservationResponse,
+            {item.sku for item in command.items},
+            lambda uow: res.TransferReservationResponse(
+                reservation=convert.reservation(self.ledger.transfer(uow, command))
+            ),
+        )
+
+    @rpc
+    def FulfillReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        command = validate.fulfill_reservation(request)
+        return mutate(
+            self.store,
+            self.ledger.clock,
+            "FulfillReservation",
+            request,
+            res.FulfillReservationResponse,
+            {item.sku for item in command.items},
+            lambda uow: res.FulfillReservationResponse(
+                reservation=convert.reservation(self.ledger.fulfill(uow, command))
+            ),
+        )
+
+    @rpc
+    def ReleaseReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        command = validate.release_reservation(request)
+        skus = {item.sku for item in command.items}
+        if command.release_all:
+            # A reservation's SKUs never change after creation, so reading them first is safe.
+            with self.store.read() as uow:
+                skus = self.ledger.reservation(uow, command.reservation_id).skus
+        return mutate(
+            self.store,
+            self.ledger.clock,
+            "ReleaseReservation",
+            request,
+            res.ReleaseReservationResponse,
+            skus,
+            lambda uow: res.ReleaseReservationResponse(
+                reservation=convert.reservation(self.ledger.release(uow, command))
+            ),
+        )

@@ -1,0 +1,74 @@
+"""Domain errors become google.rpc.Status in one place: canonical code, exactly one ErrorInfo
+(domain "omniroute"), and a BadRequest with field violations for malformed input."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from server.domain.errors import DomainError, ErrorKind, InvalidRequest
+
+DOMAIN = "omniroute"
+log = logging.getLogger(__name__)
+
+_CODES = {
+    ErrorKind.INVALID: code_pb2.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: code_pb2.NOT_FOUND,
+    ErrorKind.PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    ErrorKind.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
+    ErrorKind.CONFLICT: code_pb2.ABORTED,
+    ErrorKind.UNAVAILABLE: code_pb2.UNAVAILABLE,
+}
+
+
+def to_status(error: DomainError) -> grpc.Status:
+    info = any_pb2.Any()
+    info.Pack(
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    )
+    details = [info]
+    if isinstance(error, InvalidRequest):
+        bad_request = any_pb2.Any()
+        bad_request.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=violation.field,
+                        description=violation.description,
+                        reason=violation.reason,
+                    )
+                    for violation in error.violations
+                ]
+            )
+        )
+        details.append(bad_request)
+    return rpc_status.to_status(
+        status_pb2.Status(code=_CODES[error.kind], message=error.message, details=details)
+    )
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def rpc(handler: Handler) -> Handler:
+    """Wraps a servicer method: domain errors abort with their status; anything else is logged
+    and answered with INTERNAL, never a crashed or hung server."""
+
+    @functools.wraps(handler)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return handler(self, request, context)
+        except DomainError as error:
+            context.abort_with_status(to_status(error))
+        except Exception:
+            log.exception("unexpected error in %s", handler.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper  # type: ignore[return-value]
