@@ -46,9 +46,14 @@ class Conflict(DomainError):
 
 
 class StoreUnavailable(DomainError):
-    """The database could not be reached; nothing was applied."""
+    """The database could not be reached. `retry_safe`: the transaction never reached its
+    commit, so nothing was applied and running it again is safe."""
 
     kind = ErrorKind.UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_safe: bool) -> None:
+        super().__init__("STORE_UNAVAILABLE", message)
+        self.retry_safe = retry_safe
 
 
 class FieldViolation:

@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.storage.contract import Store
-from server.storage.sqlite import SqliteStore
 
 
-def open_store(target: str, *, sqlite_synchronous: str = "FULL") -> Store:
-    if target.startswith(("postgresql://", "postgres://")):
-        raise NotImplementedError("the PostgreSQL store is not available yet")
+def is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(target: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Store:
+    if is_postgres(target):
+        from server.storage.postgres import PostgresStore  # noqa: PLC0415 - only when used
+
+        return PostgresStore(target, pool_size=pool_size)
+    from server.storage.sqlite import SqliteStore  # noqa: PLC0415
+
     path = Path(target.removeprefix("sqlite://"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteStore(path, synchronous=sqlite_synchronous)

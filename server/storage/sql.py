@@ -40,9 +40,18 @@ _LINE_COLUMNS = (
 class SqlUnitOfWork:
     """One transaction on an open DB-API connection (the backend begins and ends it)."""
 
-    def __init__(self, execute: Callable[[str, Sequence[Any]], Any], paramstyle: str) -> None:
+    def __init__(
+        self,
+        execute: Callable[[str, Sequence[Any]], Any],
+        paramstyle: str,
+        *,
+        lock_reservations: bool = False,
+    ) -> None:
+        """`lock_reservations`: read reservations FOR UPDATE, so that two writers changing
+        different SKUs of one reservation cannot overwrite each other's lines."""
         self._execute_raw = execute
         self._format = paramstyle == "format"
+        self._lock_suffix = " FOR UPDATE" if lock_reservations else ""
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -205,7 +214,7 @@ class SqlUnitOfWork:
     def reservation(self, reservation_id: str) -> Reservation | None:
         rows = self._rows(
             "SELECT id, external_ref, state, create_us, update_us, expire_us FROM reservations"
-            " WHERE id = ?",
+            " WHERE id = ?" + self._lock_suffix,
             (reservation_id,),
         )
         if not rows:

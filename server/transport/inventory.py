@@ -11,8 +11,8 @@ from omniroute.inventory.v1 import inventory_pb2_grpc
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
 from server.transport import convert, validate
-from server.transport.idempotency import mutate
 from server.transport.status import rpc
+from server.transport.transactions import mutate, query
 
 
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
@@ -41,8 +41,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     @rpc
     def ListLocations(self, request: Any, context: grpc.ServicerContext) -> Any:
         size, after = validate.page(request)
-        with self.store.read() as uow:
-            found = uow.list_locations(after, size + 1)
+        found = query(self.store, lambda uow: uow.list_locations(after, size + 1))
         return inv.ListLocationsResponse(
             locations=[convert.location(x) for x in found[:size]],
             next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
@@ -69,8 +68,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     @rpc
     def ListLocationGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
         size, after = validate.page(request)
-        with self.store.read() as uow:
-            found = uow.list_groups(after, size + 1)
+        found = query(self.store, lambda uow: uow.list_groups(after, size + 1))
         return inv.ListLocationGroupsResponse(
             location_groups=[convert.location_group(x) for x in found[:size]],
             next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
@@ -109,6 +107,5 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     @rpc
     def GetAvailability(self, request: Any, context: grpc.ServicerContext) -> Any:
         skus, places = validate.availability(request)
-        with self.store.read() as uow:
-            records = self.ledger.availability(uow, skus, places)
+        records = query(self.store, lambda uow: self.ledger.availability(uow, skus, places))
         return inv.GetAvailabilityResponse(records=[convert.availability(x) for x in records])

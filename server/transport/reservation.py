@@ -12,8 +12,8 @@ from server.domain.ledger import Ledger
 from server.domain.model import ReservationState
 from server.storage.contract import Store
 from server.transport import convert, validate
-from server.transport.idempotency import mutate
 from server.transport.status import rpc
+from server.transport.transactions import mutate, query
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
@@ -45,16 +45,14 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     @rpc
     def GetReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
         reservation_id = validate.reservation_id(request)
-        with self.store.read() as uow:
-            reservation = self.ledger.reservation(uow, reservation_id)
+        reservation = query(self.store, lambda uow: self.ledger.reservation(uow, reservation_id))
         return res.GetReservationResponse(reservation=convert.reservation(reservation))
 
     @rpc
     def ListReservations(self, request: Any, context: grpc.ServicerContext) -> Any:
         size, after = validate.page(request)
         state = ReservationState(request.state) if request.state else None
-        with self.store.read() as uow:
-            found = uow.list_reservations(after, size + 1, state)
+        found = query(self.store, lambda uow: uow.list_reservations(after, size + 1, state))
         return res.ListReservationsResponse(
             reservations=[convert.reservation(x) for x in found[:size]],
             next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
@@ -96,8 +94,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         skus = {item.sku for item in command.items}
         if command.release_all:
             # A reservation's SKUs never change after creation, so reading them first is safe.
-            with self.store.read() as uow:
-                skus = self.ledger.reservation(uow, command.reservation_id).skus
+            skus = query(
+                self.store, lambda uow: self.ledger.reservation(uow, command.reservation_id).skus
+            )
         return mutate(
             self.store,
             self.ledger.clock,

@@ -1,0 +1,170 @@
+"""Shared store: PostgreSQL through a psycopg 3 connection pool, for several omniroute servers
+on one database.
+
+Concurrency uses the database's own locks, taken at the start of every write transaction in one
+global order (so no interleaving can deadlock): a network advisory lock (shared by ledger
+writes, exclusive for location and group changes), then one transaction-scoped advisory lock
+per SKU in key order. Every rule of the ledger is per SKU (group coverage included), so writers
+of different SKUs run in parallel and writers of one SKU take turns; reservation rows are read
+FOR UPDATE so that writers of different SKUs of one reservation take turns on it. Reads are
+REPEATABLE READ snapshots. Measured alternative: SERIALIZABLE without explicit locks aborts and
+retries constantly on a hot SKU, which is exactly the case that matters at peak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from server.domain.errors import Conflict, StoreUnavailable
+from server.storage import migrations
+from server.storage.sql import SqlUnitOfWork
+
+log = logging.getLogger(__name__)
+
+_CONFLICTS = (
+    errors.SerializationFailure,
+    errors.DeadlockDetected,
+    errors.UniqueViolation,
+    errors.LockNotAvailable,
+)
+
+
+class PostgresStore:
+    def __init__(self, dsn: str, *, pool_size: int = 8, wait_s: float = 10.0) -> None:
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            timeout=wait_s,
+            name="omniroute",
+            open=True,
+        )
+        self._pool.wait(timeout=wait_s)
+        with self._pool.connection() as connection:
+            row = connection.execute("SELECT current_schema()").fetchone()
+        if row is None or row[0] is None:
+            raise RuntimeError("the PostgreSQL search_path names no existing schema")
+        self.schema = str(row[0])
+        self._network_key = self._lock_key("\0network")
+        self.migrate()
+
+    def _lock_key(self, name: str) -> int:
+        """Advisory locks are per database: the schema keeps two deployments apart."""
+        digest = hashlib.blake2b(f"{self.schema}\0{name}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    def migrate(self) -> list[int]:
+        """Applies missing migrations under a lock, so servers starting together agree."""
+        applied = []
+        with self._pool.connection() as connection:
+            connection.execute("BEGIN")
+            try:
+                connection.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (self._lock_key("\0migrations"),)
+                )
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                row = connection.execute(
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations"
+                ).fetchone()
+                for migration in migrations.pending("postgres", int(row[0] if row else 0)):
+                    connection.execute(migration.sql.encode())
+                    connection.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+                    applied.append(migration.version)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        if applied:
+            log.info("applied schema migrations %s to schema %s", applied, self.schema)
+        return applied
+
+    @contextmanager
+    def write(
+        self, skus: Collection[str] = (), *, network: bool = False
+    ) -> Iterator[SqlUnitOfWork]:
+        calls = ["pg_advisory_xact_lock(%s)" if network else "pg_advisory_xact_lock_shared(%s)"]
+        keys = [self._network_key, *sorted({self._lock_key(sku) for sku in skus})]
+        calls += ["pg_advisory_xact_lock(%s)"] * (len(keys) - 1)
+        # Target-list expressions run left to right: one round trip takes every lock in order.
+        lock = "SELECT " + ", ".join(calls)
+        yield from self._transaction("BEGIN", lock, keys, lock_reservations=True)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlUnitOfWork]:
+        yield from self._transaction(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None, (), lock_reservations=False
+        )
+
+    def _transaction(
+        self, begin: str, lock: str | None, keys: Sequence[int], *, lock_reservations: bool
+    ) -> Iterator[SqlUnitOfWork]:
+        try:
+            with self._pool.connection() as connection:
+                yield from _run(connection, begin, lock, keys, lock_reservations)
+        except PoolTimeout as error:
+            raise StoreUnavailable(
+                f"no database connection available: {error}", retry_safe=True
+            ) from error
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _run(
+    connection: psycopg.Connection[Any],
+    begin: str,
+    lock: str | None,
+    keys: Sequence[int],
+    lock_reservations: bool,
+) -> Iterator[SqlUnitOfWork]:
+    try:
+        connection.execute(begin)
+        if lock:
+            connection.execute(lock, keys)
+    except psycopg.Error as error:
+        _rollback(connection)
+        raise _translate(error, retry_safe=True) from error
+    try:
+        yield SqlUnitOfWork(connection.execute, "format", lock_reservations=lock_reservations)
+    except psycopg.Error as error:
+        _rollback(connection)
+        raise _translate(error, retry_safe=True) from error
+    except BaseException:
+        _rollback(connection)
+        raise
+    try:
+        connection.execute("COMMIT")
+    except psycopg.Error as error:
+        # The outcome is unknown: the commit may have landed. Retrying is only safe for the
+        # client, with the same request_id.
+        raise _translate(error, retry_safe=False) from error
+
+
+def _rollback(connection: psycopg.Connection[Any]) -> None:
+    # If the connection is gone, the server rolled back already and the pool discards it.
+    with contextlib.suppress(psycopg.Error):
+        connection.execute("ROLLBACK")
+
+
+def _translate(error: psycopg.Error, *, retry_safe: bool) -> Exception:
+    if isinstance(error, _CONFLICTS):
+        return Conflict("CONFLICT", f"concurrent update, retry: {error.sqlstate}")
+    if isinstance(error, psycopg.OperationalError):
+        return StoreUnavailable(f"database unavailable: {error}", retry_safe=retry_safe)
+    return error
