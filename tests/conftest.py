@@ -68,6 +68,7 @@ def store(request: pytest.FixtureRequest, sqlite_path: Path) -> Iterator[Store]:
     else:
         opened = SqliteStore(sqlite_path, synchronous="NORMAL")
     yield opened
+    opened.close()  # idempotent: the server may have closed it already
 
 
 @pytest.fixture
