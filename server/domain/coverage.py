@@ -60,6 +60,11 @@ class CoverageNetwork:
                 # c_l instead of infinity: same flows, and no int64 overflow in the solver.
                 self._flow.add_arc_with_capacity(group_node, node[location], capacity[location])
         self.covered = self._solve()
+        # Flow through each location in one maximum assignment: a location carrying none needs
+        # to give nothing (dropping it keeps that assignment), which spares most re-solves.
+        self._carried = {
+            location: int(self._flow.flow(arc)) for location, arc in self._supply_arc.items()
+        }
 
     def _solve(self) -> int:
         status = self._flow.solve(_SOURCE, _SINK)
@@ -69,9 +74,9 @@ class CoverageNetwork:
 
     def need(self, location: str) -> int:
         """Least units that `location` must give the group reservations (need_l)."""
-        arc = self._supply_arc.get(location)
-        if arc is None:
+        if not self._carried.get(location):
             return 0
+        arc = self._supply_arc[location]
         capacity = self._flow.capacity(arc)
         self._flow.set_arc_capacity(arc, 0)
         without = self._solve()

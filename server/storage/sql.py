@@ -159,6 +159,12 @@ class SqlUnitOfWork:
     def stock(self, sku: str, location_ids: Collection[str]) -> dict[str, StockRecord]:
         if not location_ids:
             return {}
+        if len(location_ids) > _IN_LIST_PAGE:
+            # Many locations (routing over a large network): one scan of the SKU is cheaper
+            # than many IN pages, since stock is sparse.
+            wanted = set(location_ids)
+            rows = self._rows(f"SELECT {_STOCK_COLUMNS} FROM stock WHERE sku = ?", (sku,))
+            return {row[1]: _stock(row) for row in rows if row[1] in wanted}
         rows = self._rows_in(
             f"SELECT {_STOCK_COLUMNS} FROM stock WHERE sku = ? AND location_id IN ({{ids}})",
             (sku,),
