@@ -35,7 +35,11 @@ run: gen/.stamp
 test: gen/.stamp
 	$(PY) -m pytest $(ARGS)
 
+BUF := npx --yes @bufbuild/buf@1.75.0
+
 lint: gen/.stamp
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
 	$(VENV)/bin/ruff check server solver tests benchmarks
 	$(VENV)/bin/ruff format --check server solver tests benchmarks
 	$(VENV)/bin/mypy
