@@ -1,0 +1,446 @@
+"""Reusable pieces of the gRPC benchmarks: the real server as a subprocess, closed-loop load
+from several client processes over loopback, percentiles, machine facts, and result files.
+
+The load model: `clients` processes (multiprocessing, spawn), each with its own channel and
+`threads` threads; every thread issues one RPC after another (closed loop) for a warm-up and
+then a measured window. Every process starts its window at the same moment (CLOCK_MONOTONIC is
+system-wide on Linux). A call counts in the window if it starts inside it; latencies are wall
+time per call as the client sees it. Failed calls are counted by status code, apart from the
+successful ones, and are not in the latency figures.
+
+A workload is a picklable `Workload(factory, params)`: `factory(channel, params, rng)` runs in
+the client process, once per thread, and returns a zero-argument callable making one RPC.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+LISTENING = "omniroute listening on port "
+
+Call = Callable[[], object]
+Factory = Callable[[grpc.Channel, dict[str, Any], random.Random], Call]
+
+
+# --- the server under test -------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running `python -m server` subprocess."""
+
+    process: subprocess.Popen[str]
+    port: int
+    log_path: Path
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far (all its threads)."""
+        return process_cpu_seconds(self.pid)
+
+
+@contextmanager
+def omniroute_server(
+    store: str | Path,
+    *,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    start_timeout_s: float = 60.0,
+    stop_timeout_s: float = 30.0,
+) -> Iterator[Server]:
+    """Starts `python -m server --address localhost:0 --store STORE ARGS` and yields it once it
+    says which port it listens on; SIGTERM (graceful stop) on exit, SIGKILL if that hangs."""
+    log_path = log_path or Path(f"{store}.server.log")
+    command = [PYTHON, "-m", "server", "--address", "localhost:0", "--store", str(store), *args]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "OMNIROUTE_LOG_LEVEL": "WARNING", **(env or {})},
+        )
+        try:
+            port = _await_port(process, start_timeout_s, log_path)
+            yield Server(process, port, log_path)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(stop_timeout_s)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout:
+                process.stdout.close()
+
+
+def _await_port(process: subprocess.Popen[str], timeout_s: float, log_path: Path) -> int:
+    found: list[int] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(LISTENING):
+                found.append(int(line[len(LISTENING) :].split()[0]))
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if not found:
+        process.kill()
+        raise RuntimeError(
+            f"server did not start within {timeout_s} s; log:\n{log_path.read_text()[-3000:]}"
+        )
+    return found[0]
+
+
+def wait_ready(address: str, timeout_s: float = 30.0) -> None:
+    with grpc.insecure_channel(address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=timeout_s)
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What each client thread calls: `factory(channel, params, rng)` -> one-RPC callable."""
+
+    name: str
+    factory: Factory
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadResult:
+    name: str
+    duration_s: float
+    clients: int
+    threads: int
+    ok: int
+    errors: dict[str, int]
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    server_cpu: float | None = None  # cores the server process used during the window
+    machine_cpu: float | None = None  # cores busy on the whole machine during the window
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def run_load(
+    address: str,
+    workload: Workload,
+    *,
+    clients: int,
+    threads: int,
+    warmup_s: float,
+    duration_s: float,
+    server_pid: int | None = None,
+    seed: int = 0,
+) -> LoadResult:
+    """Closed-loop load from `clients` processes x `threads` threads; see the module doc."""
+    context = mp.get_context("spawn")
+    ready = context.Queue()
+    results = context.Queue()
+    go = context.Event()
+    start_at = context.Value("d", 0.0)
+    workers = [
+        context.Process(
+            target=_client_main,
+            args=(
+                address,
+                workload,
+                threads,
+                seed * 1000 + index,
+                warmup_s,
+                duration_s,
+                ready,
+                go,
+                start_at,
+                results,
+            ),
+            daemon=True,
+        )
+        for index in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            status = ready.get(timeout=120)
+            if status != "ready":
+                raise RuntimeError(f"client failed to start: {status}")
+        start_at.value = time.monotonic() + 0.1
+        go.set()
+        window_start = start_at.value + warmup_s
+        window_end = window_start + duration_s
+        server_cpu = machine_cpu = None
+        _sleep_until(window_start)
+        server_before = process_cpu_seconds(server_pid) if server_pid else None
+        machine_before = machine_busy_seconds()
+        _sleep_until(window_end)
+        if server_before is not None and server_pid:
+            server_cpu = (process_cpu_seconds(server_pid) - server_before) / duration_s
+        machine_cpu = (machine_busy_seconds() - machine_before) / duration_s
+        latencies = array("d")
+        errors: Counter[str] = Counter()
+        for _ in workers:
+            kind, payload = results.get(timeout=duration_s + 120)
+            if kind != "done":
+                raise RuntimeError(f"client failed: {payload}")
+            latencies.frombytes(payload["latencies"])
+            errors.update(payload["errors"])
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
+    sample = np.frombuffer(latencies, dtype=np.float64) if latencies else np.zeros(1)
+    p50, p90, p99 = np.percentile(sample, [50, 90, 99])
+    return LoadResult(
+        name=workload.name,
+        duration_s=duration_s,
+        clients=clients,
+        threads=threads,
+        ok=len(latencies),
+        errors=dict(errors),
+        rps=(len(latencies) + sum(errors.values())) / duration_s,
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p99_ms=float(p99),
+        mean_ms=float(sample.mean()),
+        max_ms=float(sample.max()),
+        server_cpu=server_cpu,
+        machine_cpu=machine_cpu,
+    )
+
+
+def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _client_main(
+    address: str,
+    workload: Workload,
+    threads: int,
+    seed: int,
+    warmup_s: float,
+    duration_s: float,
+    ready: Any,
+    go: Any,
+    start_at: Any,
+    results: Any,
+) -> None:
+    try:
+        channel = grpc.insecure_channel(address)
+        grpc.channel_ready_future(channel).result(timeout=60)
+        calls = [
+            workload.factory(channel, workload.params, random.Random(seed * 100 + index))
+            for index in range(threads)
+        ]
+        calls[0]()  # one call each way before the clock starts: lazy imports, HTTP/2 setup
+    except BaseException as error:
+        ready.put(f"{type(error).__name__}: {error}")
+        return
+    ready.put("ready")
+    go.wait()
+    window_start = start_at.value + warmup_s
+    window_end = window_start + duration_s
+    per_thread: list[tuple[array[float], Counter[str]]] = [
+        (array("d"), Counter()) for _ in range(threads)
+    ]
+
+    def loop(call: Call, latencies: array[float], errors: Counter[str]) -> None:
+        clock = time.perf_counter  # CLOCK_MONOTONIC on Linux, like time.monotonic
+        _sleep_until(start_at.value)
+        while True:
+            began = clock()
+            if began >= window_end:
+                return
+            try:
+                call()
+            except grpc.RpcError as error:
+                if began >= window_start:
+                    errors[error.code().name] += 1  # type: ignore[attr-defined]
+                continue
+            if began >= window_start:
+                latencies.append((clock() - began) * 1000.0)
+
+    workers = [
+        threading.Thread(target=loop, args=(call, *state), daemon=True)
+        for call, state in zip(calls, per_thread, strict=True)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        merged = array("d")
+        errors: Counter[str] = Counter()
+        for latencies, thread_errors in per_thread:
+            merged.extend(latencies)
+            errors.update(thread_errors)
+        results.put(("done", {"latencies": merged.tobytes(), "errors": dict(errors)}))
+    except BaseException as error:
+        results.put(("failed", f"{type(error).__name__}: {error}"))
+    finally:
+        channel.close()
+
+
+# --- machine facts ---------------------------------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds spent not idle on the whole machine since boot (all cores)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def shared_machine_note(info: dict[str, Any]) -> str:
+    return (
+        f"machine: {info['cores']} cores ({info['cpu_model'] or 'unknown CPU'}), shared by the "
+        "server, every client process and anything else running (load average at start "
+        f"{info['load_average_at_start']}); figures are noisy and relative to this machine"
+    )
+
+
+# --- aggregation and output ------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=np.float64))) if values else float("nan")
+
+
+def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
+    """Repeats of one scenario: median RPC/s and median of each percentile; sums of counts."""
+    errors: Counter[str] = Counter()
+    for run in runs:
+        errors.update(run.errors)
+    cpu = [run.server_cpu for run in runs if run.server_cpu is not None]
+    machine = [run.machine_cpu for run in runs if run.machine_cpu is not None]
+    return {
+        "rpcs": sum(run.ok + run.error_count for run in runs),
+        "ok": sum(run.ok for run in runs),
+        "errors": sum(errors.values()),
+        "errors_by_code": dict(errors),
+        "rps": median([run.rps for run in runs]),
+        "p50_ms": median([run.p50_ms for run in runs]),
+        "p90_ms": median([run.p90_ms for run in runs]),
+        "p99_ms": median([run.p99_ms for run in runs]),
+        "server_cpu": median(cpu) if cpu else None,
+        "machine_cpu": median(machine) if machine else None,
+        "repeats": [asdict(run) for run in runs],
+    }
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
+    ]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: int = 1) -> str:
+    """Fixed-width table: the first `left` columns left-aligned, the rest right-aligned."""
+    cells = [list(map(str, headers)), *[[str(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def fmt(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i < left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([fmt(cells[0]), rule, *[fmt(row) for row in cells[1:]]])
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,500 @@
+"""Ledger throughput over the real gRPC server, next to the transport's own ceiling.
+
+Starts `python -m server` on a fresh SQLite file once per durability mode (synchronous=FULL,
+the default, and NORMAL), seeds a network and plentiful stock through the API, then drives each
+scenario from several client processes over loopback (see benchmarks/common.py for the load
+model) and reports RPC/s and latency percentiles:
+
+  echo         grpc.health.v1.Health/Check: a trivial unary RPC on the same server and thread
+               pool, i.e. what the transport alone costs (the ceiling)
+  create       CreateReservation, 1 item x 1 unit at a random location, random SKU of many
+               (with a request_id, as an idempotent client sends it)
+  create_hot   the same, all on one SKU at one location: one hot stock row
+  availability GetAvailability for 10 random SKUs x 10 random locations
+
+Scenarios run round-robin `--repeats` times per server; each figure is the median over repeats.
+The target (issue 2) is create RPC/s >= 0.5 x echo RPC/s.
+
+  .venv/bin/python benchmarks/ledger_bench.py            # full run, a few minutes
+  .venv/bin/python benchmarks/ledger_bench.py --quick    # smoke run, ~30 s
+
+Writes benchmarks/results/ledger.{json,md,png}. Not a test: never run it from the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+from common import (
+    RESULTS,
+    LoadResult,
+    Workload,
+    log,
+    machine_info,
+    markdown_table,
+    median,
+    omniroute_server,
+    run_load,
+    shared_machine_note,
+    summarise,
+    text_table,
+    wait_ready,
+    write_json,
+)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from omniroute.inventory.v1 import (
+    inventory_pb2,
+    inventory_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
+)
+
+TARGET_RATIO = 0.5
+MODES = ("FULL", "NORMAL")
+SCENARIOS = ("echo", "create", "create_hot", "availability")
+HOT_SKU = "sku-hot"
+PLENTY = 1_000_000
+HOT_PLENTY = 1_000_000_000
+SET_STOCK_BATCH = 1000
+LABELS = {
+    "echo": "Health/Check (echo)",
+    "create": "CreateReservation, 1 item",
+    "create_hot": "CreateReservation, 1 hot SKU",
+    "availability": "GetAvailability 10x10",
+}
+
+
+def location_ids(count: int) -> list[str]:
+    return [f"loc-{index:03d}" for index in range(count)]
+
+
+def skus(count: int) -> list[str]:
+    return [f"sku-{index:05d}" for index in range(count)]
+
+
+# --- workloads: each runs in a client process, one callable per thread ------------------------
+
+
+def echo_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Random) -> Any:
+    check = health_pb2_grpc.HealthStub(channel).Check
+    request = health_pb2.HealthCheckRequest(service="")
+    return lambda: check(request, timeout=30)
+
+
+def create_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Random) -> Any:
+    create = reservation_pb2_grpc.ReservationServiceStub(channel).CreateReservation
+    locations = location_ids(params["locations"])
+    sku_ids = [HOT_SKU] if params["hot"] else skus(params["skus"])
+    if params["hot"]:
+        locations = locations[:1]
+    Request = reservation_pb2.CreateReservationRequest  # noqa: N806
+    Item = reservation_pb2.ReservationItem  # noqa: N806
+    Place = inventory_pb2.Place  # noqa: N806
+    prefix = uuid.uuid4().hex  # unique per thread and run: request ids never repeat
+    counter = itertools.count()
+
+    def call() -> Any:
+        item = Item(
+            sku=rng.choice(sku_ids), place=Place(location_id=rng.choice(locations)), quantity=1
+        )
+        return create(Request(items=[item], request_id=f"{prefix}-{next(counter)}"), timeout=30)
+
+    return call
+
+
+def availability_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Random) -> Any:
+    get = inventory_pb2_grpc.InventoryServiceStub(channel).GetAvailability
+    locations = location_ids(params["locations"])
+    sku_ids = skus(params["skus"])
+    Request = inventory_pb2.GetAvailabilityRequest  # noqa: N806
+
+    def call() -> Any:
+        return get(
+            Request(skus=rng.sample(sku_ids, 10), location_ids=rng.sample(locations, 10)),
+            timeout=30,
+        )
+
+    return call
+
+
+def workload(name: str, locations: int, sku_count: int) -> Workload:
+    params = {"locations": locations, "skus": sku_count, "hot": name == "create_hot"}
+    factory = {
+        "echo": echo_call,
+        "create": create_call,
+        "create_hot": create_call,
+        "availability": availability_call,
+    }[name]
+    return Workload(name, factory, params)
+
+
+# --- seeding through the API -------------------------------------------------------------------
+
+
+def seed(address: str, locations: int, sku_count: int) -> float:
+    """`locations` warehouses, every SKU stocked at every location (plenty), plus the hot SKU
+    at the first location. Returns seconds taken."""
+    began = time.perf_counter()
+    with grpc.insecure_channel(address) as channel:
+        inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+        inventory.UpsertLocations(
+            inventory_pb2.UpsertLocationsRequest(
+                locations=[
+                    inventory_pb2.Location(
+                        id=location_id,
+                        display_name=location_id,
+                        type=inventory_pb2.LOCATION_TYPE_WAREHOUSE,
+                        position=inventory_pb2.GeoPoint(
+                            latitude=30 + index % 15, longitude=-120 + index % 45
+                        ),
+                        country_code="US",
+                    )
+                    for index, location_id in enumerate(location_ids(locations))
+                ]
+            ),
+            timeout=60,
+        )
+        levels = [
+            inventory_pb2.StockLevel(location_id=location_id, sku=sku, on_hand=PLENTY)
+            for sku in skus(sku_count)
+            for location_id in location_ids(locations)
+        ]
+        levels.append(
+            inventory_pb2.StockLevel(
+                location_id=location_ids(1)[0], sku=HOT_SKU, on_hand=HOT_PLENTY
+            )
+        )
+        for start in range(0, len(levels), SET_STOCK_BATCH):
+            inventory.SetStock(
+                inventory_pb2.SetStockRequest(levels=levels[start : start + SET_STOCK_BATCH]),
+                timeout=120,
+            )
+    return time.perf_counter() - began
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    store = workdir / f"ledger-{mode.lower()}.sqlite3"
+    with omniroute_server(store, args=["--sqlite-synchronous", mode]) as server:
+        wait_ready(server.address)
+        log(f"[{mode}] server pid {server.pid} on port {server.port}; seeding...")
+        seconds = seed(server.address, args.locations, args.skus)
+        log(
+            f"[{mode}] seeded {args.locations} locations x {args.skus} SKUs "
+            f"({args.locations * args.skus + 1} stock rows) in {seconds:.1f} s"
+        )
+        runs: dict[str, list[LoadResult]] = {name: [] for name in args.scenarios}
+        for repeat in range(args.repeats):
+            for name in args.scenarios:
+                result = run_load(
+                    server.address,
+                    workload(name, args.locations, args.skus),
+                    clients=args.clients,
+                    threads=args.threads,
+                    warmup_s=args.warmup,
+                    duration_s=args.duration,
+                    server_pid=server.pid,
+                    seed=repeat * 100 + len(runs[name]),
+                )
+                runs[name].append(result)
+                log(
+                    f"[{mode}] repeat {repeat + 1}/{args.repeats} {name:<12} "
+                    f"{result.rps:8.0f} RPC/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:7.2f} ms  errors {result.error_count}  "
+                    f"server {result.server_cpu or 0:.2f} cores, "
+                    f"machine {result.machine_cpu or 0:.2f} cores"
+                )
+    scenarios = {name: summarise(found) for name, found in runs.items()}
+    out: dict[str, Any] = {"seed_seconds": seconds, "scenarios": scenarios}
+    if "echo" in runs:
+        echo = scenarios["echo"]["rps"]
+        for name, mine_runs in runs.items():
+            scenarios[name]["vs_echo"] = scenarios[name]["rps"] / echo if echo else None
+            # Same-repeat pairs ran back to back, so their ratio cancels slow drifts in load.
+            scenarios[name]["vs_echo_paired_median"] = median(
+                [
+                    mine.rps / theirs.rps
+                    for mine, theirs in zip(mine_runs, runs["echo"], strict=True)
+                    if theirs.rps
+                ]
+            )
+    return out
+
+
+def rows(results: dict[str, Any]) -> list[list[object]]:
+    table = []
+    for mode, found in results["modes"].items():
+        for name, summary in found["scenarios"].items():
+            ratio = summary.get("vs_echo")
+            table.append(
+                [
+                    mode,
+                    LABELS[name],
+                    f"{summary['rpcs']:,}",
+                    f"{summary['rps']:,.0f}",
+                    f"{summary['p50_ms']:.2f}",
+                    f"{summary['p90_ms']:.2f}",
+                    f"{summary['p99_ms']:.2f}",
+                    _errors(summary),
+                    "" if summary["server_cpu"] is None else f"{summary['server_cpu']:.2f}",
+                    "" if ratio is None else f"{ratio:.2f}",
+                ]
+            )
+    return table
+
+
+def _errors(summary: dict[str, Any]) -> str:
+    if not summary["errors"]:
+        return "0"
+    codes = ", ".join(f"{code} {count}" for code, count in summary["errors_by_code"].items())
+    return f"{summary['errors']} ({codes})"
+
+
+HEADERS = (
+    "durability",
+    "scenario",
+    "RPCs",
+    "RPC/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "errors",
+    "server cores",
+    "x echo",
+)
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for mode, found in results["modes"].items():
+        create = found["scenarios"].get("create", {})
+        ratio = create.get("vs_echo")
+        if ratio is None:
+            continue
+        met = "meets" if ratio >= TARGET_RATIO else "MISSES"
+        lines.append(
+            f"synchronous={mode}: CreateReservation {create['rps']:,.0f} RPC/s / echo "
+            f"{found['scenarios']['echo']['rps']:,.0f} RPC/s = {ratio:.2f} "
+            f"(paired median {create['vs_echo_paired_median']:.2f}); {met} the target "
+            f">= {TARGET_RATIO}"
+        )
+    return lines
+
+
+def write_markdown(path: Path, results: dict[str, Any]) -> None:
+    config = results["config"]
+    text = [
+        "# Ledger benchmark: CreateReservation and GetAvailability vs the gRPC echo ceiling",
+        "",
+        f"`{results['command']}`",
+        "",
+        f"{config['clients']} client processes x {config['threads']} threads, closed loop over "
+        f"loopback; {config['warmup_s']:g} s warm-up + {config['duration_s']:g} s measured per "
+        f"scenario, {config['repeats']} round-robin repeats, medians shown. Seed: "
+        f"{config['locations']} locations x {config['skus']} SKUs. Latencies are client-side. "
+        "'server cores' is CPU the server process used during the window (1.0 = one core).",
+        "",
+        f"**{results['note']}.**",
+        "",
+        markdown_table(HEADERS, rows(results)),
+        "",
+        *[f"- {line}" for line in verdicts(results)],
+        "",
+        f"git {results['machine']['git_commit']}, Python {results['machine']['python']}, "
+        f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
+        "",
+    ]
+    path.write_text("\n".join(text))
+
+
+def plot(path: Path, results: dict[str, Any]) -> None:
+    import matplotlib  # noqa: PLC0415  (clients never need it)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    modes = list(results["modes"])
+    names = list(results["config"]["scenarios"])
+    colours = {"FULL": "#1f5f99", "NORMAL": "#e08a1e"}
+    width = 0.8 / len(modes)
+    x = np.arange(len(names))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6))
+
+    for offset, mode in enumerate(modes):
+        scenarios = results["modes"][mode]["scenarios"]
+        rps = [scenarios[name]["rps"] for name in names]
+        where = x + (offset - (len(modes) - 1) / 2) * width
+        bars = left.bar(where, rps, width, label=f"synchronous={mode}", color=colours[mode])
+        for bar, name in zip(bars, names, strict=True):
+            ratio = scenarios[name].get("vs_echo")
+            label = f"{bar.get_height():,.0f}"
+            if ratio is not None and name != "echo":
+                label += f"\n{ratio:.2f}x"
+            left.annotate(
+                label,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
+            )
+        if "echo" in scenarios:
+            half = TARGET_RATIO * scenarios["echo"]["rps"]
+            left.axhline(half, color=colours[mode], linestyle=":", linewidth=1.2)
+            left.annotate(
+                f"target {TARGET_RATIO:g}x echo ({mode})",
+                (len(names) - 0.5, half),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color=colours[mode],
+            )
+
+        p50 = [scenarios[name]["p50_ms"] for name in names]
+        p99 = [scenarios[name]["p99_ms"] for name in names]
+        right.bar(where, p99, width, color=colours[mode], alpha=0.35, label=f"p99 ({mode})")
+        right.bar(where, p50, width, color=colours[mode], label=f"p50 ({mode})")
+        for px, low, high in zip(where, p50, p99, strict=True):
+            right.annotate(
+                f"{high:.1f}", (px, high), ha="center", va="bottom", fontsize=7, color="#333"
+            )
+            right.annotate(
+                f"{low:.1f}",
+                (px, low),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="white",
+                xytext=(0, -2),
+                textcoords="offset points",
+            )
+
+    pretty = [LABELS[name].replace(", ", ",\n").replace(" (", "\n(") for name in names]
+    left.set_xticks(x, pretty, fontsize=8)
+    left.set_ylabel("RPC/s (median of repeats)")
+    left.set_title("Throughput (label: RPC/s and ratio to echo)", fontsize=10)
+    left.set_ylim(0, left.get_ylim()[1] * 1.15)
+    left.legend(fontsize=8, loc="upper right")
+    left.grid(axis="y", alpha=0.3)
+    right.set_xticks(x, pretty, fontsize=8)
+    right.set_yscale("log")
+    right.set_ylabel("client latency, ms (log scale)")
+    right.set_title("Latency: p50 (solid) and p99 (light)", fontsize=10)
+    right.set_ylim(right.get_ylim()[0], right.get_ylim()[1] * 2)
+    right.legend(fontsize=8, loc="upper left", ncol=2)
+    right.grid(axis="y", alpha=0.3, which="both")
+    config = results["config"]
+    figure.suptitle(
+        "omniroute ledger over gRPC on SQLite (WAL): "
+        f"{config['clients']} client processes x {config['threads']} threads, "
+        f"{config['duration_s']:g} s x {config['repeats']} per scenario\n"
+        f"{results['machine']['cores']} cores shared by server and clients: "
+        "relative figures for this machine",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="measured s per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s before each window")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per client process")
+    parser.add_argument("--repeats", type=int, default=3, help="round-robin repeats (median)")
+    parser.add_argument("--locations", type=int, default=100)
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--modes", default=",".join(MODES), help="SQLite synchronous modes")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="results file stem (default ledger, or ledger-quick with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: defaults become 2 s windows, 0.5 s warm-up, 1 repeat, "
+        "20 locations x 100 SKUs (explicit flags still win); writes ledger-quick.*",
+    )
+    if "--quick" in (sys.argv[1:] if argv is None else argv):
+        parser.set_defaults(duration=2.0, warmup=0.5, repeats=1, locations=20, skus=100)
+    args = parser.parse_args(argv)
+    args.name = args.name or ("ledger-quick" if args.quick else "ledger")
+    args.modes = [mode.strip().upper() for mode in args.modes.split(",") if mode.strip()]
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+    if args.locations < 10 or args.skus < 10:
+        parser.error("GetAvailability samples 10 x 10: need at least 10 locations and 10 SKUs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    info = machine_info()
+    note = shared_machine_note(info)
+    log(note)
+    results: dict[str, Any] = {
+        "benchmark": "ledger",
+        "command": "python benchmarks/ledger_bench.py " + " ".join(sys.argv[1:]),
+        "note": note,
+        "machine": info,
+        "target": {"create_vs_echo": TARGET_RATIO},
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "clients": args.clients,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "locations": args.locations,
+            "skus": args.skus,
+            "modes": args.modes,
+            "scenarios": args.scenarios,
+        },
+        "modes": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as workdir:
+        for mode in args.modes:
+            results["modes"][mode] = run_mode(mode, args, Path(workdir))
+
+    print()
+    print(note)
+    print(
+        f"{args.clients} client processes x {args.threads} threads; {args.duration:g} s windows "
+        f"x {args.repeats} repeats (medians); latencies client-side"
+    )
+    print(text_table(HEADERS, rows(results), left=2))
+    for line in verdicts(results):
+        print(line)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / f"{args.name}.json", results)
+    write_markdown(args.out / f"{args.name}.md", results)
+    plot(args.out / f"{args.name}.png", results)
+    print(f"wrote {args.out}/{args.name}.json, .md and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
