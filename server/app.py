@@ -15,12 +15,14 @@ from omniroute.inventory.v1 import (
     reservation_pb2,
     reservation_pb2_grpc,
 )
+from omniroute.routing.v1 import routing_pb2, routing_pb2_grpc
 
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
 from server.sweeper import Sweeper
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
+from server.transport.routing import RoutingServicer
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -28,6 +30,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SERVICE_NAMES = (
     inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
     reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
+    routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
 )
 
 
@@ -73,6 +76,7 @@ def start_server(
     reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
         ReservationServicer(store, ledger), server
     )
+    routing_pb2_grpc.add_RoutingServiceServicer_to_server(RoutingServicer(store, ledger), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

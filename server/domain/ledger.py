@@ -148,9 +148,40 @@ class Ledger:
         self, uow: UnitOfWork, skus: Sequence[str], places: Sequence[Place]
     ) -> list[Availability]:
         """For each place, for each SKU (request order), the quantities of DESIGN.md section 2."""
-        groups = _require_places(uow, places)
+        groups = require_places(uow, places)
         positions = _load_positions(uow, {sku: set(places) for sku in skus}, groups)
         return [_availability(positions[sku], place) for place in places for sku in skus]
+
+    def shippable(
+        self,
+        uow: UnitOfWork,
+        skus: Sequence[str],
+        location_ids: Sequence[str],
+        *,
+        releasing: Reservation | None = None,
+    ) -> dict[str, dict[str, int]]:
+        """ATF per SKU per location, as routing may use it. The group lines of `releasing` (the
+        order being routed) count as released, so the order does not compete with itself."""
+        locations = {Place.location(location_id) for location_id in location_ids}
+        held = [
+            line
+            for line in (releasing.sorted_lines() if releasing else [])
+            if line.open and not line.place.is_location and line.sku in skus
+        ]
+        places_by_sku = {sku: set(locations) for sku in skus}
+        for line in held:
+            places_by_sku[line.sku].add(line.place)
+        groups = require_places(uow, {line.place for line in held})
+        positions = _load_positions(uow, places_by_sku, groups)
+        for line in held:
+            positions[line.sku].hold(line.place, -line.open)
+        return {
+            sku: {
+                location_id: positions[sku].available_to_fulfill(Place.location(location_id))
+                for location_id in location_ids
+            }
+            for sku in skus
+        }
 
     # --- reservations --------------------------------------------------------------------
 
@@ -194,7 +225,7 @@ class Ledger:
     def transfer(self, uow: UnitOfWork, command: commands.TransferReservation) -> Reservation:
         """Moves open quantity between places; the destination must have it available unless
         the caller says to skip the check. Physical stock does not move."""
-        reservation = self._live_reservation(uow, command.reservation_id)
+        reservation = self.live_reservation(uow, command.reservation_id)
         positions = self._positions(
             uow,
             [
@@ -203,11 +234,14 @@ class Ledger:
                 for place in (item.from_place, item.to_place)
             ],
         )
+        # Every source lets go before any destination is checked: the destinations see the
+        # whole moving quantity released, as they will once the transfer commits.
+        for item in command.items:
+            source = _open_line(reservation, item.sku, item.from_place, item.quantity)
+            positions[item.sku].hold(item.from_place, -item.quantity)
+            source.transferred_out += item.quantity
         for item in command.items:
             position = positions[item.sku]
-            source = _open_line(reservation, item.sku, item.from_place, item.quantity)
-            position.hold(item.from_place, -item.quantity)
-            source.transferred_out += item.quantity
             if not command.ignore_availability_check:
                 available = position.available_to_order(item.to_place)
                 if item.quantity > available:
@@ -219,7 +253,7 @@ class Ledger:
 
     def fulfill(self, uow: UnitOfWork, command: commands.FulfillReservation) -> Reservation:
         """Ships from locations: out of the line, out of reserved and out of on hand there."""
-        reservation = self._live_reservation(uow, command.reservation_id)
+        reservation = self.live_reservation(uow, command.reservation_id)
         for item in command.items:
             if not item.place.is_location:
                 raise FailedPrecondition(
@@ -290,7 +324,8 @@ class Ledger:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _live_reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+    def live_reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+        """The reservation, if it exists and has not expired."""
         reservation = _find_reservation(uow, reservation_id)
         if reservation.expired or reservation.is_due(self.clock()):
             raise _expired(reservation)
@@ -300,7 +335,7 @@ class Ledger:
         places_by_sku: dict[str, set[Place]] = defaultdict(set)
         for item in items:
             places_by_sku[item.sku].add(item.place)
-        groups = _require_places(uow, {p for places in places_by_sku.values() for p in places})
+        groups = require_places(uow, {p for places in places_by_sku.values() for p in places})
         return _load_positions(uow, places_by_sku, groups)
 
     def _give_back(
@@ -378,7 +413,7 @@ def _require_locations(uow: UnitOfWork, location_ids: Collection[str]) -> None:
             )
 
 
-def _require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, LocationGroup]:
+def require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, LocationGroup]:
     """Checks every place exists; returns the groups among them (with their members)."""
     _require_locations(uow, {place.id for place in places if place.is_location})
     group_ids = {place.id for place in places if not place.is_location}

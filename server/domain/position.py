@@ -29,6 +29,7 @@ class SkuPosition:
         self.changed_groups: set[str] = set()
         self._order_network: CoverageNetwork | None = None
         self._fulfill_network: CoverageNetwork | None = None
+        self._contested: set[str] | None = None  # members of groups holding reservations
 
     # --- reading -------------------------------------------------------------------------
 
@@ -57,11 +58,14 @@ class SkuPosition:
         return cached
 
     def _need(self, location_id: str) -> int:
-        if not any(
-            location_id in self.members[group]
-            for group, units in self.group_reserved.items()
-            if units
-        ):
+        if self._contested is None:
+            self._contested = {
+                location
+                for group, units in self.group_reserved.items()
+                if units
+                for location in self.members[group]
+            }
+        if location_id not in self._contested:
             return 0
         return self._network(fulfill=False).need(location_id)
 
@@ -94,6 +98,7 @@ class SkuPosition:
     def _changed(self) -> None:
         self._order_network = None
         self._fulfill_network = None
+        self._contested = None
 
     def hold(self, place: Place, quantity: int) -> None:
         """Count `quantity` more units as reserved at the place (negative to give back)."""

@@ -112,6 +112,12 @@ class SqlUnitOfWork:
         )
         return [_location(row) for row in rows]
 
+    def ship_enabled_locations(self) -> list[Location]:
+        rows = self._rows(
+            f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE ship_enabled = 1 ORDER BY id"
+        )
+        return [_location(row) for row in rows]
+
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         if not ids:
             return {}
@@ -189,6 +195,12 @@ class SqlUnitOfWork:
                     record.effective_us,
                 ),
             )
+
+    def known_skus(self, skus: Collection[str]) -> set[str]:
+        if not skus:
+            return set()
+        rows = self._rows_in("SELECT DISTINCT sku FROM stock WHERE sku IN ({ids})", (), skus)
+        return {row[0] for row in rows}
 
     def group_reserved(self, sku: str) -> dict[str, int]:
         rows = self._rows("SELECT group_id, reserved FROM group_reserved WHERE sku = ?", (sku,))

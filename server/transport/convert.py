@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from google.protobuf import timestamp_pb2
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
+from omniroute.routing.v1 import routing_pb2 as rt
 
-from server.domain import commands
+import solver
+from server.domain import commands, routing
 from server.domain.model import Future, Location, LocationGroup, Place, Reservation
 
 
@@ -117,4 +121,37 @@ def reservation(value: Reservation) -> res.Reservation:
 def reserved_item(value: commands.ReservedItem) -> res.ReservedItem:
     return res.ReservedItem(
         sku=value.sku, place=place(value.place), requested=value.requested, reserved=value.reserved
+    )
+
+
+def plan(value: solver.Plan, order: routing.Order, shipment_cost: Mapping[str, float]) -> rt.Plan:
+    """A solver plan as the API shows it; costs only under the cost objective."""
+    by_cost = order.options.objective is solver.Objective.COST
+    shipments = [
+        rt.Shipment(
+            location_id=shipment.location_id,
+            lines=[
+                rt.ShipmentLine(sku=sku, quantity=units)
+                for sku, units in shipment.units.items()
+                if units
+            ],
+            distance_km=shipment.distance_km,
+            cost=(
+                shipment_cost[shipment.location_id]
+                + order.options.cost_per_km * shipment.distance_km
+                if by_cost
+                else 0.0
+            ),
+        )
+        for shipment in sorted(value.shipments, key=lambda s: (s.distance_km, s.location_id))
+    ]
+    return rt.Plan(
+        shipments=shipments,
+        shipment_count=len(shipments),
+        total_distance_km=value.total_distance_km,
+        total_cost=sum(shipment.cost for shipment in shipments),
+        unrouted=[
+            rt.OrderLine(sku=sku, quantity=units) for sku, units in value.unrouted.items() if units
+        ],
+        proven_optimal=value.proven_optimal,
     )

@@ -11,7 +11,9 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from server.domain import commands
+import solver
+import solver.geo
+from server.domain import commands, routing
 from server.domain.errors import FieldViolation, InvalidRequest
 from server.domain.model import (
     MAX_QUANTITY,
@@ -378,3 +380,134 @@ def page(request: Any) -> tuple[int, str]:
     after = page_after(check, token)
     check.done()
     return size, after
+
+
+# --- routing -----------------------------------------------------------------------------
+
+MAX_ORDER_LINES = 100
+MAX_CANDIDATES = 10_000
+MAX_ALTERNATIVES = 10
+MAX_ROUTING_QUANTITY = 1_000_000_000
+DEFAULT_TIME_LIMIT_S = 2.0
+MAX_TIME_LIMIT_S = 60.0
+
+
+def route_order(request: Any) -> routing.Order:
+    check = Checker()
+    check.identifier("order_id", request.order_id)
+    if check.count("lines", request.lines, MAX_ORDER_LINES):
+        check.distinct("lines", [line.sku for line in request.lines])
+    for index, line in enumerate(request.lines):
+        check.identifier(f"lines[{index}].sku", line.sku)
+        check.quantity(f"lines[{index}].quantity", line.quantity)
+        if line.quantity > MAX_ROUTING_QUANTITY:
+            check.fail(
+                f"lines[{index}].quantity",
+                "QUANTITY_TOO_LARGE",
+                f"must be at most {MAX_ROUTING_QUANTITY} for routing",
+            )
+    destination = _destination(check, request)
+    if request.location_group_id and request.location_ids:
+        check.fail(
+            "location_ids", "INVALID_FIELD", "give location_group_id or location_ids, not both"
+        )
+    if request.location_group_id:
+        check.identifier("location_group_id", request.location_group_id)
+    if check.count("location_ids", request.location_ids, MAX_CANDIDATES, minimum=0):
+        check.distinct("location_ids", list(request.location_ids))
+    for index, location_id in enumerate(request.location_ids):
+        check.identifier(f"location_ids[{index}]", location_id)
+    options = _routing_options(check, request.options)
+    commit = _commit_mode(check, request)
+    check.done()
+    return routing.Order(
+        order_id=request.order_id,
+        lines=tuple((line.sku, line.quantity) for line in request.lines),
+        destination=destination,
+        group_id=request.location_group_id,
+        location_ids=tuple(request.location_ids),
+        excluded=frozenset(request.options.excluded_location_ids),
+        options=options,
+        commit=commit,
+        reservation_id=request.reservation_id,
+        reservation_ttl_us=(
+            _duration_us(request.reservation_ttl) if request.HasField("reservation_ttl") else None
+        ),
+    )
+
+
+def _duration_us(message: Any) -> int:
+    return int(message.seconds) * 1_000_000 + int(message.nanos) // 1000
+
+
+def _destination(check: Checker, request: Any) -> tuple[float, float]:
+    kind = request.destination.WhichOneof("kind") if request.HasField("destination") else None
+    if kind == "position":
+        _coordinates(check, "destination.position", request.destination.position)
+        return (request.destination.position.latitude, request.destination.position.longitude)
+    if kind == "postal_code":
+        postal = request.destination.postal_code
+        found = solver.geo.postal_code_centroid(postal.country_code, postal.postal_code)
+        if found is None:
+            check.fail(
+                "destination.postal_code",
+                "UNKNOWN_POSTAL_CODE",
+                f"{postal.country_code} {postal.postal_code!r} is not in the bundled postal-code"
+                " table (US ZIP codes are supported)",
+            )
+            return (0.0, 0.0)
+        return found
+    check.fail("destination", "MISSING_FIELD", "set position or postal_code")
+    return (0.0, 0.0)
+
+
+def _routing_options(check: Checker, options: Any) -> solver.Options:
+    if options.objective not in (0, 1, 2):
+        check.fail("options.objective", "INVALID_FIELD", "must be a known objective")
+    if not math.isfinite(options.cost_per_km) or not 0 <= options.cost_per_km <= 1e6:
+        check.fail("options.cost_per_km", "INVALID_FIELD", "must be a finite number in [0, 1e6]")
+    if options.max_shipments < 0:
+        check.fail("options.max_shipments", "INVALID_FIELD", "must not be negative")
+    if not 0 <= options.alternatives <= MAX_ALTERNATIVES:
+        check.fail("options.alternatives", "INVALID_FIELD", f"must be in [0, {MAX_ALTERNATIVES}]")
+    if check.count(
+        "options.excluded_location_ids", options.excluded_location_ids, MAX_CANDIDATES, minimum=0
+    ):
+        for index, location_id in enumerate(options.excluded_location_ids):
+            check.identifier(f"options.excluded_location_ids[{index}]", location_id)
+    time_limit = DEFAULT_TIME_LIMIT_S
+    if options.HasField("time_limit"):
+        time_limit = _duration_us(options.time_limit) / 1e6
+        if not 0 < time_limit <= MAX_TIME_LIMIT_S:
+            check.fail(
+                "options.time_limit", "INVALID_FIELD", f"must be in (0, {MAX_TIME_LIMIT_S:g}] s"
+            )
+            time_limit = DEFAULT_TIME_LIMIT_S
+    return solver.Options(
+        objective=solver.Objective.COST
+        if options.objective == 2
+        else solver.Objective.LEXICOGRAPHIC,
+        cost_per_km=options.cost_per_km if math.isfinite(options.cost_per_km) else 0.0,
+        max_shipments=options.max_shipments if options.max_shipments > 0 else None,
+        allow_partial=options.allow_partial,
+        keep_lines_whole=options.keep_lines_whole,
+        alternatives=1 + max(0, min(options.alternatives, MAX_ALTERNATIVES)),
+        time_limit=time_limit,
+    )
+
+
+def _commit_mode(check: Checker, request: Any) -> routing.CommitMode:
+    if request.commit not in (0, 1, 2, 3):
+        check.fail("commit", "INVALID_FIELD", "must be a known commit mode")
+        return routing.CommitMode.DRY_RUN
+    mode = routing.CommitMode(request.commit or 1)
+    check.identifier(
+        "reservation_id", request.reservation_id, required=mode is routing.CommitMode.TRANSFER
+    )
+    if request.HasField("reservation_ttl"):
+        ttl = _duration_us(request.reservation_ttl)
+        if mode is not routing.CommitMode.RESERVE:
+            check.fail("reservation_ttl", "INVALID_FIELD", "applies to COMMIT_MODE_RESERVE only")
+        elif not 0 < ttl <= MAX_TTL_US:
+            check.fail("reservation_ttl", "INVALID_FIELD", "must be positive and at most 30 days")
+    return mode

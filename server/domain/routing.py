@@ -1,0 +1,238 @@
+"""Routing over the ledger: an order and a ledger snapshot become a solver problem, and a plan
+becomes reservation items (DESIGN.md section 5). The solver itself is the `solver` package."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import solver
+from server.domain import commands
+from server.domain.errors import FailedPrecondition, NotFound
+from server.domain.ledger import Ledger, require_places
+from server.domain.model import Location, Place, Reservation
+from server.storage.contract import UnitOfWork
+
+
+class CommitMode(enum.IntEnum):
+    DRY_RUN = 1
+    RESERVE = 2
+    TRANSFER = 3
+
+
+@dataclass(frozen=True)
+class Order:
+    """A validated RouteOrder request."""
+
+    order_id: str
+    lines: tuple[tuple[str, int], ...]
+    destination: tuple[float, float]
+    group_id: str = ""
+    location_ids: tuple[str, ...] = ()
+    excluded: frozenset[str] = frozenset()
+    options: solver.Options = field(default_factory=solver.Options)
+    commit: CommitMode = CommitMode.DRY_RUN
+    reservation_id: str = ""
+    reservation_ttl_us: int | None = None
+
+    @property
+    def skus(self) -> list[str]:
+        return [sku for sku, _ in self.lines]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What routing reads from the ledger: the candidates and what each can ship now."""
+
+    candidates: tuple[Location, ...]
+    shippable: Mapping[str, Mapping[str, int]]  # sku -> location id -> ATF
+    reservation: Reservation | None
+
+
+class StalePlan(Exception):
+    """The stock a plan relied on changed before it could be committed: solve again."""
+
+
+def read_snapshot(uow: UnitOfWork, ledger: Ledger, order: Order) -> Snapshot:
+    unknown = sorted(set(order.skus) - uow.known_skus(order.skus))
+    if unknown:
+        raise NotFound("SKU_NOT_FOUND", f"no location stocks {unknown[0]}", sku=unknown[0])
+    candidates = [location for location in _scope(uow, order) if location.id not in order.excluded]
+    reservation = None
+    if order.commit is CommitMode.TRANSFER:
+        reservation = ledger.live_reservation(uow, order.reservation_id)
+        check_reservation_matches(reservation, order)
+    shippable = ledger.shippable(
+        uow, order.skus, [location.id for location in candidates], releasing=reservation
+    )
+    return Snapshot(tuple(candidates), shippable, reservation)
+
+
+def _scope(uow: UnitOfWork, order: Order) -> list[Location]:
+    if order.group_id:
+        group = require_places(uow, [Place.group(order.group_id)])[order.group_id]
+        return sorted(uow.locations(group.location_ids).values(), key=lambda x: x.id)
+    if order.location_ids:
+        require_places(uow, [Place.location(x) for x in order.location_ids])
+        found = uow.locations(order.location_ids)
+        return [found[location_id] for location_id in order.location_ids]
+    return uow.ship_enabled_locations()
+
+
+def check_reservation_matches(reservation: Reservation, order: Order) -> None:
+    """TRANSFER routes exactly what the reservation holds at groups, per SKU."""
+    held: dict[str, int] = {}
+    for line in reservation.lines.values():
+        if line.open and not line.place.is_location:
+            held[line.sku] = held.get(line.sku, 0) + line.open
+    ordered = dict(order.lines)
+    if held != ordered:
+        sku = min(set(held) ^ set(ordered) or {s for s in held if held[s] != ordered[s]})
+        raise FailedPrecondition(
+            "RESERVATION_MISMATCH",
+            f"the order asks {ordered.get(sku, 0)} of {sku} but reservation {reservation.id} "
+            f"holds {held.get(sku, 0)} at location groups",
+            reservation_id=reservation.id,
+            sku=sku,
+            requested=ordered.get(sku, 0),
+            reserved=held.get(sku, 0),
+        )
+
+
+def problem(order: Order, snapshot: Snapshot, time_limit_s: float) -> solver.Problem | None:
+    """The solver's problem over the candidates that can ship something (None if none can)."""
+    quantity = dict(order.lines)
+    atf = {
+        (sku, location_id): min(units, quantity[sku])
+        for sku, by_location in snapshot.shippable.items()
+        for location_id, units in by_location.items()
+        if units > 0
+    }
+    useful = {location_id for _, location_id in atf}
+    locations = [
+        solver.Location(x.id, x.latitude, x.longitude, x.shipment_cost, x.priority)
+        for x in snapshot.candidates
+        if x.id in useful
+    ]
+    if not locations:
+        return None
+    options = order.options
+    return solver.Problem.build(
+        lines=order.lines,
+        locations=locations,
+        atf=atf,
+        destination=order.destination,
+        objective=options.objective,
+        cost_per_km=options.cost_per_km,
+        max_shipments=options.max_shipments,
+        allow_partial=options.allow_partial,
+        keep_lines_whole=options.keep_lines_whole,
+        alternatives=options.alternatives,
+        time_limit=time_limit_s,
+    )
+
+
+def no_route(order: Order, shortfall: Mapping[str, int], reason: str = "NO_ROUTE") -> Exception:
+    ordered = dict(order.lines)
+    sku = min(shortfall) if shortfall else order.lines[0][0]
+    missing = shortfall.get(sku, ordered[sku])
+    return FailedPrecondition(
+        reason,
+        f"the candidate locations can ship only {ordered[sku] - missing} of the {ordered[sku]} "
+        f"{sku} ordered",
+        sku=sku,
+        requested=ordered[sku],
+        available=ordered[sku] - missing,
+    )
+
+
+def unrouted_plan(order: Order) -> solver.Plan:
+    """With allow_partial and nothing shippable anywhere: everything is unrouted."""
+    return solver.Plan(
+        shipments=(),
+        unrouted=dict(order.lines),
+        objective=solver.Score(sum(q for _, q in order.lines), 0, 0, 0),
+        proven_optimal=True,
+        gap=None,
+        method="nothing-shippable",
+        candidates=0,
+    )
+
+
+def plan_items(plan: solver.Plan) -> list[commands.Item]:
+    return [
+        commands.Item(sku, Place.location(shipment.location_id), units)
+        for shipment in plan.shipments
+        for sku, units in shipment.units.items()
+        if units
+    ]
+
+
+def check_still_shippable(plan: solver.Plan, shippable: Mapping[str, Mapping[str, int]]) -> None:
+    for item in plan_items(plan):
+        if item.quantity > shippable[item.sku][item.place.id]:
+            raise StalePlan(f"{item.place.id} can no longer ship {item.quantity} of {item.sku}")
+
+
+def reserve(uow: UnitOfWork, ledger: Ledger, order: Order, plan: solver.Plan) -> Reservation:
+    """RESERVE commit: a new reservation holding the plan's units where they ship."""
+    items = plan_items(plan)
+    check_still_shippable(
+        plan, ledger.shippable(uow, order.skus, sorted({i.place.id for i in items}))
+    )
+    reservation, _ = ledger.create_reservation(
+        uow,
+        commands.CreateReservation(
+            order.reservation_id or order.order_id,
+            order.order_id,
+            tuple(items),
+            ttl_us=order.reservation_ttl_us,
+        ),
+    )
+    return reservation
+
+
+def transfer(uow: UnitOfWork, ledger: Ledger, order: Order, plan: solver.Plan) -> Reservation:
+    """TRANSFER commit: the order's group reservation moves onto the plan's locations."""
+    reservation = ledger.live_reservation(uow, order.reservation_id)
+    check_reservation_matches(reservation, order)
+    items = plan_items(plan)
+    check_still_shippable(
+        plan,
+        ledger.shippable(
+            uow, order.skus, sorted({i.place.id for i in items}), releasing=reservation
+        ),
+    )
+    moves = _moves_from_groups(reservation, items)
+    return ledger.transfer(uow, commands.TransferReservation(reservation.id, tuple(moves), False))
+
+
+def _moves_from_groups(
+    reservation: Reservation, items: Sequence[commands.Item]
+) -> list[commands.TransferItem]:
+    """Draws each planned item from the reservation's open group lines of its SKU, in order."""
+    left = {
+        key: line.open
+        for key, line in sorted(reservation.lines.items())
+        if line.open and not line.place.is_location
+    }
+    moves = []
+    for item in items:
+        needed = item.quantity
+        for (sku, place), open_units in left.items():
+            if sku != item.sku or not open_units or not needed:
+                continue
+            taken = min(open_units, needed)
+            left[(sku, place)] -= taken
+            needed -= taken
+            moves.append(commands.TransferItem(sku, place, item.place, taken))
+    return _merge(moves)
+
+
+def _merge(moves: list[commands.TransferItem]) -> list[commands.TransferItem]:
+    totals: dict[tuple[str, Place, Place], int] = {}
+    for move in moves:
+        key = (move.sku, move.from_place, move.to_place)
+        totals[key] = totals.get(key, 0) + move.quantity
+    return [commands.TransferItem(s, a, b, q) for (s, a, b), q in totals.items()]
