@@ -55,7 +55,7 @@ class Checker:
                 self.fail(field, "INVALID_ID", "must not be empty")
         elif len(value) > MAX_ID_LENGTH:
             self.fail(field, "INVALID_ID", f"must be at most {MAX_ID_LENGTH} characters")
-        elif value != value.strip() or any(ord(char) < 32 or ord(char) == 127 for char in value):
+        elif value != value.strip() or any(_is_control(char) for char in value):
             self.fail(
                 field, "INVALID_ID", "must not contain control characters or surrounding spaces"
             )
@@ -111,6 +111,12 @@ class Checker:
         return page_size or DEFAULT_PAGE_SIZE, page_token
 
 
+def _is_control(char: str) -> bool:
+    """Unicode control characters (category Cc): C0, DEL and C1."""
+    code = ord(char)
+    return code < 32 or 127 <= code < 160
+
+
 def timestamp_us(message: Any) -> int:
     return int(message.seconds) * 1_000_000 + int(message.nanos) // 1000
 
@@ -124,6 +130,7 @@ def _has(message: Message, field: str) -> bool:
 
 def locations(request: Any) -> list[Location]:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     result = []
     if check.count("locations", request.locations, MAX_BATCH):
         check.distinct("locations", [location.id for location in request.locations])
@@ -181,6 +188,7 @@ def _coordinates(check: Checker, field: str, position: Any) -> None:
 
 def location_groups(request: Any) -> list[LocationGroup]:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     if check.count("location_groups", request.location_groups, MAX_BATCH):
         check.distinct("location_groups", [group.id for group in request.location_groups])
     for index, message in enumerate(request.location_groups):
@@ -215,6 +223,7 @@ def _futures(check: Checker, field: str, messages: Sequence[Any]) -> tuple[Futur
 
 def stock_levels(request: Any) -> list[commands.StockLevel]:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     if check.count("levels", request.levels, MAX_BATCH):
         check.distinct("levels", [(level.location_id, level.sku) for level in request.levels])
     result = []
@@ -241,6 +250,7 @@ def stock_levels(request: Any) -> list[commands.StockLevel]:
 
 def stock_adjustments(request: Any) -> list[commands.StockAdjustment]:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     if check.count("adjustments", request.adjustments, MAX_BATCH):
         check.distinct(
             "adjustments", [(item.location_id, item.sku) for item in request.adjustments]
@@ -295,6 +305,7 @@ def _items(check: Checker, field: str, messages: Sequence[Any]) -> tuple[command
 
 def create_reservation(request: Any) -> commands.CreateReservation:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     check.identifier("reservation_id", request.reservation_id, required=False)
     check.text("external_ref", request.external_ref)
     items = _items(check, "items", request.items)
@@ -311,6 +322,7 @@ def create_reservation(request: Any) -> commands.CreateReservation:
 
 def transfer_reservation(request: Any) -> commands.TransferReservation:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     check.identifier("reservation_id", request.reservation_id)
     items = []
     check.count("items", request.items, MAX_ITEMS)
@@ -332,6 +344,7 @@ def transfer_reservation(request: Any) -> commands.TransferReservation:
 
 def fulfill_reservation(request: Any) -> commands.FulfillReservation:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     check.identifier("reservation_id", request.reservation_id)
     items = _items(check, "items", request.items)
     check.done()
@@ -340,6 +353,7 @@ def fulfill_reservation(request: Any) -> commands.FulfillReservation:
 
 def release_reservation(request: Any) -> commands.ReleaseReservation:
     check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
     check.identifier("reservation_id", request.reservation_id)
     if request.release_all:
         if request.items:
