@@ -49,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="RPC worker threads (env OMNIROUTE_WORKERS)",
     )
     parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=int(_env("POOL_SIZE", "8")),
+        help="PostgreSQL connections per server process; ignored for SQLite "
+        "(env OMNIROUTE_POOL_SIZE)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=float(_env("GRACE", "10")),
@@ -70,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    store = open_store(args.store, sqlite_synchronous=args.sqlite_synchronous)
+    store = open_store(
+        args.store, sqlite_synchronous=args.sqlite_synchronous, pool_size=args.pool_size
+    )
     if args.migrate_only:
         store.close()
         logging.info("schema is up to date")
