@@ -34,6 +34,9 @@ MAX_AVAILABILITY_PLACES = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_TTL_US = 30 * 24 * 3600 * 1_000_000
+# The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+MIN_TIMESTAMP_S = -62_135_596_800
+MAX_TIMESTAMP_S = 253_402_300_799
 
 
 class Checker:
@@ -103,6 +106,16 @@ class Checker:
             )
         self.fail(field, "MISSING_FIELD", "set location_id or location_group_id")
         return Place.location("")
+
+    def timestamp(self, field: str, message: Any) -> int:
+        """Microseconds since the epoch of a google.protobuf.Timestamp in its defined range."""
+        if not (
+            MIN_TIMESTAMP_S <= message.seconds <= MAX_TIMESTAMP_S
+            and 0 <= message.nanos < 1_000_000_000
+        ):
+            self.fail(field, "INVALID_FIELD", "must be a valid time between years 1 and 9999")
+            return 0
+        return timestamp_us(message)
 
     def page(self, page_size: int, page_token: str) -> tuple[int, str]:
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
@@ -208,17 +221,18 @@ def location_groups(request: Any) -> list[LocationGroup]:
 
 def _futures(check: Checker, field: str, messages: Sequence[Any]) -> tuple[Future, ...]:
     check.count(field, messages, MAX_ITEMS, minimum=0)
+    futures = []
     for index, future in enumerate(messages):
         check.quantity(f"{field}[{index}].quantity", future.quantity)
+        expected = (
+            check.timestamp(f"{field}[{index}].expected_time", future.expected_time)
+            if future.HasField("expected_time")
+            else None
+        )
+        futures.append(Future(future.quantity, expected))
     if sum(future.quantity for future in messages) > MAX_QUANTITY:
         check.fail(field, "QUANTITY_TOO_LARGE", f"futures must total at most {MAX_QUANTITY}")
-    return tuple(
-        Future(
-            future.quantity,
-            timestamp_us(future.expected_time) if future.HasField("expected_time") else None,
-        )
-        for future in messages
-    )
+    return tuple(futures)
 
 
 def stock_levels(request: Any) -> list[commands.StockLevel]:
@@ -241,7 +255,11 @@ def stock_levels(request: Any) -> list[commands.StockLevel]:
                 level.on_hand,
                 level.safety_stock,
                 futures,
-                timestamp_us(level.effective_time) if level.HasField("effective_time") else None,
+                (
+                    check.timestamp(f"{field}.effective_time", level.effective_time)
+                    if level.HasField("effective_time")
+                    else None
+                ),
             )
         )
     check.done()
