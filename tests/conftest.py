@@ -13,6 +13,7 @@ import grpc
 import psycopg
 import pytest
 from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
+from omniroute.routing.v1 import routing_pb2_grpc
 
 from server.app import Running, start_server
 from server.storage.contract import Store
@@ -92,3 +93,8 @@ def inventory(channel: grpc.Channel) -> inventory_pb2_grpc.InventoryServiceStub:
 @pytest.fixture
 def reservations(channel: grpc.Channel) -> reservation_pb2_grpc.ReservationServiceStub:
     return reservation_pb2_grpc.ReservationServiceStub(channel)
+
+
+@pytest.fixture
+def routing(channel: grpc.Channel) -> routing_pb2_grpc.RoutingServiceStub:
+    return routing_pb2_grpc.RoutingServiceStub(channel)
