@@ -32,6 +32,8 @@ MAX_ITEMS = 100
 MAX_AVAILABILITY_SKUS = 100
 MAX_AVAILABILITY_PLACES = 100
 MAX_PAGE_SIZE = 1000
+# A page token is the base64 of the last id's UTF-8 (at most 4 bytes per character).
+MAX_PAGE_TOKEN_LENGTH = 4 * math.ceil(4 * MAX_ID_LENGTH / 3)
 DEFAULT_PAGE_SIZE = 100
 MAX_TTL_US = 30 * 24 * 3600 * 1_000_000
 # The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
@@ -120,7 +122,7 @@ class Checker:
     def page(self, page_size: int, page_token: str) -> tuple[int, str]:
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
             self.fail("page_size", "INVALID_FIELD", f"must be between 0 and {MAX_PAGE_SIZE}")
-        self.text("page_token", page_token, MAX_ID_LENGTH)
+        self.text("page_token", page_token, MAX_PAGE_TOKEN_LENGTH)
         return page_size or DEFAULT_PAGE_SIZE, page_token
 
 
@@ -395,7 +397,8 @@ def page_after(check: Checker, token: str) -> str:
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        raw = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
+        return raw.decode("utf-8")
     except (ValueError, UnicodeError):
         check.fail("page_token", "INVALID_FIELD", "is not a token this service issued")
         return ""
