@@ -9,7 +9,6 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.inventory.v1 import reservation_pb2_grpc
 
 from server.domain.ledger import Ledger
-from server.domain.model import ReservationState
 from server.storage.contract import Store
 from server.transport import convert, validate
 from server.transport.status import rpc
@@ -50,8 +49,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
 
     @rpc
     def ListReservations(self, request: Any, context: grpc.ServicerContext) -> Any:
-        size, after = validate.page(request)
-        state = ReservationState(request.state) if request.state else None
+        size, after, state = validate.reservation_page(request)
         found = query(self.store, lambda uow: uow.list_reservations(after, size + 1, state))
         return res.ListReservationsResponse(
             reservations=[convert.reservation(x) for x in found[:size]],

@@ -22,6 +22,7 @@ from server.domain.model import (
     LocationGroup,
     LocationType,
     Place,
+    ReservationState,
 )
 
 MAX_ID_LENGTH = 128
@@ -415,6 +416,20 @@ def page(request: Any) -> tuple[int, str]:
     after = page_after(check, token)
     check.done()
     return size, after
+
+
+def reservation_page(request: Any) -> tuple[int, str, ReservationState | None]:
+    """(page size, id to continue after, state filter or None) of a ListReservations request."""
+    check = Checker()
+    size, token = check.page(request.page_size, request.page_token)
+    after = page_after(check, token)
+    state = None
+    if request.state in {known.value for known in ReservationState}:
+        state = ReservationState(request.state)
+    elif request.state:
+        check.fail("state", "INVALID_FIELD", "must be a known reservation state or unspecified")
+    check.done()
+    return size, after, state
 
 
 # --- routing -----------------------------------------------------------------------------
