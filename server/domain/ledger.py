@@ -470,6 +470,11 @@ def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
             )
 
 
+def _expected_first(future: Future) -> tuple[bool, int]:
+    """Time order, futures without an expected time last (the proto promises time order)."""
+    return (future.expected_us is None, future.expected_us or 0)
+
+
 def _availability(position: SkuPosition, place: Place) -> Availability:
     ato = position.available_to_order(place)
     atf = position.available_to_fulfill(place)
@@ -483,7 +488,7 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
             record.reserved,
             0,
             record.safety_stock,
-            record.futures,
+            tuple(sorted(record.futures, key=_expected_first)),
             atf,
             ato,
             record.effective_us,
@@ -491,8 +496,7 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
     records = [position.record(location) for location in position.group_members(place.id)]
     group_reserved = position.group_reserved.get(place.id, 0)
     futures = sorted(
-        (future for record in records for future in record.futures),
-        key=lambda future: (future.expected_us is None, future.expected_us or 0),
+        (future for record in records for future in record.futures), key=_expected_first
     )
     effective = [record.effective_us for record in records if record.effective_us is not None]
     return Availability(
