@@ -52,6 +52,10 @@ class SqlUnitOfWork:
         self._execute_raw = execute
         self._format = paramstyle == "format"
         self._lock_suffix = " FOR UPDATE" if lock_reservations else ""
+        # Reservations this unit of work found stored (or stored itself): only those may be
+        # overwritten; any other put is a creation and must not merge into a reservation of
+        # the same id that a concurrent writer (of other SKUs, so not excluded) just created.
+        self._stored: set[str] = set()
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -237,6 +241,7 @@ class SqlUnitOfWork:
         )
         if not rows:
             return None
+        self._stored.add(reservation_id)
         return self._with_lines(rows)[0]
 
     def _with_lines(self, rows: list[Row]) -> list[Reservation]:
@@ -264,10 +269,18 @@ class SqlUnitOfWork:
         return list(reservations.values())
 
     def put_reservation(self, reservation: Reservation) -> None:
+        # A plain INSERT for a new reservation: if another transaction created the id in the
+        # meantime, it fails with a unique violation (a retryable conflict), and the retry
+        # sees the reservation and refuses to create it again.
+        upsert = (
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, update_us = excluded.update_us"
+            if reservation.id in self._stored
+            else ""
+        )
+        self._stored.add(reservation.id)
         self._run(
             "INSERT INTO reservations (id, external_ref, state, create_us, update_us, expire_us)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
-            " update_us = excluded.update_us",
+            " VALUES (?, ?, ?, ?, ?, ?)" + upsert,
             (
                 reservation.id,
                 reservation.external_ref,
