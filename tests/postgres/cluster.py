@@ -1,0 +1,574 @@
+"""Several real omniroute servers (`python -m server` subprocesses) on one PostgreSQL schema, and
+an independent reader of that schema: a snapshot of the ledger's tables read with psycopg, and
+the invariants of DESIGN.md sections 2-3 recomputed from the reservation lines alone.
+
+Every wait here is bounded and every subprocess is killed when its `with` block ends."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import grpc
+import psycopg
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from omniroute.inventory.v1 import inventory_pb2 as inv
+from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_DSN = os.environ.get("OMNIROUTE_TEST_POSTGRES_DSN", "")
+LISTENING = re.compile(r"omniroute listening on port (\d+)")
+RPC_TIMEOUT_S = 20.0
+LOCATION, GROUP = 1, 2  # reservation_lines.place_kind
+
+# --- DSNs --------------------------------------------------------------------------------------
+
+
+def server_dsn(
+    dsn: str, *, application_name: str = "", settings: dict[str, str] | None = None
+) -> str:
+    """`dsn` with an application_name (to find the servers' backends in pg_stat_activity) and
+    extra session settings appended to its `options` (e.g. deadlock_timeout)."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    if application_name:
+        query["application_name"] = application_name
+    if settings:
+        extra = " ".join(f"-c{key}={value}" for key, value in settings.items())
+        query["options"] = f"{query['options']} {extra}" if query.get("options") else extra
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def schema_of(dsn: str) -> str:
+    options = dict(parse_qsl(urlsplit(dsn).query)).get("options", "")
+    found = re.search(r"-c\s*search_path=([^\s,]+)", options)
+    assert found, f"no search_path in {dsn}"
+    return found.group(1)
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+class Server:
+    """One `python -m server` subprocess; `wait_port` reads the port it prints."""
+
+    def __init__(self, dsn: str, *args: str, log_dir: Path) -> None:
+        self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--address", "localhost:0", "--store", dsn, *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, "OMNIROUTE_LOG_LEVEL": "WARNING"},
+        )
+        self.port = 0
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._channel: grpc.Channel | None = None
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self._lines.put(raw.decode("utf-8", "replace"))
+        self._lines.put(None)
+
+    def wait_port(self, timeout_s: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while not self.port:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no port within {timeout_s} s; log: {self.log()}") from None
+            if line is None:
+                raise AssertionError(f"server exited before listening; log: {self.log()}")
+            if found := LISTENING.search(line):
+                self.port = int(found.group(1))
+        return self.port
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.address)
+        return self._channel
+
+    @functools.cached_property
+    def reservations(self) -> reservation_pb2_grpc.ReservationServiceStub:
+        return reservation_pb2_grpc.ReservationServiceStub(self.channel)
+
+    @functools.cached_property
+    def inventory(self) -> inventory_pb2_grpc.InventoryServiceStub:
+        return inventory_pb2_grpc.InventoryServiceStub(self.channel)
+
+    def raw(self, method: str) -> grpc.UnaryUnaryMultiCallable:
+        """A unary call to `/package.Service/Method` returning the response's bytes as sent."""
+        return self.channel.unary_unary(
+            method,
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=None,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_exit(self, timeout_s: float) -> int:
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        """SIGTERM with a short grace, then SIGKILL; always reaps and closes."""
+        try:
+            if self._channel is not None:
+                self._channel.close()
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+            self.process.wait(timeout=30)
+        finally:
+            self._reader.join(timeout=10)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self._log.close()
+
+
+@contextlib.contextmanager
+def servers(
+    dsn: str, count: int, *, pool_size: int = 4, workers: int = 8, args: Sequence[str] = ()
+) -> Iterator[list[Server]]:
+    """`count` servers on one store, started together; all stopped (killed if need be) on exit."""
+    with tempfile.TemporaryDirectory(prefix="omniroute-pg-") as log_dir:
+        started: list[Server] = []
+        try:
+            for _ in range(count):
+                started.append(
+                    Server(
+                        dsn,
+                        "--pool-size",
+                        str(pool_size),
+                        "--workers",
+                        str(workers),
+                        *args,
+                        log_dir=Path(log_dir),
+                    )
+                )
+            for server in started:
+                server.wait_port()
+            yield started
+        finally:
+            for server in started:
+                server.stop()
+
+
+def logs(running: Sequence[Server]) -> str:
+    return "\n".join(f"--- server on {server.address}:\n{server.log()}" for server in running)
+
+
+# --- calls -------------------------------------------------------------------------------------
+
+
+RETRYABLE = (grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE)
+
+
+@dataclass
+class Outcome:
+    response: Any | None
+    code: grpc.StatusCode
+    reason: str = ""
+    attempts: int = 1
+    retried_codes: list[grpc.StatusCode] = field(default_factory=list)
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return ""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
+
+
+def call(
+    targets: Sequence[Server], service: str, method: str, request: Any, *, attempts: int = 20
+) -> Outcome:
+    """Sends `request` (same request_id every time) to targets[0] and, after a retryable code,
+    to the next server, up to `attempts` times: what a well-behaved client behind a load
+    balancer does. `service` is "reservations" or "inventory"."""
+    retried: list[grpc.StatusCode] = []
+    for attempt in range(1, attempts + 1):
+        stub = getattr(targets[(attempt - 1) % len(targets)], service)
+        try:
+            response = getattr(stub, method)(request, timeout=RPC_TIMEOUT_S)
+            return Outcome(response, grpc.StatusCode.OK, "", attempt, retried)
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            if code in RETRYABLE and attempt < attempts:
+                retried.append(code)
+                time.sleep(0.02 * attempt)
+                continue
+            return Outcome(None, code, reason_of(error), attempt, retried)
+    raise AssertionError("unreachable")
+
+
+# --- network -----------------------------------------------------------------------------------
+
+
+def place(place_id: str) -> inv.Place:
+    """Ids starting with "G" are groups, the rest locations (a convention of these tests)."""
+    if place_id.startswith("G"):
+        return inv.Place(location_group_id=place_id)
+    return inv.Place(location_id=place_id)
+
+
+def place_key(message: inv.Place) -> tuple[int, str]:
+    if message.HasField("location_group_id"):
+        return GROUP, message.location_group_id
+    return LOCATION, message.location_id
+
+
+def seed(
+    server: Server,
+    locations: Sequence[str],
+    groups: dict[str, Sequence[str]],
+    on_hand: dict[tuple[str, str], int],
+) -> None:
+    """Locations, groups and absolute stock (sku, location) -> on hand, through the API."""
+    inventory = server.inventory
+    inventory.UpsertLocations(
+        inv.UpsertLocationsRequest(
+            locations=[
+                inv.Location(
+                    id=location_id,
+                    display_name=location_id,
+                    type=inv.LOCATION_TYPE_WAREHOUSE,
+                    position=inv.GeoPoint(latitude=40.0 + index, longitude=-75.0),
+                    country_code="US",
+                )
+                for index, location_id in enumerate(locations)
+            ]
+        ),
+        timeout=RPC_TIMEOUT_S,
+    )
+    if groups:
+        inventory.UpsertLocationGroups(
+            inv.UpsertLocationGroupsRequest(
+                location_groups=[
+                    inv.LocationGroup(id=group_id, display_name=group_id, location_ids=members)
+                    for group_id, members in groups.items()
+                ]
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+    inventory.SetStock(
+        inv.SetStockRequest(
+            levels=[
+                inv.StockLevel(location_id=location_id, sku=sku, on_hand=units)
+                for (sku, location_id), units in sorted(on_hand.items())
+            ]
+        ),
+        timeout=RPC_TIMEOUT_S,
+    )
+
+
+# --- the client's own account of what it was told ----------------------------------------------
+
+LineKey = tuple[str, str, int, str]  # reservation id, sku, place kind, place id
+
+
+class Model:
+    """What OK answers say happened, line by line (quantity, fulfilled, released,
+    transferred_out), and on-hand changes: the expectation for the database at the end."""
+
+    def __init__(self, on_hand: dict[tuple[str, str], int]) -> None:
+        self.lock = threading.Lock()
+        self.lines: dict[LineKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        self.reservations: set[str] = set()
+        self.on_hand_added: dict[tuple[str, str], int] = defaultdict(int)
+        self.initial = dict(on_hand)
+
+    def created(self, response: Any) -> None:
+        with self.lock:
+            rid = response.reservation.id
+            self.reservations.add(rid)
+            for item in response.items:
+                if item.reserved:
+                    self.lines[(rid, item.sku, *place_key(item.place))][0] += item.reserved
+
+    def moved(self, rid: str, sku: str, source: str, target: str, quantity: int) -> None:
+        with self.lock:
+            self.lines[(rid, sku, *place_key(place(source)))][3] += quantity
+            self.lines[(rid, sku, *place_key(place(target)))][0] += quantity
+
+    def fulfilled(self, rid: str, sku: str, at: str, quantity: int) -> None:
+        with self.lock:
+            self.lines[(rid, sku, *place_key(place(at)))][1] += quantity
+
+    def released(self, rid: str, sku: str, at: str, quantity: int) -> None:
+        with self.lock:
+            self.lines[(rid, sku, *place_key(place(at)))][2] += quantity
+
+    def adjusted(self, sku: str, location_id: str, delta: int) -> None:
+        with self.lock:
+            self.on_hand_added[(sku, location_id)] += delta
+
+    def open_lines(self, rid: str) -> list[tuple[str, str, int]]:
+        """(sku, place id, open) of the reservation's open lines."""
+        with self.lock:
+            return [
+                (sku, place_id, q - f - r - t)
+                for (line_rid, sku, _kind, place_id), (q, f, r, t) in sorted(self.lines.items())
+                if line_rid == rid and q - f - r - t > 0
+            ]
+
+    def expected_on_hand(self) -> dict[tuple[str, str], int]:
+        with self.lock:
+            keys = set(self.initial) | set(self.on_hand_added)
+            return {key: self.initial.get(key, 0) + self.on_hand_added[key] for key in keys}
+
+
+# --- the database, read directly ---------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    stock: dict[tuple[str, str], tuple[int, int, int]]  # (sku, location): on_hand, reserved, safety
+    group_reserved: dict[tuple[str, str], int]  # (sku, group): reserved
+    members: dict[str, set[str]]
+    reservations: dict[str, tuple[int, int | None]]  # id: state, expire_us
+    lines: dict[LineKey, tuple[int, int, int, int]]
+
+
+def snapshot(dsn: str) -> Snapshot:
+    """One consistent (REPEATABLE READ) read of the ledger tables of the DSN's schema."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        stock = {
+            (sku, loc): (on_hand, reserved, safety)
+            for sku, loc, on_hand, reserved, safety in connection.execute(
+                "SELECT sku, location_id, on_hand, reserved, safety_stock FROM stock"
+            )
+        }
+        group_reserved = {
+            (sku, group): reserved
+            for sku, group, reserved in connection.execute(
+                "SELECT sku, group_id, reserved FROM group_reserved"
+            )
+        }
+        members: dict[str, set[str]] = defaultdict(set)
+        for group, loc in connection.execute("SELECT group_id, location_id FROM group_members"):
+            members[group].add(loc)
+        reservations = {
+            rid: (state, expire_us)
+            for rid, state, expire_us in connection.execute(
+                "SELECT id, state, expire_us FROM reservations"
+            )
+        }
+        lines = {
+            (rid, sku, kind, place_id): (q, f, r, t)
+            for rid, sku, kind, place_id, q, f, r, t in connection.execute(
+                "SELECT reservation_id, sku, place_kind, place_id, quantity, fulfilled, released,"
+                " transferred_out FROM reservation_lines"
+            )
+        }
+        connection.execute("COMMIT")
+    return Snapshot(stock, group_reserved, dict(members), reservations, lines)
+
+
+def problems(
+    state: Snapshot, expected_on_hand: dict[tuple[str, str], int] | None = None
+) -> list[str]:
+    """Every invariant of DESIGN.md sections 2-3 violated by `state`, recomputed from the
+    reservation lines (stock has no futures and no safety stock in these tests)."""
+    found: list[str] = []
+    open_at: dict[tuple[int, str, str], int] = defaultdict(int)
+    fulfilled_at: dict[tuple[str, str], int] = defaultdict(int)
+    open_of: dict[str, int] = defaultdict(int)
+    for (rid, sku, kind, place_id), (q, f, r, t) in state.lines.items():
+        if min(q, f, r, t) < 0 or f + r + t > q:
+            found.append(f"line arithmetic broken: {(rid, sku, kind, place_id)} = {(q, f, r, t)}")
+        open_at[(kind, sku, place_id)] += q - f - r - t
+        open_of[rid] += q - f - r - t
+        if kind == LOCATION:
+            fulfilled_at[(sku, place_id)] += f
+        elif f:
+            found.append(f"fulfilled at a group: {(rid, sku, place_id)}")
+        if rid not in state.reservations:
+            found.append(f"line of a missing reservation: {rid}")
+    for (sku, loc), (on_hand, reserved, safety) in state.stock.items():
+        if reserved != open_at.get((LOCATION, sku, loc), 0):
+            found.append(
+                f"stock {sku}@{loc}: reserved {reserved} != open lines "
+                f"{open_at.get((LOCATION, sku, loc), 0)}"
+            )
+        if reserved < 0 or reserved + safety > on_hand:
+            found.append(f"stock {sku}@{loc}: reserved {reserved} > on hand {on_hand} (oversold)")
+    for (kind, sku, place_id), units in open_at.items():
+        if kind == LOCATION and units and (sku, place_id) not in state.stock:
+            found.append(f"{units} open at {sku}@{place_id} without a stock record")
+        if kind == GROUP and units != state.group_reserved.get((sku, place_id), 0):
+            found.append(
+                f"group {sku}@{place_id}: reserved {state.group_reserved.get((sku, place_id), 0)}"
+                f" != open lines {units}"
+            )
+    for (sku, group), units in state.group_reserved.items():
+        if units <= 0 or open_at.get((GROUP, sku, group), 0) != units:
+            found.append(f"group_reserved {sku}@{group} = {units} without matching open lines")
+    found += _uncoverable(state)
+    for rid, (status, _expire) in state.reservations.items():
+        has_open = open_of.get(rid, 0) > 0
+        if (status == 1) != has_open:
+            found.append(f"reservation {rid}: state {status} but open units {open_of.get(rid, 0)}")
+    if expected_on_hand is not None:
+        for key, units in expected_on_hand.items():
+            on_hand = state.stock.get(key, (0, 0, 0))[0]
+            if on_hand != units - fulfilled_at.get(key, 0):
+                found.append(
+                    f"stock {key}: on hand {on_hand} != initial/adjusted {units} - fulfilled "
+                    f"{fulfilled_at.get(key, 0)}"
+                )
+    return found
+
+
+def _uncoverable(state: Snapshot) -> list[str]:
+    """Hall's condition, by enumerating sets of groups: every set of group reservations of a
+    SKU fits in the stock its member locations have left after location-level reservations."""
+    found = []
+    by_sku: dict[str, dict[str, int]] = defaultdict(dict)
+    for (sku, group), units in state.group_reserved.items():
+        by_sku[sku][group] = units
+    for sku, demand in by_sku.items():
+        groups = sorted(demand)
+        for size in range(1, len(groups) + 1):
+            for chosen in itertools.combinations(groups, size):
+                union = set().union(*(state.members.get(group, set()) for group in chosen))
+                supply = 0
+                for loc in union:
+                    on_hand, reserved, safety = state.stock.get((sku, loc), (0, 0, 0))
+                    supply += max(0, on_hand - reserved - safety)
+                need = sum(demand[group] for group in chosen)
+                if need > supply:
+                    found.append(
+                        f"{sku}: groups {chosen} hold {need} units but their members have "
+                        f"only {supply} left"
+                    )
+    return found
+
+
+def lines_differ(state: Snapshot, model: Model) -> list[str]:
+    """Lines where the database and the client's account of its OK answers disagree."""
+    found = []
+    with model.lock:
+        expected = {key: tuple(value) for key, value in model.lines.items() if any(value)}
+        known = set(model.reservations)
+    for key in sorted(set(expected) | {k for k in state.lines if k[0] in known}):
+        if expected.get(key, (0, 0, 0, 0)) != state.lines.get(key, (0, 0, 0, 0)):
+            found.append(
+                f"{key}: acknowledged {expected.get(key)} but stored {state.lines.get(key)}"
+            )
+    return found
+
+
+def backends(application_name: str) -> list[int]:
+    """Pids of the PostgreSQL backends whose application_name is `application_name`."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> "
+            "pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def terminate(application_name: str) -> int:
+    """pg_terminate_backend for every backend of `application_name`; returns how many."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+            " AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return sum(1 for row in rows if row[0])
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+
+
+def run_threads(targets: Sequence[Callable[[], None]], timeout_s: float) -> list[str]:
+    """Runs each target in a thread; returns the errors raised and names threads still running
+    after `timeout_s` (a hang), so a test fails instead of waiting forever."""
+    errors: list[str] = []
+
+    def guard(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as error:  # reported to the test, not swallowed
+            errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=guard, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    hung = sum(1 for thread in threads if thread.is_alive())
+    if hung:
+        errors.append(f"{hung} threads still running after {timeout_s} s")
+    return errors
+
+
+TABLES = (
+    "locations",
+    "location_groups",
+    "group_members",
+    "stock",
+    "group_reserved",
+    "reservations",
+    "reservation_lines",
+    "remembered_responses",
+)
+
+
+def dump(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every ledger table, sorted: to show that a call changed nothing."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        tables = {
+            table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in TABLES
+        }
+        connection.execute("COMMIT")
+    return tables
