@@ -1,0 +1,418 @@
+"""`solve(problem, params) -> Plan`: the staged exact method.
+
+Lexicographic objective, for each plan (the best, then each alternative):
+  1. Unrouted units U: the fewest any set reaches is what all candidates together reach
+     (`Core.best_unrouted`); the sets reaching it are the covers of `Core.target()`.
+     Only when max_shipments or the alternatives' cuts rule all of those out does the MIP
+     solve stage U itself (with u variables).
+  2. Shipments, then distance: for s = 1, 2, 3 the exact search (`solver.search`) finds the
+     best covering set of exactly s locations; the first s that has one is the fewest
+     shipments, and the set found is the nearest (ties: rank sum). No solver call.
+  3. Beyond that, stage N (min shipments) runs only when the greedy cover's size does not
+     already meet the lower bound s + 1, then stage D (min distance at that count) on the
+     candidates the incumbent's distance leaves possible, hinted with the incumbent.
+Cost objective: the best single and pair are exact searches too, and answer when no set of
+three can be cheaper (the three cheapest shipments cost at least as much); else MIP stages F
+(cost), N, D.
+Every stage is solved to gap 0. When the time limit runs out, the best plan found so far is
+returned with proven_optimal False and its gap; it is never worse than the greedy baseline's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from solver._core import Core, Target
+from solver.heuristics import greedy_cover, improve_by_swaps
+from solver.model import DEFAULT_BACKEND, BACKENDS, MipData, MipResult, Stage, solve_stage
+from solver.plan import NoFeasiblePlan, Plan, Score, Shipment
+from solver.problem import IntArray, Problem
+from solver.search import Found, Keys, SearchTimeout, best_set
+
+_SEARCH_NAMES = {1: "single-location", 2: "two-location", 3: "three-location"}
+
+
+@dataclass(frozen=True)
+class SolveParams:
+    """How to solve (what to solve is the `Problem`). The defaults are the measured best."""
+
+    backend: str = DEFAULT_BACKEND
+    """MIP solver for the stages the exact search does not settle: cpsat | scip | highs."""
+    threads: int = 1
+    """Solver threads per solve (the server runs solves in parallel on its own pool)."""
+    search_up_to: int = 3
+    """Largest location set the exact search tries before the MIP (0: MIP only)."""
+    reduce: bool = True
+    """Drop candidates the incumbent rules out before the MIP."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        if self.threads < 1 or not 0 <= self.search_up_to <= 4:
+            raise ValueError("threads must be >= 1 and search_up_to in 0..4")
+
+
+@dataclass
+class _Answer:
+    members: tuple[int, ...]
+    proven: bool
+    gap: float | None
+    method: str
+    candidates: int
+
+
+class _Deadline(Exception):  # noqa: N818 - control flow
+    pass
+
+
+class _Solver:
+    def __init__(self, problem: Problem, params: SolveParams, started: float) -> None:
+        self.problem = problem
+        self.params = params
+        self.core = Core(problem)
+        self.deadline = started + float(problem.options.time_limit)
+        self.target: Target = self.core.target()
+        self.best_unrouted = self.core.best_unrouted()
+        core = self.core
+        self.distance_keys = Keys(primary=core.distance, secondary=core.rank)
+        self.greedy: tuple[int, ...] | None = None
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def mip(self, data: MipData, stage: Stage) -> MipResult:
+        return solve_stage(
+            data, stage, backend=self.params.backend,
+            time_limit=max(self.remaining(), 0.001), threads=self.params.threads,
+        )
+
+    def target_data(self, cand: IntArray) -> MipData:
+        t = self.target
+        return MipData(cand=cand, demand=t.demand, coverage=t.coverage[:, cand])
+
+    def distance_weights(self, cand: IntArray, size: int) -> IntArray:
+        core = self.core
+        scale = size * core.rank_span
+        return core.distance[cand] * scale + core.rank[cand]
+
+    def allowed(self, members: tuple[int, ...] | list[int], cuts: list[frozenset[int]]) -> bool:
+        chosen = set(members)
+        return not any(cut <= chosen for cut in cuts)
+
+    # -- one plan -----------------------------------------------------------------------------
+
+    def best(self, cuts: list[frozenset[int]]) -> _Answer | None:
+        core = self.core
+        if not core.partial and self.best_unrouted > 0:
+            return None
+        if not len(self.target.demand):  # nothing can be routed: the empty plan
+            return None if cuts else _Answer((), True, None, "no-stock", 0)
+        if core.cost_objective:
+            answer = self.best_cost(cuts)
+        else:
+            answer = self.best_lexicographic(cuts)
+        if answer is None and core.partial:
+            answer = self.best_general(cuts)
+        return answer
+
+    def search(self, size: int, cuts: list[frozenset[int]], keys: Keys) -> Found | None:
+        try:
+            return best_set(self.target, keys, size, cuts=cuts, deadline=self.deadline)
+        except SearchTimeout as stop:
+            raise _Deadline from stop
+
+    def best_lexicographic(self, cuts: list[frozenset[int]]) -> _Answer | None:
+        limit = self.core.max_shipments
+        top = self.params.search_up_to if limit is None else min(self.params.search_up_to, limit)
+        useful = self.target.useful
+        for size in range(1, top + 1):
+            found = self.search(size, cuts, self.distance_keys)
+            if found is not None:
+                return _Answer(found.members, True, None, _SEARCH_NAMES.get(size, "search"),
+                               len(useful))
+        lower = top + 1
+        if limit is not None and lower > limit:
+            return None
+        return self.mip_lexicographic(cuts, lower)
+
+    def mip_lexicographic(self, cuts: list[frozenset[int]], lower: int) -> _Answer | None:
+        core, target = self.core, self.target
+        limit = core.max_shipments
+        useful = target.useful
+        method = f"mip-{self.params.backend}"
+        incumbent = greedy_cover(target)
+        if incumbent is not None and (
+            not self.allowed(incumbent, cuts) or (limit is not None and len(incumbent) > limit)
+        ):
+            incumbent = None
+        # Stage N: fewest shipments (skipped when the greedy cover meets the lower bound).
+        count_proven, count_gap = True, None
+        if incumbent is None or len(incumbent) > lower:
+            result = self.mip(
+                self.target_data(useful),
+                Stage("count", count_lo=lower, count_hi=limit, cuts=cuts, hint=incumbent or ()),
+            )
+            if result.members is not None and (
+                incumbent is None or len(result.members) <= len(incumbent)
+            ):
+                incumbent = list(result.members)
+            if incumbent is None:
+                return None if result.infeasible else self.fallback(cuts, method)
+            count_proven = result.optimal
+            if not count_proven:
+                count_gap = (len(incumbent) - max(result.bound, lower)) / len(incumbent)
+        count = len(incumbent)
+        # Stage D: least distance among sets of `count` locations.
+        improved = improve_by_swaps(target, incumbent, core.distance)
+        if self.allowed(improved, cuts):
+            incumbent = improved
+        cand = useful
+        if self.params.reduce:
+            # A location in a set no longer than the incumbent is no farther than the
+            # incumbent's distance less the count - 1 nearest others.
+            upper = int(core.distance[incumbent].sum())
+            nearest = int(np.sort(core.distance[useful])[: count - 1].sum())
+            cand = useful[core.distance[useful] + nearest <= upper]
+        weights = self.distance_weights(cand, count)
+        inc_value = int(self.distance_weights(np.asarray(incumbent), count).sum())
+        result = self.mip(
+            self.target_data(cand),
+            Stage("distance", weights=weights, count_lo=count, count_hi=count, cuts=cuts,
+                  hint=incumbent, cutoff=inc_value),
+        )
+        members: tuple[int, ...] = tuple(incumbent)
+        value = inc_value
+        if result.members is not None and result.objective is not None:
+            if result.objective <= inc_value:
+                members, value = result.members, result.objective
+        proven = count_proven and result.optimal
+        gap = count_gap
+        if not result.optimal and gap is None:
+            gap = max(0.0, (value - result.bound) / value) if value else 0.0
+        return _Answer(tuple(sorted(members)), proven, None if proven else gap, method, len(cand))
+
+    def best_cost(self, cuts: list[frozenset[int]]) -> _Answer | None:
+        core, target = self.core, self.target
+        limit = core.max_shipments
+        useful = target.useful
+        span = core.rank_span
+        keys = Keys(primary=core.cost, secondary=core.distance * (2 * span) + core.rank)
+        small: list[Found] = []
+        top = min(2, self.params.search_up_to, limit or 2)
+        for size in range(1, top + 1):
+            found = self.search(size, cuts, keys)
+            if found is not None:
+                small.append(found)
+        best_small = min(small, key=lambda f: core.key(f.members)) if small else None
+        cheapest = np.sort(core.cost[useful])
+        bigger_possible = len(useful) > top and (limit is None or limit > top)
+        if best_small is not None and (
+            not bigger_possible or best_small.primary <= int(cheapest[: top + 1].sum())
+        ):
+            size = len(best_small.members)
+            return _Answer(best_small.members, True, None, _SEARCH_NAMES[size], len(useful))
+        if self.params.search_up_to and not bigger_possible:
+            return None
+        return self.mip_cost(cuts, best_small)
+
+    def mip_cost(self, cuts: list[frozenset[int]], hint: Found | None) -> _Answer | None:
+        core, target = self.core, self.target
+        useful = target.useful
+        method = f"mip-{self.params.backend}"
+        incumbent: list[int] | None = list(hint.members) if hint is not None else None
+        if incumbent is None:
+            greedy = greedy_cover(target)
+            if greedy is not None and self.allowed(greedy, cuts) and (
+                core.max_shipments is None or len(greedy) <= core.max_shipments
+            ):
+                incumbent = greedy
+        data = self.target_data(useful)
+        cost = core.cost[useful]
+        first = self.mip(
+            data,
+            Stage("cost", weights=cost, count_hi=core.max_shipments, cuts=cuts,
+                  hint=incumbent or ()),
+        )
+        if first.members is None:
+            if first.infeasible:
+                return None
+            return self.fallback(cuts, method)
+        best_cost = first.objective or 0
+        second = self.mip(
+            data,
+            Stage("count", count_hi=core.max_shipments, cuts=cuts, cost_weights=cost,
+                  max_cost=best_cost, hint=first.members),
+        )
+        members = second.members or first.members
+        count = len(members)
+        third = self.mip(
+            self.target_data(useful),
+            Stage("distance", weights=self.distance_weights(useful, count), count_lo=count,
+                  count_hi=count, cuts=cuts, cost_weights=cost, max_cost=best_cost,
+                  hint=members),
+        )
+        members = third.members or members
+        proven = first.optimal and second.optimal and third.optimal
+        gap = None
+        if not first.optimal:
+            gap = max(0.0, (best_cost - first.bound) / best_cost) if best_cost else 0.0
+        elif not proven:
+            gap = 0.0
+        return _Answer(tuple(sorted(members)), proven, gap, method, len(useful))
+
+    def best_general(self, cuts: list[frozenset[int]]) -> _Answer | None:
+        """allow_partial when no set within max_shipments and the cuts reaches the best
+        unrouted count: stage U (min unrouted) with u variables, then F/N/D as usual."""
+        core = self.core
+        everything = np.arange(core.size)
+        data = MipData(cand=everything, demand=core.demand, coverage=core.coverage,
+                       partial=True, whole_levels=core.whole)
+        limit = core.max_shipments
+        method = f"mip-{self.params.backend}"
+        first = self.mip(data, Stage("unrouted", count_hi=limit, cuts=cuts))
+        if first.members is None:
+            return None if first.infeasible else self.fallback(cuts, method)
+        unrouted = core.unrouted(first.members)
+        if not first.members:
+            return None if cuts else _Answer((), first.optimal, None, method, core.size)
+        stages_ok = first.optimal
+        max_cost = None
+        if core.cost_objective:
+            f_stage = self.mip(data, Stage("cost", weights=core.cost, count_hi=limit, cuts=cuts,
+                                           max_unrouted=unrouted, hint=first.members))
+            stages_ok &= f_stage.optimal
+            max_cost = f_stage.objective
+        second = self.mip(data, Stage("count", count_hi=limit, cuts=cuts, max_unrouted=unrouted,
+                                      cost_weights=core.cost, max_cost=max_cost,
+                                      hint=first.members))
+        members = second.members or first.members
+        count = len(members)
+        third = self.mip(data, Stage("distance", weights=self.distance_weights(everything, count),
+                                     count_lo=count, count_hi=count, cuts=cuts,
+                                     max_unrouted=unrouted, cost_weights=core.cost,
+                                     max_cost=max_cost, hint=members))
+        members = third.members or members
+        proven = stages_ok and second.optimal and third.optimal
+        members = core.prune(members)
+        return _Answer(tuple(sorted(members)), proven, None if proven else 0.0, method,
+                       core.size)
+
+    def fallback(self, cuts: list[frozenset[int]], method: str) -> _Answer | None:
+        """Out of time before any stage found a set: the greedy cover, if it is allowed."""
+        greedy = greedy_cover(self.target)
+        if greedy is None or not self.allowed(greedy, cuts):
+            return None
+        limit = self.core.max_shipments
+        if limit is not None and len(greedy) > limit:
+            return None
+        return _Answer(tuple(greedy), False, 1.0, "heuristic", len(self.target.useful))
+
+
+def _allocate(core: Core, members: tuple[int, ...]) -> tuple[list[Shipment], dict[str, int]]:
+    """Fill in y for a chosen set: each line from its locations in key order (nearest first);
+    with keep_lines_whole, from the first location that ships the most of it."""
+    problem = core.problem
+    atf = problem.atf
+    order = sorted(members)
+    units: dict[int, dict[str, int]] = {m: {} for m in order}
+    unrouted: dict[str, int] = {}
+    for i, line in enumerate(problem.lines):
+        remaining = line.quantity
+        if core.whole:
+            if order:
+                best = max(order, key=lambda m: (int(core.coverage[i, m]), -m))
+                take = int(core.coverage[i, best])
+                if take:
+                    units[best][line.sku] = take
+                    remaining -= take
+        else:
+            for m in order:
+                take = min(remaining, int(atf[i, core.index[m]]))
+                if take:
+                    units[m][line.sku] = take
+                    remaining -= take
+                if not remaining:
+                    break
+        if remaining:
+            unrouted[line.sku] = remaining
+    shipments = []
+    for m in order:
+        location = problem.locations[int(core.index[m])]
+        shipments.append(Shipment(
+            location_id=location.id,
+            units=MappingProxyType(units[m]),
+            distance_km=float(problem.distance_km[int(core.index[m])]),
+        ))
+    return shipments, unrouted
+
+
+def _plan(core: Core, answer: _Answer, seconds: float) -> Plan:
+    members = core.prune(answer.members)
+    shipments, unrouted = _allocate(core, members)
+    unrouted_units, cost, count, distance, _ = core.key(members)
+    return Plan(
+        shipments=tuple(shipments),
+        unrouted=MappingProxyType(unrouted),
+        objective=Score(unrouted_units, cost, count, distance),
+        proven_optimal=answer.proven,
+        gap=answer.gap,
+        method=answer.method,
+        candidates=answer.candidates,
+        solve_seconds=seconds,
+    )
+
+
+def solve(problem: Problem, params: SolveParams | None = None) -> Plan:
+    """The best plan for `problem` (and its alternatives); see the module docstring.
+
+    Raises `NoFeasiblePlan` when no plan satisfies the problem (never with allow_partial).
+    """
+    started = time.perf_counter()
+    solver = _Solver(problem, params or SolveParams(), started)
+    core = solver.core
+    answers: list[_Answer] = []
+    cuts: list[frozenset[int]] = []
+    for _ in range(problem.options.alternatives):
+        try:
+            answer = solver.best(cuts)
+        except _Deadline:
+            answer = solver.fallback(cuts, "heuristic") if not answers else None
+        if answer is None:
+            break
+        answers.append(answer)
+        if not answer.members:
+            break
+        cuts.append(frozenset(answer.members))
+        if time.perf_counter() > solver.deadline:
+            break
+    if not answers:
+        if solver.best_unrouted > 0 and not core.partial:
+            raise NoFeasiblePlan(
+                "INSUFFICIENT_STOCK",
+                "the candidate locations together cannot ship the order",
+                shortfall=core.shortfall(),
+            )
+        raise NoFeasiblePlan(
+            "MAX_SHIPMENTS_EXCEEDED",
+            f"no set of at most {core.max_shipments} locations can ship the order",
+        )
+    seconds = time.perf_counter() - started
+    plans = [_plan(core, answer, seconds) for answer in answers]
+    first = plans[0]
+    return Plan(
+        shipments=first.shipments,
+        unrouted=first.unrouted,
+        objective=first.objective,
+        proven_optimal=first.proven_optimal,
+        gap=first.gap,
+        method=first.method,
+        candidates=first.candidates,
+        solve_seconds=seconds,
+        alternatives=tuple(plans[1:]),
+    )
