@@ -79,12 +79,12 @@ class SkuPosition:
     def available_to_fulfill(self, place: Place) -> int:
         """What can ship now. At a location: free stock on hand less what group reservations
         need from it. At a group: what can still be reserved there and shipped from stock on
-        hand, counting every existing group reservation as shipping from stock on hand first."""
+        hand, counting every existing group reservation as shipping from stock on hand first
+        (as much of it as stock on hand can cover; the rest of it waits for futures)."""
         if place.is_location:
             return max(0, self.record(place.id).free_to_fulfill - self._need(place.id))
-        network = self._network(fulfill=True)
-        shippable = network.covered + network.headroom(place.id) - self.total_group_reserved
-        return max(0, min(self.available_to_order(place), shippable))
+        shippable = self._network(fulfill=True).headroom(place.id)
+        return min(self.available_to_order(place), shippable)
 
     @property
     def total_group_reserved(self) -> int:
