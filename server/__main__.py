@@ -11,6 +11,7 @@ import threading
 
 from server.app import start_server
 from server.storage.factory import open_store
+from server.storage.migrations import SchemaTooNew
 from server.storage.sqlite import SYNCHRONOUS_MODES
 
 
@@ -77,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    store = open_store(
-        args.store, sqlite_synchronous=args.sqlite_synchronous, pool_size=args.pool_size
-    )
+    try:
+        store = open_store(
+            args.store, sqlite_synchronous=args.sqlite_synchronous, pool_size=args.pool_size
+        )
+    except SchemaTooNew as error:
+        print(f"omniroute: refusing to start: {error}", file=sys.stderr, flush=True)
+        return 2
     if args.migrate_only:
         store.close()
         logging.info("schema is up to date")

@@ -49,14 +49,18 @@ class PostgresStore:
             name="omniroute",
             open=True,
         )
-        self._pool.wait(timeout=wait_s)
-        with self._pool.connection() as connection:
-            row = connection.execute("SELECT current_schema()").fetchone()
-        if row is None or row[0] is None:
-            raise RuntimeError("the PostgreSQL search_path names no existing schema")
-        self.schema = str(row[0])
-        self._network_key = self._lock_key("\0network")
-        self.migrate()
+        try:
+            self._pool.wait(timeout=wait_s)
+            with self._pool.connection() as connection:
+                row = connection.execute("SELECT current_schema()").fetchone()
+            if row is None or row[0] is None:
+                raise RuntimeError("the PostgreSQL search_path names no existing schema")
+            self.schema = str(row[0])
+            self._network_key = self._lock_key("\0network")
+            self.migrate()
+        except BaseException:
+            self._pool.close()  # a refused store keeps no connections open
+            raise
 
     def _lock_key(self, name: str) -> int:
         """Advisory locks are per database: the schema keeps two deployments apart."""
