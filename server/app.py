@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from server.sweeper import Sweeper
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
+from solver import geo
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -86,6 +88,8 @@ def start_server(
     if port == 0:
         raise OSError(f"could not bind {address}")
     sweeper = Sweeper(store, ledger, sweep_interval_s)
+    # The offline ZIP table takes a second or two to load: do it now, not in the first order.
+    threading.Thread(target=geo.postal_code_centroid, args=("US", "00000"), daemon=True).start()
     server.start()
     sweeper.start()
     for name in ("", *SERVICE_NAMES):
