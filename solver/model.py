@@ -110,12 +110,29 @@ class _Builder(Protocol):
     def value(self, term: Any) -> float: ...
 
 
+def _lean_cp_model(cp_model: Any) -> Any:
+    """A CpModel without the camelCase aliases CpModel.__init__ adds to every instance: that
+    loop over dir() costs ~1 ms per model, more than solving most of our stages."""
+
+    class LeanCpModel(cp_model.CpModel):  # type: ignore[misc]
+        def _add_pre_pep8_methods(self) -> None:
+            pass
+
+    global _LEAN_CP_MODEL  # noqa: PLW0603 - the subclass is built once, on first use
+    if _LEAN_CP_MODEL is None:
+        _LEAN_CP_MODEL = LeanCpModel
+    return _LEAN_CP_MODEL()
+
+
+_LEAN_CP_MODEL: Any = None
+
+
 class _CpSat:
     def __init__(self) -> None:
         from ortools.sat.python import cp_model  # noqa: PLC0415 - heavy import, on first use
 
         self.cp = cp_model
-        self.model = cp_model.CpModel()
+        self.model = _lean_cp_model(cp_model)
         self.solver = cp_model.CpSolver()
 
     def bools(self, count: int) -> list[Any]:

@@ -21,8 +21,8 @@ from solver import geo
 
 MAX_QUANTITY = 10**9
 """Largest demand per line (units); keeps every sum the solver forms far from int64 limits."""
-MAX_SHIPMENT_COST = 10**9
-MAX_COST_PER_KM = 10**6
+MAX_SHIPMENT_COST = 10**6
+MAX_COST_PER_KM = 10**3
 MAX_ALTERNATIVES = 100
 MAX_TIME_LIMIT = 3600.0
 
@@ -264,8 +264,17 @@ class Problem:
         atf: {(sku, location_id): units}, absent pairs are 0; destination: (lat, lon), or
         postal_code: (country, code) resolved offline (US ZIPs); options: `Options` fields.
         """
-        line_list = [x if isinstance(x, Line) else Line(*x) for x in lines]
-        location_list = [x if isinstance(x, Location) else Location(**x) for x in locations]
+        try:
+            line_list = [x if isinstance(x, Line) else Line(*x) for x in lines]
+        except TypeError as error:
+            raise _invalid("INVALID_LINE", f"lines are (sku, quantity) pairs: {error}", "lines",
+                           None) from None
+        location_list = []
+        for j, x in enumerate(locations):
+            try:
+                location_list.append(x if isinstance(x, Location) else Location(**x))
+            except TypeError as error:
+                raise _invalid("INVALID_LOCATION", str(error), f"locations[{j}]", x) from None
         if (destination is None) == (postal_code is None):
             raise _invalid("INVALID_DESTINATION", "give exactly one of destination, postal_code",
                            "destination", (destination, postal_code))

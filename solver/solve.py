@@ -119,6 +119,28 @@ class _Solver:
             answer = self.best_lexicographic(cuts)
         if answer is None and core.partial:
             answer = self.best_general(cuts)
+        if answer is not None and not answer.proven:
+            answer = self.no_worse_than_greedy(answer, cuts)
+        return answer
+
+    def no_worse_than_greedy(self, answer: _Answer, cuts: list[frozenset[int]]) -> _Answer:
+        """An unproven answer is replaced by the greedy baseline's set when that is better."""
+        from solver.baselines import greedy  # noqa: PLC0415 - baselines import this module
+
+        try:
+            plan = greedy(self.problem)
+        except NoFeasiblePlan:
+            return answer
+        position = {int(j): k for k, j in enumerate(self.core.index)}
+        index = {x.id: j for j, x in enumerate(self.problem.locations)}
+        members = self.core.prune([position[index[i]] for i in plan.location_ids])
+        limit = self.core.max_shipments
+        if (
+            self.allowed(members, cuts)
+            and (limit is None or len(members) <= limit)
+            and (not answer.members or self.core.key(members) < self.core.key(answer.members))
+        ):
+            return _Answer(members, False, answer.gap, "greedy", answer.candidates)
         return answer
 
     def search(self, size: int, cuts: list[frozenset[int]], keys: Keys) -> Found | None:
@@ -311,7 +333,8 @@ class _Solver:
         limit = self.core.max_shipments
         if limit is not None and len(greedy) > limit:
             return None
-        return _Answer(tuple(greedy), False, 1.0, "heuristic", len(self.target.useful))
+        answer = _Answer(tuple(greedy), False, 1.0, "heuristic", len(self.target.useful))
+        return self.no_worse_than_greedy(answer, cuts)
 
 
 def _allocate(core: Core, members: tuple[int, ...]) -> tuple[list[Shipment], dict[str, int]]:

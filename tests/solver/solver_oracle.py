@@ -34,18 +34,22 @@ def _routable(problem: Problem, members: tuple[int, ...]) -> list[int]:
     return routable
 
 
-def _score(problem: Problem, members: tuple[int, ...]) -> Score:
+def _score(problem: Problem, members: tuple[int, ...], km: list[float]) -> Score:
     unrouted = sum(line.quantity for line in problem.lines) - sum(_routable(problem, members))
-    destination = problem.destination
-    distance_m = 0
+    distance_m = sum(round(km[j] * 1000) for j in members)
     cost = 0
-    for j in members:
-        location = problem.locations[j]
-        km = geo.distance_km(location.latitude, location.longitude, *destination)
-        distance_m += round(km * 1000)
-        if problem.options.objective is Objective.COST:
-            cost += round((location.shipment_cost + problem.options.cost_per_km * km) * 1000)
+    if problem.options.objective is Objective.COST:
+        per_km = problem.options.cost_per_km
+        cost = sum(
+            round((problem.locations[j].shipment_cost + per_km * km[j]) * 1000) for j in members
+        )
     return Score(unrouted, cost, len(members), distance_m)
+
+
+def _kilometres(problem: Problem) -> list[float]:
+    return [
+        geo.distance_km(x.latitude, x.longitude, *problem.destination) for x in problem.locations
+    ]
 
 
 def ranking(problem: Problem) -> list[Ranked]:
@@ -55,10 +59,11 @@ def ranking(problem: Problem) -> list[Ranked]:
         j for j, x in enumerate(problem.locations) if x.id not in options.excluded_locations
     ]
     limit = options.max_shipments or len(candidates)
+    km = _kilometres(problem)
     scores: dict[tuple[int, ...], Score] = {}
     for size in range(len(candidates) + 1):
         for members in itertools.combinations(candidates, size):
-            scores[members] = _score(problem, members)
+            scores[members] = _score(problem, members, km)
     ranked = []
     for members, score in scores.items():
         if not members or len(members) > limit:
@@ -76,11 +81,11 @@ def ranking(problem: Problem) -> list[Ranked]:
     return ranked
 
 
-def best_score(problem: Problem) -> Score | None:
+def best_score(problem: Problem, ranked: list[Ranked] | None = None) -> Score | None:
     """The optimum, or None when no plan exists (only without allow_partial)."""
-    ranked = ranking(problem)
+    ranked = ranking(problem) if ranked is None else ranked
     if ranked:
         return ranked[0].score
     if problem.options.allow_partial:
-        return _score(problem, ())  # nothing can be routed: the empty plan
+        return _score(problem, (), [])  # nothing can be routed: the empty plan
     return None
