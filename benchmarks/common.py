@@ -18,6 +18,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue
 import random
 import signal
 import subprocess
@@ -75,13 +76,15 @@ def omniroute_server(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    entry: Sequence[str] = ("-m", "server"),
     start_timeout_s: float = 60.0,
     stop_timeout_s: float = 30.0,
 ) -> Iterator[Server]:
     """Starts `python -m server --address localhost:0 --store STORE ARGS` and yields it once it
-    says which port it listens on; SIGTERM (graceful stop) on exit, SIGKILL if that hangs."""
+    says which port it listens on; SIGTERM (graceful stop) on exit, SIGKILL if that hangs.
+    `entry` replaces `-m server`, e.g. with a script that instruments the server first."""
     log_path = log_path or Path(f"{store}.server.log")
-    command = [PYTHON, "-m", "server", "--address", "localhost:0", "--store", str(store), *args]
+    command = [PYTHON, *entry, "--address", "localhost:0", "--store", str(store), *args]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,
@@ -159,7 +162,15 @@ class LoadResult:
     mean_ms: float
     max_ms: float
     server_cpu: float | None = None  # cores the server process used during the window
+    client_cpu: float | None = None  # cores all client processes used during the window
     machine_cpu: float | None = None  # cores busy on the whole machine during the window
+
+    @property
+    def other_cpu(self) -> float | None:
+        """Cores busy with neither the server nor the clients: other work on the machine."""
+        if self.machine_cpu is None or self.server_cpu is None or self.client_cpu is None:
+            return None
+        return max(0.0, self.machine_cpu - self.server_cpu - self.client_cpu)
 
     @property
     def error_count(self) -> int:
@@ -205,10 +216,7 @@ def run_load(
     for worker in workers:
         worker.start()
     try:
-        for _ in workers:
-            status = ready.get(timeout=120)
-            if status != "ready":
-                raise RuntimeError(f"client failed to start: {status}")
+        _await_clients(ready, workers, timeout_s=120)
         start_at.value = time.monotonic() + 0.1
         go.set()
         window_start = start_at.value + warmup_s
@@ -223,12 +231,14 @@ def run_load(
         machine_cpu = (machine_busy_seconds() - machine_before) / duration_s
         latencies = array("d")
         errors: Counter[str] = Counter()
+        client_cpu_s = 0.0
         for _ in workers:
             kind, payload = results.get(timeout=duration_s + 120)
             if kind != "done":
                 raise RuntimeError(f"client failed: {payload}")
             latencies.frombytes(payload["latencies"])
             errors.update(payload["errors"])
+            client_cpu_s += payload["cpu_s"]
     finally:
         for worker in workers:
             worker.join(timeout=30)
@@ -250,8 +260,28 @@ def run_load(
         mean_ms=float(sample.mean()),
         max_ms=float(sample.max()),
         server_cpu=server_cpu,
+        client_cpu=client_cpu_s / duration_s,
         machine_cpu=machine_cpu,
     )
+
+
+def _await_clients(ready: Any, workers: Sequence[Any], timeout_s: float) -> None:
+    """Waits for every client's "ready"; fails fast if one reports an error or dies."""
+    deadline = time.monotonic() + timeout_s
+    waiting = len(workers)
+    while waiting:
+        try:
+            status = ready.get(timeout=0.5)
+        except queue.Empty:
+            dead = [worker.exitcode for worker in workers if worker.exitcode is not None]
+            if dead:
+                raise RuntimeError(f"a client process exited with code {dead[0]}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"clients not ready after {timeout_s} s") from None
+            continue
+        if status != "ready":
+            raise RuntimeError(f"client failed to start: {status}")
+        waiting -= 1
 
 
 def _sleep_until(moment: float) -> None:
@@ -314,6 +344,10 @@ def _client_main(
     try:
         for worker in workers:
             worker.start()
+        _sleep_until(window_start)
+        cpu_before = time.process_time()
+        _sleep_until(window_end)
+        cpu_seconds = time.process_time() - cpu_before
         for worker in workers:
             worker.join()
         merged = array("d")
@@ -321,7 +355,12 @@ def _client_main(
         for latencies, thread_errors in per_thread:
             merged.extend(latencies)
             errors.update(thread_errors)
-        results.put(("done", {"latencies": merged.tobytes(), "errors": dict(errors)}))
+        results.put(
+            (
+                "done",
+                {"latencies": merged.tobytes(), "errors": dict(errors), "cpu_s": cpu_seconds},
+            )
+        )
     except BaseException as error:
         results.put(("failed", f"{type(error).__name__}: {error}"))
     finally:
@@ -397,6 +436,8 @@ def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
     for run in runs:
         errors.update(run.errors)
     cpu = [run.server_cpu for run in runs if run.server_cpu is not None]
+    clients = [run.client_cpu for run in runs if run.client_cpu is not None]
+    other = [run.other_cpu for run in runs if run.other_cpu is not None]
     machine = [run.machine_cpu for run in runs if run.machine_cpu is not None]
     return {
         "rpcs": sum(run.ok + run.error_count for run in runs),
@@ -408,8 +449,10 @@ def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
         "p90_ms": median([run.p90_ms for run in runs]),
         "p99_ms": median([run.p99_ms for run in runs]),
         "server_cpu": median(cpu) if cpu else None,
+        "client_cpu": median(clients) if clients else None,
+        "other_cpu": median(other) if other else None,
         "machine_cpu": median(machine) if machine else None,
-        "repeats": [asdict(run) for run in runs],
+        "repeats": [{**asdict(run), "other_cpu": run.other_cpu} for run in runs],
     }
 
 

@@ -212,8 +212,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                     f"[{mode}] repeat {repeat + 1}/{args.repeats} {name:<12} "
                     f"{result.rps:8.0f} RPC/s  p50 {result.p50_ms:6.2f} ms  "
                     f"p99 {result.p99_ms:7.2f} ms  errors {result.error_count}  "
-                    f"server {result.server_cpu or 0:.2f} cores, "
-                    f"machine {result.machine_cpu or 0:.2f} cores"
+                    f"cores: server {result.server_cpu or 0:.2f} "
+                    f"clients {result.client_cpu or 0:.2f} other {result.other_cpu or 0:.2f}"
                 )
     scenarios = {name: summarise(found) for name, found in runs.items()}
     out: dict[str, Any] = {"seed_seconds": seconds, "scenarios": scenarios}
@@ -247,11 +247,16 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                     f"{summary['p90_ms']:.2f}",
                     f"{summary['p99_ms']:.2f}",
                     _errors(summary),
-                    "" if summary["server_cpu"] is None else f"{summary['server_cpu']:.2f}",
+                    _cores(summary),
                     "" if ratio is None else f"{ratio:.2f}",
                 ]
             )
     return table
+
+
+def _cores(summary: dict[str, Any]) -> str:
+    parts = [summary.get(key) for key in ("server_cpu", "client_cpu", "other_cpu")]
+    return "/".join("?" if part is None else f"{part:.2f}" for part in parts)
 
 
 def _errors(summary: dict[str, Any]) -> str:
@@ -270,7 +275,7 @@ HEADERS = (
     "p90 ms",
     "p99 ms",
     "errors",
-    "server cores",
+    "cores srv/cli/other",
     "x echo",
 )
 
@@ -303,7 +308,9 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         f"loopback; {config['warmup_s']:g} s warm-up + {config['duration_s']:g} s measured per "
         f"scenario, {config['repeats']} round-robin repeats, medians shown. Seed: "
         f"{config['locations']} locations x {config['skus']} SKUs. Latencies are client-side. "
-        "'server cores' is CPU the server process used during the window (1.0 = one core).",
+        "'cores' is CPU used during the window by the server process, by all client processes "
+        "and by anything else on the machine (1.00 = one core; the machine has "
+        f"{results['machine']['cores']}).",
         "",
         f"**{results['note']}.**",
         "",
