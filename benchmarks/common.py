@@ -449,6 +449,11 @@ def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
         "p90_ms": median([run.p90_ms for run in runs]),
         "p99_ms": median([run.p99_ms for run in runs]),
         "server_cpu": median(cpu) if cpu else None,
+        "server_cpu_ms_per_rpc": median(
+            [1000 * run.server_cpu / run.rps for run in runs if run.server_cpu and run.rps]
+        )
+        if cpu
+        else None,
         "client_cpu": median(clients) if clients else None,
         "other_cpu": median(other) if other else None,
         "machine_cpu": median(machine) if machine else None,

@@ -248,10 +248,17 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                     f"{summary['p99_ms']:.2f}",
                     _errors(summary),
                     _cores(summary),
+                    _cpu_per_rpc(summary),
                     "" if ratio is None else f"{ratio:.2f}",
                 ]
             )
     return table
+
+
+def _cpu_per_rpc(summary: dict[str, Any]) -> str:
+    """Server CPU per RPC: what one call costs the server, whatever the machine's load."""
+    value = summary.get("server_cpu_ms_per_rpc")
+    return "" if value is None else f"{value:.2f}"
 
 
 def _cores(summary: dict[str, Any]) -> str:
@@ -276,6 +283,7 @@ HEADERS = (
     "p99 ms",
     "errors",
     "cores srv/cli/other",
+    "srv CPU ms/RPC",
     "x echo",
 )
 
@@ -310,7 +318,8 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         f"{config['locations']} locations x {config['skus']} SKUs. Latencies are client-side. "
         "'cores' is CPU used during the window by the server process, by all client processes "
         "and by anything else on the machine (1.00 = one core; the machine has "
-        f"{results['machine']['cores']}).",
+        f"{results['machine']['cores']}). 'srv CPU ms/RPC' is the server's CPU time per call: "
+        "the cost of one RPC, less sensitive to the machine's other load than RPC/s.",
         "",
         f"**{results['note']}.**",
         "",
