@@ -19,9 +19,11 @@ monotone in q, each probe being one such brute-force flow.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 UNBOUNDED = math.inf
 
@@ -71,6 +73,25 @@ def largest(low: int, high: int, holds: object) -> int:
     return low
 
 
+_MEMO: dict[tuple[Any, ...], int] = {}
+
+
+def memoized(method: Callable[[SkuState, str], int]) -> Callable[[SkuState, str], int]:
+    """Caches an oracle answer by the SKU state's content: a state machine asks the same
+    questions about unchanged states over and over."""
+
+    @functools.wraps(method)
+    def wrapper(state: SkuState, name: str) -> int:
+        key = (method.__name__, name, state.key())
+        if key not in _MEMO:
+            if len(_MEMO) > 200_000:
+                _MEMO.clear()
+            _MEMO[key] = method(state, name)
+        return _MEMO[key]
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Stock:
     on_hand: int = 0
@@ -98,6 +119,17 @@ class SkuState:
 
     def record(self, location: str) -> Stock:
         return self.stock.get(location, Stock())
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            tuple(sorted(self.members.items())),
+            tuple(
+                sorted(
+                    (location, stock) for location, stock in self.stock.items() if stock != Stock()
+                )
+            ),
+            tuple(sorted((group, units) for group, units in self.demand.items() if units)),
+        )
 
     def capacities(self, *, fulfill: bool = False) -> dict[str, int]:
         locations = {location for group in self.members.values() for location in group}
@@ -130,6 +162,7 @@ class SkuState:
 
     # --- availability, by definition -------------------------------------------------------
 
+    @memoized
     def location_ato(self, location: str) -> int:
         """The largest q that could be reserved at the location without uncovering any group
         demand that is covered now (the deficit must not grow)."""
@@ -142,17 +175,20 @@ class SkuState:
 
         return largest(0, own, keeps)
 
+    @memoized
     def need(self, location: str) -> int:
         """Group flow the location must carry in every maximum assignment."""
         capacity = self.capacities()
         return self.flow(capacity) - self.flow({**capacity, location: 0})
 
+    @memoized
     def location_atf(self, location: str) -> int:
         """DESIGN.md: the ATF formula less what the group reservations covering the location
         cannot get from elsewhere."""
         record = self.record(location)
         return max(0, record.on_hand - record.reserved - record.safety_stock - self.need(location))
 
+    @memoized
     def group_ato(self, group: str) -> int:
         """The largest extra demand at the group that is fully coverable on top of what is
         covered now."""
@@ -166,6 +202,7 @@ class SkuState:
 
         return largest(0, ceiling, fits)
 
+    @memoized
     def group_atf(self, group: str) -> int:
         """What can still be reserved at the group and shipped from stock on hand, the
         existing group reservations taking stock on hand first (as much as they can): the
@@ -180,6 +217,7 @@ class SkuState:
 
         return min(self.group_ato(group), largest(0, ceiling, fits))
 
+    @memoized
     def group_shippable_now(self, group: str) -> int:
         """Upper bound for an honest group ATF: the most units x that can be added at the group
         so that every existing group reservation stays covered (futures allowed) while the x
