@@ -9,7 +9,9 @@ time per call as the client sees it. Failed calls are counted by status code, ap
 successful ones, and are not in the latency figures.
 
 A workload is a picklable `Workload(factory, params)`: `factory(channel, params, rng)` runs in
-the client process, once per thread, and returns a zero-argument callable making one RPC.
+the client process, once per thread, and returns a zero-argument callable making one RPC. A call
+that also makes untimed RPCs (set-up, clean-up) returns `Measured(seconds, note)`: its latency is
+then `seconds`, the timed part only, and non-empty notes are counted per window (`notes`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,14 @@ def wait_ready(address: str, timeout_s: float = 30.0) -> None:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """What a call returns when only part of it is timed (see the module doc)."""
+
+    seconds: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Workload:
     """What each client thread calls: `factory(channel, params, rng)` -> one-RPC callable."""
 
@@ -164,6 +174,7 @@ class LoadResult:
     server_cpu: float | None = None  # cores the server process used during the window
     client_cpu: float | None = None  # cores all client processes used during the window
     machine_cpu: float | None = None  # cores busy on the whole machine during the window
+    notes: dict[str, int] = field(default_factory=dict)  # Measured.note counts in the window
 
     @property
     def other_cpu(self) -> float | None:
@@ -231,6 +242,7 @@ def run_load(
         machine_cpu = (machine_busy_seconds() - machine_before) / duration_s
         latencies = array("d")
         errors: Counter[str] = Counter()
+        notes: Counter[str] = Counter()
         client_cpu_s = 0.0
         for _ in workers:
             kind, payload = results.get(timeout=duration_s + 120)
@@ -238,6 +250,7 @@ def run_load(
                 raise RuntimeError(f"client failed: {payload}")
             latencies.frombytes(payload["latencies"])
             errors.update(payload["errors"])
+            notes.update(payload.get("notes", {}))
             client_cpu_s += payload["cpu_s"]
     finally:
         for worker in workers:
@@ -262,6 +275,7 @@ def run_load(
         server_cpu=server_cpu,
         client_cpu=client_cpu_s / duration_s,
         machine_cpu=machine_cpu,
+        notes=dict(notes),
     )
 
 
@@ -317,11 +331,13 @@ def _client_main(
     go.wait()
     window_start = start_at.value + warmup_s
     window_end = window_start + duration_s
-    per_thread: list[tuple[array[float], Counter[str]]] = [
-        (array("d"), Counter()) for _ in range(threads)
+    per_thread: list[tuple[array[float], Counter[str], Counter[str]]] = [
+        (array("d"), Counter(), Counter()) for _ in range(threads)
     ]
 
-    def loop(call: Call, latencies: array[float], errors: Counter[str]) -> None:
+    def loop(
+        call: Call, latencies: array[float], errors: Counter[str], notes: Counter[str]
+    ) -> None:
         clock = time.perf_counter  # CLOCK_MONOTONIC on Linux, like time.monotonic
         _sleep_until(start_at.value)
         while True:
@@ -329,13 +345,18 @@ def _client_main(
             if began >= window_end:
                 return
             try:
-                call()
+                outcome = call()
             except grpc.RpcError as error:
                 if began >= window_start:
                     errors[error.code().name] += 1  # type: ignore[attr-defined]
                 continue
             if began >= window_start:
-                latencies.append((clock() - began) * 1000.0)
+                if isinstance(outcome, Measured):
+                    latencies.append(outcome.seconds * 1000.0)
+                    if outcome.note:
+                        notes[outcome.note] += 1
+                else:
+                    latencies.append((clock() - began) * 1000.0)
 
     workers = [
         threading.Thread(target=loop, args=(call, *state), daemon=True)
@@ -352,13 +373,20 @@ def _client_main(
             worker.join()
         merged = array("d")
         errors: Counter[str] = Counter()
-        for latencies, thread_errors in per_thread:
+        notes: Counter[str] = Counter()
+        for latencies, thread_errors, thread_notes in per_thread:
             merged.extend(latencies)
             errors.update(thread_errors)
+            notes.update(thread_notes)
         results.put(
             (
                 "done",
-                {"latencies": merged.tobytes(), "errors": dict(errors), "cpu_s": cpu_seconds},
+                {
+                    "latencies": merged.tobytes(),
+                    "errors": dict(errors),
+                    "notes": dict(notes),
+                    "cpu_s": cpu_seconds,
+                },
             )
         )
     except BaseException as error:
@@ -433,8 +461,10 @@ def median(values: Sequence[float]) -> float:
 def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
     """Repeats of one scenario: median RPC/s and median of each percentile; sums of counts."""
     errors: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
     for run in runs:
         errors.update(run.errors)
+        notes.update(run.notes)
     cpu = [run.server_cpu for run in runs if run.server_cpu is not None]
     clients = [run.client_cpu for run in runs if run.client_cpu is not None]
     other = [run.other_cpu for run in runs if run.other_cpu is not None]
@@ -444,6 +474,7 @@ def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
         "ok": sum(run.ok for run in runs),
         "errors": sum(errors.values()),
         "errors_by_code": dict(errors),
+        "notes": dict(notes),
         "rps": median([run.rps for run in runs]),
         "p50_ms": median([run.p50_ms for run in runs]),
         "p90_ms": median([run.p90_ms for run in runs]),
