@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import grpc
 import psycopg
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from omniroute.inventory.v1 import inventory_pb2 as inv
@@ -54,6 +56,22 @@ def server_dsn(
         extra = " ".join(f"-c{key}={value}" for key, value in settings.items())
         query["options"] = f"{query['options']} {extra}" if query.get("options") else extra
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A DSN on a new schema of the test database, dropped afterwards (for fixtures wider
+    than one test; tests/conftest.py's `postgres_dsn` is per test). Skips without the DSN."""
+    if not ADMIN_DSN:
+        pytest.skip("OMNIROUTE_TEST_POSTGRES_DSN is not set: PostgreSQL tests need a server")
+    schema = f"omniroute_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield server_dsn(ADMIN_DSN, settings={"search_path": schema})
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def schema_of(dsn: str) -> str:
@@ -137,17 +155,21 @@ class Server:
     def wait_exit(self, timeout_s: float) -> int:
         return self.process.wait(timeout=timeout_s)
 
+    def signal_stop(self) -> None:
+        """SIGTERM (graceful stop) without waiting, so several servers stop together."""
+        if self._channel is not None:
+            self._channel.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
-        """SIGTERM with a short grace, then SIGKILL; always reaps and closes."""
+        """SIGTERM, a short grace, then SIGKILL; always reaps and closes."""
         try:
-            if self._channel is not None:
-                self._channel.close()
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
+            self.signal_stop()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
             self.process.wait(timeout=30)
         finally:
             self._reader.join(timeout=10)
@@ -172,6 +194,8 @@ def servers(
                         str(pool_size),
                         "--workers",
                         str(workers),
+                        "--grace",
+                        "2",
                         *args,
                         log_dir=Path(log_dir),
                     )
@@ -180,6 +204,9 @@ def servers(
                 server.wait_port()
             yield started
         finally:
+            for server in started:
+                with contextlib.suppress(Exception):
+                    server.signal_stop()
             for server in started:
                 server.stop()
 

@@ -55,7 +55,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
         def client(index: int) -> None:
             rng = random.Random(index)
             targets = running[index % 3 :] + running[: index % 3]
-            for number in range(10):
+            for number in range(8):
                 ttl = number % 5 != 4  # one in five never expires: the control group
                 items = [
                     res.ReservationItem(
@@ -118,7 +118,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
             with lock:
                 outcomes.append(f"{outcome.code.name} {outcome.reason}".strip())
 
-        errors = run_threads([lambda i=i: client(i) for i in range(6)], timeout_s=120)
+        errors = run_threads([lambda i=i: client(i) for i in range(5)], timeout_s=120)
         assert not errors, f"{errors}\n{logs(running)}"
 
         # Clients keep poking the expiring reservations until they are all gone: each poke is

@@ -19,6 +19,7 @@ from tests.postgres.cluster import (
     Server,
     call,
     dump,
+    fresh_schema,
     logs,
     place,
     problems,
@@ -35,12 +36,24 @@ GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"]}
 SKUS = [f"s{index}" for index in range(8)]
 
 
-@pytest.fixture
-def pair(postgres_dsn: str) -> Iterator[list[Server]]:
+@pytest.fixture(scope="module")
+def shared_dsn() -> Iterator[str]:
+    """One schema for the module: every test here uses fresh request and reservation ids."""
+    with fresh_schema() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def pair(shared_dsn: str) -> Iterator[list[Server]]:
     """Two servers on one schema, seeded with plenty of stock."""
-    with servers(postgres_dsn, 2) as running:
-        seed(running[0], LOCATIONS, GROUPS, {(sku, loc): 100 for sku in SKUS for loc in LOCATIONS})
+    with servers(shared_dsn, 2) as running:
+        seed(running[0], LOCATIONS, GROUPS, {(sku, loc): 1000 for sku in SKUS for loc in LOCATIONS})
         yield running
+
+
+@pytest.fixture
+def postgres_dsn(shared_dsn: str) -> str:
+    return shared_dsn
 
 
 def raw(server: Server, method: str, request: Any) -> bytes:
@@ -167,6 +180,7 @@ def _at_once(running: list[Server], requests: list[tuple[str, Any]], per_server:
 def test_one_request_id_arriving_at_two_servers_at_once_is_applied_once(
     pair: list[Server], postgres_dsn: str
 ) -> None:
+    made = set()
     for round_number in range(8):
         sku = SKUS[round_number % len(SKUS)]
         create = res.CreateReservationRequest(
@@ -180,6 +194,7 @@ def test_one_request_id_arriving_at_two_servers_at_once_is_applied_once(
         created = set(snapshot(postgres_dsn).reservations) - before
         rid = res.CreateReservationResponse.FromString(answers[0]).reservation.id
         assert created == {rid}, "the same request created more than one reservation"
+        made.add(rid)
 
         transfer = res.TransferReservationRequest(
             reservation_id=rid,
@@ -193,8 +208,10 @@ def test_one_request_id_arriving_at_two_servers_at_once_is_applied_once(
         assert isinstance(answers[0], bytes), answers[0]
     state = snapshot(postgres_dsn)
     assert problems(state) == []
-    assert all(line == (1, 0, 0, 1) for key, line in state.lines.items() if key[3] == "GB")
-    assert all(line == (1, 0, 0, 0) for key, line in state.lines.items() if key[3] == "L1")
+    mine = {(key[0], key[3]): line for key, line in state.lines.items() if key[0] in made}
+    assert sorted(mine) == sorted((rid, at) for rid in made for at in ("GB", "L1"))
+    assert all(line == (1, 0, 0, 1) for (_, at), line in mine.items() if at == "GB")
+    assert all(line == (1, 0, 0, 0) for (_, at), line in mine.items() if at == "L1")
 
 
 @pytest.mark.slow

@@ -103,7 +103,7 @@ def test_a_refused_store_keeps_no_connection_open(postgres_dsn: str) -> None:
 
 
 def test_servers_starting_together_on_an_empty_schema_all_come_up(postgres_dsn: str) -> None:
-    with servers(postgres_dsn, 4, pool_size=2) as running:
+    with servers(postgres_dsn, 3, pool_size=2) as running:
         for server in running:
             server.inventory.ListLocations(inv.ListLocationsRequest(), timeout=20)
         assert [version for version, _ in applied(postgres_dsn)] == KNOWN

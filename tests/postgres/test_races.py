@@ -38,7 +38,7 @@ GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"], "GC": ["L2", "L3"]}  # overlap
 PLACES = [*LOCATIONS, *GROUPS]
 SKUS = ["s0", "s1", "s2"]
 UNITS = 3  # per SKU and location: scarce
-OPS_PER_THREAD = 40
+OPS_PER_THREAD = 30
 
 OK = grpc.StatusCode.OK
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
