@@ -189,7 +189,7 @@ class LoadResult:
 
 
 def run_load(
-    address: str,
+    address: str | Sequence[str],
     workload: Workload,
     *,
     clients: int,
@@ -198,8 +198,13 @@ def run_load(
     duration_s: float,
     server_pid: int | None = None,
     seed: int = 0,
+    on_window: Callable[[str], None] | None = None,
 ) -> LoadResult:
-    """Closed-loop load from `clients` processes x `threads` threads; see the module doc."""
+    """Closed-loop load from `clients` processes x `threads` threads; see the module doc.
+    Several addresses (several servers): client process i uses address i mod their number.
+    `on_window("start")` and `on_window("end")` run at the window's edges, e.g. to read the
+    CPU time of other processes."""
+    addresses = [address] if isinstance(address, str) else list(address)
     context = mp.get_context("spawn")
     ready = context.Queue()
     results = context.Queue()
@@ -209,7 +214,7 @@ def run_load(
         context.Process(
             target=_client_main,
             args=(
-                address,
+                addresses[index % len(addresses)],
                 workload,
                 threads,
                 seed * 1000 + index,
@@ -236,7 +241,11 @@ def run_load(
         _sleep_until(window_start)
         server_before = process_cpu_seconds(server_pid) if server_pid else None
         machine_before = machine_busy_seconds()
+        if on_window:
+            on_window("start")
         _sleep_until(window_end)
+        if on_window:
+            on_window("end")
         if server_before is not None and server_pid:
             server_cpu = (process_cpu_seconds(server_pid) - server_before) / duration_s
         machine_cpu = (machine_busy_seconds() - machine_before) / duration_s
