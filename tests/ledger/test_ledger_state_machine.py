@@ -773,6 +773,34 @@ class LedgerMachine(RuleBasedStateMachine):
             booking.expired = True
             booking.update_us = self.now
 
+    @precondition(lambda self: self.model.bookings)
+    @rule(data=st.data())
+    def read_reservations(self, data: st.DataObject) -> None:
+        """GetReservation and ListReservations (paged, filtered by state) agree with the model."""
+        reservation_id = data.draw(st.sampled_from(sorted(self.model.bookings)), label="get")
+        got = self.reservations.GetReservation(
+            res.GetReservationRequest(reservation_id=reservation_id)
+        )
+        assert_reservation(got.reservation, self.model.bookings[reservation_id], reservation_id)
+        state = data.draw(st.sampled_from([0, 1, 2, 3]), label="state filter")
+        page_size = data.draw(st.integers(1, 4), label="page size")
+        listed, token = [], ""
+        while True:
+            page = self.reservations.ListReservations(
+                res.ListReservationsRequest(page_size=page_size, page_token=token, state=state)
+            )
+            assert len(page.reservations) <= page_size
+            for message in page.reservations:
+                assert_reservation(message, self.model.bookings[message.id], message.id)
+            listed += [message.id for message in page.reservations]
+            token = page.next_page_token
+            if not token:
+                break
+        expected = sorted(
+            rid for rid, booking in self.model.bookings.items() if state in (0, booking.state)
+        )
+        assert listed == expected
+
     # --- idempotency ---------------------------------------------------------------------
 
     @precondition(lambda self: self.history)
@@ -806,7 +834,9 @@ class LedgerMachine(RuleBasedStateMachine):
             method = "AdjustStock"
             changed = inv.AdjustStockRequest(
                 adjustments=[
-                    inv.StockAdjustment(location_id="loc-a", sku="sku-1", on_hand_delta=1)
+                    inv.StockAdjustment(
+                        location_id="loc-a", sku="sku-1", on_hand_delta=1, reason="reused id"
+                    )
                 ],
                 request_id=request.request_id,
             )
