@@ -172,20 +172,21 @@ class ServerProcess:
 
     def __init__(
         self,
-        store: Path,
+        store: str | Path,
         *args: str,
+        log_dir: Path,
         env: dict[str, str] | None = None,
         flags: bool = True,
         startup_timeout_s: float = 60.0,
     ) -> None:
         """Runs `python -m server --address localhost:0 --store STORE *args` (without the two
         flags when `flags` is false: then `env` must name the address and store)."""
-        self.store = store
-        self.log_path = store.with_name(f"{store.name}.{time.monotonic_ns()}.log")
+        self.store = str(store)
+        self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         command = [sys.executable, "-m", "server"]
         if flags:
-            command += ["--address", "localhost:0", "--store", str(store)]
+            command += ["--address", "localhost:0", "--store", self.store]
         self.process = subprocess.Popen(
             [*command, *args],
             cwd=REPO,

@@ -595,8 +595,28 @@ def check_refusal(world: Any, case: Bad) -> None:
         assert got.fields == []
 
 
-@pytest.mark.parametrize("case", ALL, ids=[case.name for case in ALL])
-def test_bad_request_is_refused_with_documented_code_and_reason_and_changes_nothing(world, case):
+MALFORMED = [case for case in ALL if case.code == INVALID]
+REFUSED = [case for case in ALL if case.code != INVALID]
+
+
+# Malformed requests are refused by validation before any storage is touched, so one backend
+# is enough for them; refusals decided by the ledger run on every backend.
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("case", MALFORMED, ids=[case.name for case in MALFORMED])
+def test_malformed_request_is_refused_with_documented_reason_and_field_and_changes_nothing(
+    world, case
+):
+    before = world.snapshot()
+
+    check_refusal(world, case)
+
+    assert world.snapshot() == before
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[case.name for case in REFUSED])
+def test_request_the_ledger_refuses_gets_documented_code_reason_and_metadata_and_changes_nothing(
+    world, case
+):
     before = world.snapshot()
 
     check_refusal(world, case)

@@ -1,0 +1,262 @@
+"""The server as a process: health checking, reflection, graceful shutdown on SIGTERM/SIGINT
+(NOT_SERVING first, in-flight calls finish, exit 0), and its command line."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from omniroute.inventory.v1 import inventory_pb2 as inv
+from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
+from omniroute.inventory.v1 import reservation_pb2 as res
+
+from server.app import SERVICE_NAMES, start_server
+from server.domain.ledger import Ledger
+from tests.api.helpers import REPO, RPC_TIMEOUT_S, ServerProcess, all_reservations, wait_until
+from tests.support import at, item, level, location
+
+pytestmark = pytest.mark.timeout(180)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+INVENTORY = "omniroute.inventory.v1.InventoryService"
+RESERVATIONS = "omniroute.inventory.v1.ReservationService"
+
+
+def health_of(channel: grpc.Channel, service: str) -> int:
+    stub = health_pb2_grpc.HealthStub(channel)
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=RPC_TIMEOUT_S).status
+
+
+# --- health and reflection -----------------------------------------------------------------
+
+
+def test_health_reports_serving_for_the_server_and_every_service(channel):
+    assert {INVENTORY, RESERVATIONS} <= set(SERVICE_NAMES)
+    for service in ("", *SERVICE_NAMES):
+        assert health_of(channel, service) == SERVING, service
+
+
+def test_health_of_an_unknown_service_is_not_found(channel):
+    with pytest.raises(grpc.RpcError) as caught:
+        health_of(channel, "omniroute.nothing.v1.NoService")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_the_services_and_describes_their_methods(channel):
+    database = ProtoReflectionDescriptorDatabase(channel)
+
+    services = set(database.get_services())
+
+    assert {*SERVICE_NAMES, "grpc.health.v1.Health"} <= services
+    pool = descriptor_pool.DescriptorPool(database)
+    inventory = pool.FindServiceByName(INVENTORY)
+    assert {method.name for method in inventory.methods} == set(
+        inv.DESCRIPTOR.services_by_name["InventoryService"].methods_by_name
+    )
+    reservations = pool.FindServiceByName(RESERVATIONS)
+    assert {method.name for method in reservations.methods} == set(
+        res.DESCRIPTOR.services_by_name["ReservationService"].methods_by_name
+    )
+    request = pool.FindMessageTypeByName("omniroute.inventory.v1.CreateReservationRequest")
+    assert "request_id" in request.fields_by_name
+
+
+# --- graceful shutdown, in process ---------------------------------------------------------
+
+
+class GatedLedger(Ledger):
+    """A ledger whose availability reads wait at a gate, so a test can hold a call in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def availability(self, uow: Any, skus: Any, places: Any) -> Any:
+        self.entered.set()
+        if not self.gate.wait(timeout=60):
+            raise TimeoutError("the test never opened the gate")
+        return super().availability(uow, skus, places)
+
+
+class Watch:
+    """A health Watch stream read on a thread: every status it delivers goes to `statuses`."""
+
+    def __init__(self, channel: grpc.Channel, service: str = "") -> None:
+        self.call = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=service), timeout=120
+        )
+        self.statuses: queue.Queue[int] = queue.Queue()
+        self.ended: list[grpc.StatusCode] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for response in self.call:
+                self.statuses.put(response.status)
+        except grpc.RpcError as error:
+            self.ended.append(error.code())  # type: ignore[attr-defined]
+
+    def next_status(self) -> int:
+        return self.statuses.get(timeout=30)
+
+    def close(self) -> None:
+        self.call.cancel()
+        self._thread.join(timeout=30)
+
+
+def test_stop_reports_not_serving_first_and_lets_in_flight_calls_finish(store):
+    ledger = GatedLedger()
+    running = start_server("localhost:0", store, ledger=ledger, sweep_interval_s=0.05)
+    stopper = threading.Thread(target=running.stop, kwargs={"grace_s": 30}, daemon=True)
+    try:
+        with grpc.insecure_channel(f"localhost:{running.port}") as channel:
+            inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+            inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location("wh-1")]))
+            inventory.SetStock(inv.SetStockRequest(levels=[level("wh-1", "sku-1", 7)]))
+            watches = [Watch(channel, name) for name in ("", *SERVICE_NAMES)]
+            assert [watch.next_status() for watch in watches] == [SERVING] * len(watches)
+            in_flight = inventory.GetAvailability.future(
+                inv.GetAvailabilityRequest(skus=["sku-1"], location_ids=["wh-1"]), timeout=120
+            )
+            assert ledger.entered.wait(timeout=30), "the call never reached the ledger"
+
+            stopper.start()
+
+            # Health says NOT_SERVING on every watched name while the server still runs the
+            # in-flight call (the subprocess tests below check that new calls are refused) ...
+            assert [watch.next_status() for watch in watches] == [NOT_SERVING] * len(watches)
+            assert not in_flight.done()
+            for watch in watches:
+                watch.close()
+            # ... and the in-flight call completes with a proper answer.
+            ledger.gate.set()
+            record = in_flight.result(timeout=60).records[0]
+            assert (record.sku, record.on_hand, record.available_to_order) == ("sku-1", 7, 7)
+            stopper.join(timeout=60)
+            assert not stopper.is_alive(), "stop() did not return after the last call finished"
+    finally:
+        ledger.gate.set()
+        if stopper.ident is None:
+            running.stop(grace_s=1)
+        else:
+            stopper.join(timeout=90)
+
+
+# --- graceful shutdown of the process ------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_the_process_cleanly_under_load_and_keeps_every_answered_call(
+    tmp_path: Path, store_target: str, signum: int
+):
+    store = store_target
+    outcomes: list[tuple[str, grpc.StatusCode]] = []
+    lock = threading.Lock()
+    with ServerProcess(store, "--grace", "20", log_dir=tmp_path) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+            inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location("wh-1")]))
+            inventory.SetStock(inv.SetStockRequest(levels=[level("wh-1", "sku-1", 1_000_000)]))
+
+        def client(index: int) -> None:
+            # Each client keeps calling until the server turns it away.
+            with grpc.insecure_channel(server.target) as own:
+                stub = reservation_pb2_grpc.ReservationServiceStub(own)
+                for number in range(100_000):
+                    reservation_id = f"c{index:02d}-{number:05d}"
+                    try:
+                        stub.CreateReservation(
+                            res.CreateReservationRequest(
+                                reservation_id=reservation_id, items=[item("sku-1", at("wh-1"), 1)]
+                            ),
+                            timeout=60,
+                        )
+                        code = grpc.StatusCode.OK
+                    except grpc.RpcError as error:
+                        code = error.code()  # type: ignore[attr-defined]
+                    with lock:
+                        outcomes.append((reservation_id, code))
+                    if code != grpc.StatusCode.OK:
+                        return
+
+        clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(12)]
+        for thread in clients:
+            thread.start()
+        assert wait_until(lambda: len(outcomes) >= 200, 60), server.log()
+        server.process.send_signal(signum)
+        exit_code = server.process.wait(timeout=20 + 30)
+        for thread in clients:
+            thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in clients)
+    assert exit_code == 0, server.log()
+    # Refusals are clean: UNAVAILABLE, or CANCELLED for a call that grpc-core still held
+    # unmatched (not yet handed to a worker) when shutdown began; never applied (checked below).
+    assert {code for _, code in outcomes} <= {
+        grpc.StatusCode.OK,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+    }
+    answered = {rid for rid, code in outcomes if code == grpc.StatusCode.OK}
+    refused = {rid for rid, code in outcomes if code != grpc.StatusCode.OK}
+
+    with (
+        ServerProcess(store, log_dir=tmp_path) as server,
+        grpc.insecure_channel(server.target) as channel,
+    ):
+        stored = {
+            r.id for r in all_reservations(reservation_pb2_grpc.ReservationServiceStub(channel))
+        }
+        assert stored == answered
+        assert not refused & stored
+        inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+        record = inventory.GetAvailability(
+            inv.GetAvailabilityRequest(skus=["sku-1"], location_ids=["wh-1"])
+        ).records[0]
+        assert record.reserved == len(stored)
+        assert server.terminate(timeout_s=50) == 0
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def test_help_exits_0_and_names_every_flag_and_environment_variable():
+    shown = subprocess.run(
+        [sys.executable, "-m", "server", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    for flag in ("--address", "--store", "--sqlite-synchronous", "--workers", "--grace"):
+        assert flag in shown.stdout
+    for variable in ("ADDRESS", "STORE", "SQLITE_SYNCHRONOUS", "WORKERS", "GRACE"):
+        assert f"OMNIROUTE_{variable}" in shown.stdout
+
+
+def test_environment_variables_configure_address_and_store(tmp_path: Path):
+    store = tmp_path / "from-env" / "omniroute.sqlite3"
+    env = {"OMNIROUTE_ADDRESS": "localhost:0", "OMNIROUTE_STORE": str(store)}
+
+    with ServerProcess(store, env=env, flags=False, log_dir=tmp_path) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            assert health_of(channel, "") == SERVING
+        assert store.exists()
+        assert server.terminate(timeout_s=50) == 0
