@@ -2,7 +2,7 @@
 
 from solver.plan import InfeasiblePlan, NoFeasiblePlan, Plan, Score, Shipment, evaluate
 from solver.problem import InvalidProblem, Line, Location, Objective, Options, Problem
-from solver.solve import SolveParams, solve
+from solver.pipeline import SolveParams, solve
 
 __all__ = [
     "InfeasiblePlan",

@@ -50,12 +50,16 @@ class Core:
         options = problem.options
         self.demand: IntArray = problem.quantities
         excluded = options.excluded_locations
-        ids = [x.id for x in problem.locations]
-        by_priority = sorted(range(len(ids)), key=lambda j: (problem.locations[j].priority, ids[j]))
+        locations = problem.locations
+        ids = np.array([x.id for x in locations], dtype=str)
+        priority = np.array([x.priority for x in locations], dtype=np.int64)
+        by_priority = np.lexsort((ids, priority))
         rank = np.empty(len(ids), dtype=np.int64)
         rank[by_priority] = np.arange(len(ids), dtype=np.int64)
         capped = np.minimum(problem.atf, self.demand[:, None])
-        allowed = np.array([x not in excluded for x in ids], dtype=bool)
+        allowed = np.ones(len(ids), dtype=bool)
+        if excluded:
+            allowed &= ~np.isin(ids, list(excluded))
         allowed &= capped.any(axis=0)
         distance = location_distance_m(problem)
         cost = location_cost_milli(problem)

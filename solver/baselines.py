@@ -95,6 +95,16 @@ def _fill(problem: Problem, order: list[int]) -> tuple[dict[int, dict[str, int]]
     return allocation, unrouted
 
 
+def nearest_first(problem: Problem) -> np.ndarray:
+    """Candidate positions sorted nearest first; ties by priority, then location id."""
+    candidates = np.asarray(_candidates(problem), dtype=np.int64)
+    locations = problem.locations
+    ids = np.array([locations[j].id for j in candidates], dtype=str)
+    priority = np.array([locations[j].priority for j in candidates], dtype=np.int64)
+    order = np.lexsort((ids, priority, problem.distance_km[candidates]))
+    return candidates[order]
+
+
 def greedy(problem: Problem) -> Plan:
     """Per-line greedy fill from the nearest location outwards (ties: priority, then id).
 
@@ -102,17 +112,29 @@ def greedy(problem: Problem) -> Plan:
     allow_partial.
     """
     started = time.perf_counter()
-    candidates = _candidates(problem)
-    locations = problem.locations
-    order = sorted(
-        candidates,
-        key=lambda j: (problem.distance_km[j], locations[j].priority, locations[j].id),
-    )
-    allocation, unrouted = _fill(problem, order)
+    order = nearest_first(problem)
+    demand = problem.quantities[:, None]
+    stock = problem.atf[:, order]
+    if problem.options.keep_lines_whole:
+        holds = stock >= demand
+        first = np.argmax(holds, axis=1)
+        take = np.zeros_like(stock)
+        lines = np.flatnonzero(holds.any(axis=1))
+        take[lines, first[lines]] = demand[lines, 0]
+    else:
+        before = np.cumsum(stock, axis=1) - stock
+        take = np.clip(demand - before, 0, stock)
+    skus = [line.sku for line in problem.lines]
+    allocation: dict[int, dict[str, int]] = {}
+    for k in np.flatnonzero(take.any(axis=0)):
+        rows = np.flatnonzero(take[:, k])
+        allocation[int(order[k])] = {skus[i]: int(take[i, k]) for i in rows}
+    short = demand[:, 0] - take.sum(axis=1)
+    unrouted = {skus[i]: int(short[i]) for i in np.flatnonzero(short)}
     if unrouted and not problem.options.allow_partial:
         raise NoFeasiblePlan("INSUFFICIENT_STOCK", "greedy fill leaves units unrouted",
                              shortfall=unrouted)
-    return _plan_from(problem, allocation, unrouted, "greedy", len(candidates), started)
+    return _plan_from(problem, allocation, unrouted, "greedy", len(order), started)
 
 
 @dataclass(frozen=True)

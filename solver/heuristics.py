@@ -61,3 +61,40 @@ def improve_by_swaps(target: Target, members: list[int], key: IntArray) -> list[
                     improved = True
                     break
     return current
+
+
+def improve_by_pair_swaps(
+    target: Target, members: list[int], primary: IntArray, secondary: IntArray,
+    deadline: float = float("inf"),
+) -> list[int]:
+    """Local search: replace two members by the best pair that covers what the rest of the set
+    leaves (the exact pair search), while that lowers the key sums."""
+    from solver.search import Found, Keys, SearchTimeout, best_set  # noqa: PLC0415
+
+    keys = Keys(primary, secondary)
+    current = sorted(members)
+    improved = True
+    while improved and len(current) >= 2:
+        improved = False
+        for a, b in sorted(
+            ((x, y) for i, x in enumerate(current) for y in current[i + 1 :]),
+            key=lambda p: -int(primary[p[0]] + primary[p[1]]),
+        ):
+            rest = [x for x in current if x not in (a, b)]
+            need = np.maximum(target.demand - target.coverage[:, rest].sum(axis=1), 0)
+            rows = np.flatnonzero(need)
+            sub = Target(need[rows], np.minimum(target.coverage[rows], need[rows, None]))
+            pool = sub.useful
+            pool = pool[~np.isin(pool, rest)]
+            incumbent = Found(int(primary[a] + primary[b]), int(secondary[a] + secondary[b]),
+                              (a, b))
+            try:
+                found = best_set(sub, keys, 2, candidates=pool, incumbent=incumbent,
+                                 deadline=deadline)
+            except SearchTimeout:
+                return current
+            if found is not None and found < incumbent:
+                current = sorted([*rest, *found.members])
+                improved = True
+                break
+    return current

@@ -28,6 +28,8 @@ from solver._core import Target
 from solver.problem import IntArray
 
 _EPS = 1e-9
+_WARM_PREFIX = 64
+_NEVER = np.iinfo(np.int64).max
 _MATRIX_CELLS = 4_000_000
 """Pair matrices are built in row blocks of at most this many cells (bounds memory)."""
 
@@ -120,40 +122,22 @@ def _cut_filters(
 
 
 class _Search:
+    """Depth-first search; every node works on local arrays (coverage of its candidates,
+    capped at its residual demand, and their core positions `idx`, in key order)."""
+
     def __init__(self, keys: Keys, deadline: float, first: bool) -> None:
         self.keys = keys
         self.deadline = deadline
         self.first = first
         self.best: Found | None = None
-        self.nodes = 0
-
-    def bound(self, limit: int | None) -> int | None:
-        if self.best is None:
-            return limit
-        return self.best.primary if limit is None else min(limit, self.best.primary)
 
     def offer(self, found: Found) -> None:
         if self.best is None or found < self.best:
             self.best = found
 
     def tick(self) -> None:
-        self.nodes += 1
         if time.perf_counter() > self.deadline:
             raise SearchTimeout(self.best)
-
-    # s = 1
-    def singles(
-        self, demand: IntArray, coverage: IntArray, cand: IntArray, base: Found, cuts: list
-    ) -> None:
-        dead, banned, _, _ = _cut_filters(cuts, frozenset(base.members))
-        if dead or not len(cand):
-            return
-        ok = np.all(coverage[:, cand] >= demand[:, None], axis=0)
-        for l in cand[ok]:
-            if int(l) in banned:
-                continue
-            self.offer(self.extend(base, (int(l),)))
-            return  # candidates are in key order: the first one is the best
 
     def extend(self, base: Found, members: tuple[int, ...]) -> Found:
         keys = self.keys
@@ -164,180 +148,143 @@ class _Search:
             tuple(sorted(base.members + members)),
         )
 
-    # s = 2
-    def pairs(
+    def node(
         self,
         demand: IntArray,
-        coverage: IntArray,
-        cand: IntArray,
+        cov: IntArray,
+        idx: IntArray,
+        size: int,
         base: Found,
-        cuts: list,
-        limit: int | None,
+        cuts: list[frozenset[int]],
     ) -> None:
+        self.tick()
         dead, banned, banned_pairs, _ = _cut_filters(cuts, frozenset(base.members))
         if dead:
             return
         if banned:
-            cand = cand[~np.isin(cand, list(banned))]
-        if len(cand) < 2:
+            keep = ~np.isin(idx, list(banned))
+            cov, idx = cov[:, keep], idx[keep]
+        if len(idx) < size:
+            return
+        primary = self.keys.primary[idx]
+        if self.best is not None:
+            # Every other member has a key at least the smallest candidate's.
+            room = self.best.primary - base.primary
+            keep = primary <= room - (size - 1) * primary[0]
+            cov, idx, primary = cov[:, keep], idx[keep], primary[keep]
+            if len(idx) < size:
+                return
+        if size == 1:
+            ok = np.flatnonzero(np.all(cov >= demand[:, None], axis=0))
+            if len(ok):  # key order: the first is the best
+                self.offer(self.extend(base, (int(idx[ok[0]]),)))
             return
         n = len(demand)
-        weight = _weights(demand, coverage[:, cand])
-        cand = cand[weight >= n - weight.max() - _EPS * n]
-        if len(cand) < 2:
+        weight = (cov / demand[:, None]).sum(axis=0)
+        # A covering set's weights sum to >= n; the other members add at most the largest.
+        top = np.sort(weight)[::-1][: size - 1].sum()
+        keep = weight >= n - top - _EPS * n
+        if not keep.all():
+            cov, idx, primary, weight = cov[:, keep], idx[keep], primary[keep], weight[keep]
+            if len(idx) < size:
+                return
+        if size == 2:
+            self.pairs(demand, cov, idx, primary, base, banned_pairs)
             return
-        primary = self.keys.primary
-        bound = self.bound(limit)
-        if bound is not None:
-            room = bound - base.primary
-            low = int(primary[cand[0]])
-            cols = cand[primary[cand] + low <= room]
-            rows = cols[2 * primary[cols] <= room]
+        heavy = weight >= n / size - _EPS * n
+        if self.best is None:
+            nearest_count, heavy_count = len(idx), int(heavy.sum())
         else:
-            rows = cols = cand
-        if not len(rows) or len(cols) < 2:
-            return
-        block = max(1, _MATRIX_CELLS // len(cols))
-        secondary = self.keys.secondary
-        for start in range(0, len(rows), block):
-            self.tick()
-            part = rows[start : start + block]
-            ok = _pair_covers(demand, coverage[:, part], coverage[:, cols])
-            ok &= cols[None, :] > part[:, None]
-            if not ok.any():
-                continue
-            r, c = np.nonzero(ok)
-            a, b = part[r], cols[c]
-            pair_primary = primary[a] + primary[b]
-            if bound is not None:
-                keep = pair_primary + base.primary <= self.bound(limit)
-                a, b, pair_primary = a[keep], b[keep], pair_primary[keep]
-            if banned_pairs:
-                keep = np.array([(int(x), int(y)) not in banned_pairs for x, y in zip(a, b)])
-                if len(keep):
-                    a, b, pair_primary = a[keep], b[keep], pair_primary[keep]
-            if not len(a):
-                continue
-            pair_secondary = secondary[a] + secondary[b]
-            best = np.lexsort((b, a, pair_secondary, pair_primary))[0]
-            self.offer(self.extend(base, (int(a[best]), int(b[best]))))
-            if self.first:
+            room = self.best.primary - base.primary
+            nearest_count = int((size * primary <= room).sum())
+            heavy_count = int((heavy & (primary + (size - 1) * primary[0] <= room)).sum())
+        if nearest_count <= heavy_count:
+            branches = [(p, np.arange(len(idx)) > p) for p in range(len(idx))]
+            by_key = True
+        else:
+            positions = np.arange(len(idx))
+            branches = [
+                (p, (weight < weight[p]) | ((weight == weight[p]) & (positions > p)))
+                for p in np.flatnonzero(heavy)
+            ]
+            by_key = False
+        for p, others in branches:
+            if self.best is not None:
+                room = self.best.primary - base.primary
+                if by_key and size * primary[p] > room:
+                    return  # every later member's key is larger still
+                if primary[p] + (size - 1) * primary[0] > room:
+                    continue
+            if self.best is not None:
+                # The child's members fit in what is left after this one.
+                left = self.best.primary - base.primary - primary[p]
+                others = others & (primary <= left - (size - 2) * primary[0])
+            self.child(demand, cov, idx, int(p), others, size, base, cuts)
+            if self.first and self.best is not None:
                 return
 
-    # s >= 3
-    def sets(
+    def child(
         self,
         demand: IntArray,
-        coverage: IntArray,
-        cand: IntArray,
+        cov: IntArray,
+        idx: IntArray,
+        p: int,
+        others: np.ndarray,
         size: int,
         base: Found,
-        cuts: list,
-        limit: int | None,
+        cuts: list[frozenset[int]],
     ) -> None:
-        self.tick()
-        if size == 1:
-            bound = self.bound(limit)
-            if bound is not None:
-                cand = cand[self.keys.primary[cand] + base.primary <= bound]
-            self.singles(demand, coverage, cand, base, cuts)
-            return
-        if size == 2:
-            self.pairs(demand, coverage, cand, base, cuts, limit)
-            return
-        dead, _, _, _ = _cut_filters(cuts, frozenset(base.members))
-        if dead or len(cand) < size:
-            return
-        n = len(demand)
-        primary = self.keys.primary
-        weight = _weights(demand, coverage[:, cand])
-        # Sum of weights over the set >= n: the other size-1 members add at most their weights.
-        top = np.sort(weight)[::-1][: size - 1].sum()
-        cand_ok = weight >= n - top - _EPS * n
-        cand, weight = cand[cand_ok], weight[cand_ok]
-        if len(cand) < size:
-            return
-        low = int(primary[cand[0]])
-        bound = self.bound(limit)
-        room = None if bound is None else bound - base.primary
-        heavy = weight >= n / size - _EPS * n
-        if room is None:
-            nearest_count = len(cand)
-            heavy_count = int(heavy.sum())
-        else:
-            nearest_count = int((size * primary[cand] <= room).sum())
-            heavy_count = int((heavy & (primary[cand] + (size - 1) * low <= room)).sum())
-        if nearest_count <= heavy_count:
-            self._branch_nearest(demand, coverage, cand, size, base, cuts, limit)
-        else:
-            self._branch_heavy(demand, coverage, cand, weight, size, base, cuts, limit)
-
-    def _child(
-        self,
-        demand: IntArray,
-        coverage: IntArray,
-        member: int,
-        cand: IntArray,
-        size: int,
-        base: Found,
-        cuts: list,
-        limit: int | None,
-    ) -> None:
-        residual = np.maximum(demand - coverage[:, member], 0)
+        residual = np.maximum(demand - cov[:, p], 0)
         rows = np.flatnonzero(residual)
         if not len(rows):
             return  # the member alone covers: no irredundant set of this size contains it
-        child = self.extend(base, (member,))
-        sub_coverage = np.minimum(coverage[rows], residual[rows, None])
-        useful = cand[sub_coverage[:, cand].any(axis=0)]
-        self.sets(residual[rows], sub_coverage, useful, size - 1, child, cuts, limit)
+        sub = np.minimum(cov[np.ix_(rows, np.flatnonzero(others))], residual[rows, None])
+        useful = sub.any(axis=0)
+        self.node(residual[rows], sub[:, useful], idx[others][useful], size - 1,
+                  self.extend(base, (int(idx[p]),)), cuts)
 
-    def _branch_nearest(
+    def pairs(
         self,
         demand: IntArray,
-        coverage: IntArray,
-        cand: IntArray,
-        size: int,
+        cov: IntArray,
+        idx: IntArray,
+        primary: IntArray,
         base: Found,
-        cuts: list,
-        limit: int | None,
+        banned_pairs: set[tuple[int, int]],
     ) -> None:
-        primary = self.keys.primary
-        for position, member in enumerate(cand):
-            bound = self.bound(limit)
-            if bound is not None and size * primary[member] > bound - base.primary:
-                return
-            self._child(demand, coverage, int(member), cand[position + 1 :], size, base, cuts,
-                        limit)
-            if self.first and self.best is not None:
-                return
-
-    def _branch_heavy(
-        self,
-        demand: IntArray,
-        coverage: IntArray,
-        cand: IntArray,
-        weight: np.ndarray,
-        size: int,
-        base: Found,
-        cuts: list,
-        limit: int | None,
-    ) -> None:
-        primary = self.keys.primary
-        n = len(demand)
-        low = int(primary[cand[0]])
-        positions = np.arange(len(cand))
-        for position in np.flatnonzero(weight >= n / size - _EPS * n):
-            member = int(cand[position])
-            bound = self.bound(limit)
-            if bound is not None and primary[member] + (size - 1) * low > bound - base.primary:
+        secondary = self.keys.secondary[idx]
+        # Rows (the member with the smaller key) in key order, a small block first: the
+        # first pairs found bound the rest, so later rows and columns shrink.
+        start, block = 0, 32
+        while start < len(idx) - 1:
+            self.tick()
+            rows = np.arange(start, min(start + block, len(idx)))
+            cols = np.arange(start + 1, len(idx))
+            if self.best is not None:
+                room = self.best.primary - base.primary
+                rows = rows[2 * primary[rows] <= room]
+                if not len(rows):
+                    return
+                cols = cols[primary[cols] + primary[rows[0]] <= room]
+                if not len(cols):
+                    return
+            start += block
+            block = max(32, min(4 * block, _MATRIX_CELLS // max(len(cols), 1)))
+            ok = _pair_covers(demand, cov[:, rows], cov[:, cols])
+            ok &= cols[None, :] > rows[:, None]
+            for x, y in banned_pairs:
+                ok[(idx[rows] == x)[:, None] & (idx[cols] == y)[None, :]] = False
+            if not ok.any():
                 continue
-            lighter = (weight < weight[position]) | (
-                (weight == weight[position]) & (positions > position)
-            )
-            self._child(demand, coverage, member, cand[lighter], size, base, cuts, limit)
-            if self.first and self.best is not None:
+            if self.first:
+                r, c = np.argwhere(ok)[0]
+                self.offer(self.extend(base, (int(idx[rows[r]]), int(idx[cols[c]]))))
                 return
+            total = np.where(ok, primary[rows][:, None] + primary[cols][None, :], _NEVER)
+            r, c = np.nonzero(total == total.min())
+            a, b = rows[r], cols[c]
+            best = np.lexsort((b, a, secondary[a] + secondary[b]))[0]
+            self.offer(self.extend(base, (int(idx[a[best]]), int(idx[b[best]]))))
 
 
 def best_set(
@@ -350,22 +297,37 @@ def best_set(
     incumbent: Found | None = None,
     first: bool = False,
     deadline: float = float("inf"),
+    warm: bool = True,
 ) -> Found | None:
     """The best set of exactly `size` candidates covering `target`, or None if there is none.
 
     Ties on the key sums go to the lexicographically smallest member tuple. `cuts` forbid
     every set containing one of them; `incumbent` (a known feasible set) bounds the search and
     is returned if nothing better exists; `first` stops at the first set found. Raises
-    `SearchTimeout` (with the best set so far) when `deadline` (perf_counter) passes.
+    `SearchTimeout` (with the best set so far) when `deadline` (perf_counter) passes. `warm`
+    first solves growing prefixes of the candidates (nearest first) for an incumbent.
     """
     if candidates is None:
         candidates = target.useful
+    candidates = np.asarray(candidates, dtype=np.int64)
+    prefix = _WARM_PREFIX
+    while warm and size >= 3 and not first and incumbent is None and len(candidates) > 2 * prefix:
+        # Warm start: the best set among the nearest candidates is usually close to the best
+        # overall, and a tight incumbent is what lets the full search prune by distance.
+        incumbent = best_set(target, keys, size, candidates=candidates[:prefix], cuts=cuts,
+                             deadline=deadline, warm=False)
+        prefix *= 4
     search = _Search(keys, deadline, first)
     if incumbent is not None:
         search.best = incumbent
-    empty = Found(0, 0, ())
-    search.sets(
-        target.demand, target.coverage, np.asarray(candidates, dtype=np.int64), size, empty,
-        list(cuts or []), None,
-    )
+    if len(candidates) < size:
+        return search.best
+    demand = target.demand
+    cov = np.minimum(target.coverage[:, candidates], demand[:, None])
+    # Narrow integers halve or better the memory every node copies (values are <= demand).
+    for small in (np.int8, np.int16, np.int32):
+        if demand.max(initial=0) <= np.iinfo(small).max:
+            cov, demand = cov.astype(small), demand.astype(small)
+            break
+    search.node(demand, cov, candidates, size, Found(0, 0, ()), list(cuts or []))
     return search.best

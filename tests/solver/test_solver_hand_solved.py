@@ -162,14 +162,14 @@ def test_three_locations_found_by_the_exact_search() -> None:
     assert plan.method == "three-location"
 
 
-def test_four_locations_go_to_the_mip() -> None:
-    """Four SKUs, each at one place (1..4 deg) and again farther out (11..14 deg): four boxes
-    at 1 + 2 + 3 + 4 = 10 deg."""
-    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCD", start=1)}
-    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCD", start=1)}
-    plan = solve(order(dict.fromkeys("ABCD", 1), stock))
-    assert plan.objective == Score(0, 0, 4, sum(metres(k) for k in range(1, 5)))
-    assert plan.method == "mip-cpsat"
+def test_five_locations_go_to_the_mip() -> None:
+    """Five SKUs, each at one place (1..5 deg) and again farther out (11..15 deg): five boxes
+    at 1 + 2 + 3 + 4 + 5 = 15 deg; the exact search stops at four locations."""
+    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    plan = solve(order(dict.fromkeys("ABCDE", 1), stock))
+    assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
+    assert plan.method.startswith("mip-")
     assert plan.proven_optimal
 
 

@@ -97,12 +97,12 @@ import solver, solver.baselines, solver.geo, solver.model, solver.search, solver
 loaded = sorted(m for m in sys.modules if m.startswith(%r))
 assert not loaded, loaded
 problem = solver.Problem.build(
-    lines=[(s, 1) for s in "ABCD"],
-    locations=[{"id": s, "latitude": 0.0, "longitude": float(k)} for k, s in enumerate("ABCD")],
-    atf={(s, s): 1 for s in "ABCD"},
+    lines=[(s, 1) for s in "ABCDE"],
+    locations=[{"id": s, "latitude": 0.0, "longitude": float(k)} for k, s in enumerate("ABCDE")],
+    atf={(s, s): 1 for s in "ABCDE"},
     destination=(0.0, 0.0),
 )
-assert solver.solve(problem).method == "mip-cpsat"  # loads OR-Tools (which uses protobuf)
+assert solver.solve(problem).method.startswith("mip-")  # loads OR-Tools (and its protobuf)
 loaded = sorted(m for m in sys.modules if m.startswith(%r))
 assert not loaded, loaded
 """ % (_FORBIDDEN, ("grpc", "omniroute", "server"))

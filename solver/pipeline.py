@@ -27,13 +27,14 @@ from types import MappingProxyType
 import numpy as np
 
 from solver._core import Core, Target
-from solver.heuristics import greedy_cover, improve_by_swaps
+from solver.heuristics import greedy_cover, improve_by_pair_swaps, improve_by_swaps
 from solver.model import DEFAULT_BACKEND, BACKENDS, MipData, MipResult, Stage, solve_stage
 from solver.plan import NoFeasiblePlan, Plan, Score, Shipment
 from solver.problem import IntArray, Problem
 from solver.search import Found, Keys, SearchTimeout, best_set
 
-_SEARCH_NAMES = {1: "single-location", 2: "two-location", 3: "three-location"}
+_SEARCH_NAMES = {1: "single-location", 2: "two-location", 3: "three-location",
+                 4: "four-location", 5: "five-location", 6: "six-location"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class SolveParams:
     """MIP solver for the stages the exact search does not settle: cpsat | scip | highs."""
     threads: int = 1
     """Solver threads per solve (the server runs solves in parallel on its own pool)."""
-    search_up_to: int = 3
+    search_up_to: int = 4
     """Largest location set the exact search tries before the MIP (0: MIP only)."""
     reduce: bool = True
     """Drop candidates the incumbent rules out before the MIP."""
@@ -52,7 +53,7 @@ class SolveParams:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
-        if self.threads < 1 or not 0 <= self.search_up_to <= 4:
+        if self.threads < 1 or not 0 <= self.search_up_to <= 6:
             raise ValueError("threads must be >= 1 and search_up_to in 0..4")
 
 
@@ -190,8 +191,11 @@ class _Solver:
             if not count_proven:
                 count_gap = (len(incumbent) - max(result.bound, lower)) / len(incumbent)
         count = len(incumbent)
-        # Stage D: least distance among sets of `count` locations.
+        # Stage D: least distance among sets of `count` locations, from the best incumbent
+        # local search finds (a tight incumbent is what the reduction below needs).
         improved = improve_by_swaps(target, incumbent, core.distance)
+        improved = improve_by_pair_swaps(target, improved, core.distance, core.rank,
+                                         deadline=self.deadline)
         if self.allowed(improved, cuts):
             incumbent = improved
         cand = useful
