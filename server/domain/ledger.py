@@ -162,26 +162,25 @@ class Ledger:
     ) -> dict[str, dict[str, int]]:
         """ATF per SKU per location, as routing may use it. The group lines of `releasing` (the
         order being routed) count as released, so the order does not compete with itself."""
-        locations = {Place.location(location_id) for location_id in location_ids}
         held = [
             line
             for line in (releasing.sorted_lines() if releasing else [])
             if line.open and not line.place.is_location and line.sku in skus
         ]
-        places_by_sku = {sku: set(locations) for sku in skus}
+        places_by_sku: dict[str, set[Place]] = {sku: set() for sku in skus}
         for line in held:
             places_by_sku[line.sku].add(line.place)
         groups = require_places(uow, {line.place for line in held})
-        positions = _load_positions(uow, places_by_sku, groups)
+        # The candidates go in by id: at 1,000 of them, Place objects per SKU cost more than
+        # reading the stock.
+        positions = _load_positions(uow, places_by_sku, groups, location_ids)
         for line in held:
             positions[line.sku].hold(line.place, -line.open)
-        return {
-            sku: {
-                location_id: positions[sku].available_to_fulfill(Place.location(location_id))
-                for location_id in location_ids
-            }
-            for sku in skus
-        }
+        shippable = {}
+        for sku in skus:
+            available = positions[sku].location_available_to_fulfill
+            shippable[sku] = {location_id: available(location_id) for location_id in location_ids}
+        return shippable
 
     # --- reservations --------------------------------------------------------------------
 
@@ -429,11 +428,15 @@ def require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, Loca
 
 
 def _load_positions(
-    uow: UnitOfWork, places_by_sku: dict[str, set[Place]], groups: dict[str, LocationGroup]
+    uow: UnitOfWork,
+    places_by_sku: dict[str, set[Place]],
+    groups: dict[str, LocationGroup],
+    location_ids: Collection[str] = (),
 ) -> dict[str, SkuPosition]:
-    """Loads, per SKU, the stock the rules need: the places' own, and that of every group
-    holding reservations of the SKU that can compete with them (transitively, through shared
-    members). Groups elsewhere in the network cannot change the answer and are not read."""
+    """Loads, per SKU, the stock the rules need: the places' own (and that of `location_ids`,
+    for every SKU), and that of every group holding reservations of the SKU that can compete
+    with them (transitively, through shared members). Groups elsewhere in the network cannot
+    change the answer and are not read."""
     positions = {}
     for sku, places in places_by_sku.items():
         demand = uow.group_reserved(sku)
@@ -441,6 +444,7 @@ def _load_positions(
         groups.update(uow.groups(missing))
         relevant = {place.id for place in places if not place.is_location}
         locations = {place.id for place in places if place.is_location}
+        locations.update(location_ids)
         for group_id in relevant:
             locations.update(groups[group_id].location_ids)
         grew = True
