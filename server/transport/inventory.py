@@ -10,7 +10,7 @@ from omniroute.inventory.v1 import inventory_pb2_grpc
 
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
-from server.transport import convert, validate
+from server.transport import convert, paging, validate
 from server.transport.status import rpc
 from server.transport.transactions import mutate, query
 
@@ -42,10 +42,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def ListLocations(self, request: Any, context: grpc.ServicerContext) -> Any:
         size, after = validate.page(request)
         found = query(self.store, lambda uow: uow.list_locations(after, size + 1))
-        return inv.ListLocationsResponse(
-            locations=[convert.location(x) for x in found[:size]],
-            next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
-        )
+        page, token = paging.fill(found, size, convert.location, lambda x: x.id)
+        return inv.ListLocationsResponse(locations=page, next_page_token=token)
 
     @rpc
     def UpsertLocationGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -69,10 +67,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def ListLocationGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
         size, after = validate.page(request)
         found = query(self.store, lambda uow: uow.list_groups(after, size + 1))
-        return inv.ListLocationGroupsResponse(
-            location_groups=[convert.location_group(x) for x in found[:size]],
-            next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
-        )
+        page, token = paging.fill(found, size, convert.location_group, lambda x: x.id)
+        return inv.ListLocationGroupsResponse(location_groups=page, next_page_token=token)
 
     @rpc
     def SetStock(self, request: Any, context: grpc.ServicerContext) -> Any:

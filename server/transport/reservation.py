@@ -10,7 +10,7 @@ from omniroute.inventory.v1 import reservation_pb2_grpc
 
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
-from server.transport import convert, validate
+from server.transport import convert, paging, validate
 from server.transport.status import rpc
 from server.transport.transactions import mutate, query
 
@@ -51,10 +51,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     def ListReservations(self, request: Any, context: grpc.ServicerContext) -> Any:
         size, after, state = validate.reservation_page(request)
         found = query(self.store, lambda uow: uow.list_reservations(after, size + 1, state))
-        return res.ListReservationsResponse(
-            reservations=[convert.reservation(x) for x in found[:size]],
-            next_page_token=validate.page_token(found[size - 1].id) if len(found) > size else "",
-        )
+        page, token = paging.fill(found, size, convert.reservation, lambda x: x.id)
+        return res.ListReservationsResponse(reservations=page, next_page_token=token)
 
     @rpc
     def TransferReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
