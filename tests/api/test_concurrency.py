@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
 from omniroute.inventory.v1 import reservation_pb2 as res
@@ -26,6 +28,7 @@ from tests.api.helpers import (
     release_item,
     retry_aborted,
     transfer_item,
+    wait_until,
 )
 from tests.support import at, at_group, availability, failure, item, level, location
 
@@ -282,3 +285,111 @@ def act(
             reservation_id=rid, items=[release_item("mix", line.place, quantity)]
         )
     return retry_aborted(stub.ReleaseReservation, request).reservation
+
+
+def test_expiry_racing_fulfilment_never_both_ships_and_releases_a_unit(
+    inventory, reservations, omniroute
+):
+    # Reservations of 4 units with TTLs spread over half a second are shipped a unit at a time
+    # by racing clients, so some ship fully, some partly and some not at all before they
+    # expire: each unit ends either shipped (and out of on hand) or released, never both.
+    inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location("wh-1")]))
+    inventory.SetStock(inv.SetStockRequest(levels=[level("wh-1", "perishable", 1000)]))
+    ids = [f"ttl-{n:03d}" for n in range(32)]
+    for number, reservation_id in enumerate(ids):
+        reservations.CreateReservation(
+            res.CreateReservationRequest(
+                reservation_id=reservation_id,
+                items=[item("perishable", at("wh-1"), 4)],
+                ttl=Duration(nanos=(100 + 15 * number) * 1_000_000),
+            )
+        )
+    shipped: dict[str, int] = defaultdict(int)
+    lock = threading.Lock()
+
+    def shipper(client: Client) -> None:
+        pending = ids[client.index :: THREADS // 2]
+        for _ in range(1000):
+            if not pending:
+                return
+            for reservation_id in list(pending):
+                request = res.FulfillReservationRequest(
+                    reservation_id=reservation_id,
+                    items=[fulfill_item("perishable", at("wh-1"), 1)],
+                )
+                try:
+                    retry_aborted(client.reservations.FulfillReservation, request)
+                except grpc.RpcError as error:
+                    refused = failure(error)
+                    assert refused.reason == "RESERVATION_EXPIRED", refused
+                    pending.remove(reservation_id)
+                    continue
+                with lock:
+                    shipped[reservation_id] += 1
+                    if shipped[reservation_id] == 4:
+                        pending.remove(reservation_id)
+            time.sleep(0.02)
+        raise AssertionError("reservations neither shipped nor expired")
+
+    race(omniroute.port, shipper, threads=THREADS // 2)
+
+    assert wait_until(
+        lambda: all(r.state != res.RESERVATION_STATE_ACTIVE for r in all_reservations(reservations))
+    ), "the sweeper left reservations active"
+    stored = {r.id: r.lines[0] for r in all_reservations(reservations)}
+    for reservation_id, line in stored.items():
+        assert line.fulfilled == shipped[reservation_id]
+        assert (line.open, line.fulfilled + line.released) == (0, 4)
+    record = availability(inventory, ["perishable"], ["wh-1"])[("wh-1", "perishable")]
+    assert (record.on_hand, record.reserved) == (1000 - sum(shipped.values()), 0)
+
+
+def test_group_membership_changes_racing_group_reservations_keep_them_coverable(
+    inventory, reservations, omniroute
+):
+    stock = {"A": 6, "B": 6, "C": 12}
+    inventory.UpsertLocations(
+        inv.UpsertLocationsRequest(locations=[location(name) for name in stock])
+    )
+    inventory.UpsertLocationGroups(
+        inv.UpsertLocationGroupsRequest(location_groups=[group("web", "A", "B", "C")])
+    )
+    inventory.SetStock(
+        inv.SetStockRequest(levels=[level(name, "flux", units) for name, units in stock.items()])
+    )
+    granted: list[tuple[str, str, int]] = []
+
+    def body(client: Client) -> None:
+        if client.index == 0:
+            # The merchant keeps redrawing the group; shrinking is refused once the
+            # remaining members could not cover what the group holds.
+            for step in range(60):
+                members = ("A", "B") if step % 2 == 0 else ("A", "B", "C")
+                try:
+                    retry_aborted(
+                        client.inventory.UpsertLocationGroups,
+                        inv.UpsertLocationGroupsRequest(location_groups=[group("web", *members)]),
+                    )
+                except grpc.RpcError as error:
+                    assert failure(error).reason == "GROUP_RESERVATIONS_UNCOVERABLE"
+            return
+        for _ in range(30):
+            try:
+                created = client.create("flux", at_group("web"), client.random.randint(1, 2))
+            except grpc.RpcError as error:
+                stock_out(error)
+                continue
+            granted.append((created.reservation.id, "web", created.items[0].reserved))
+
+    race(omniroute.port, body, threads=8)
+
+    members = next(
+        g.location_ids
+        for g in inventory.ListLocationGroups(inv.ListLocationGroupsRequest()).location_groups
+        if g.id == "web"
+    )
+    held = sum(quantity for _, _, quantity in granted)
+    view = availability(inventory, ["flux"], groups=["web"])[("web", "flux")]
+    assert view.group_reserved == held
+    assert open_by_place(all_reservations(reservations), "flux") == ({"web": held} if held else {})
+    assert held <= sum(stock[name] for name in members)
