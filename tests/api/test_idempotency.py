@@ -25,7 +25,7 @@ from tests.api.helpers import (
     release_item,
     transfer_item,
 )
-from tests.support import at, at_group, availability, item, level, location
+from tests.support import at, at_group, availability, failure, item, level, location
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -240,3 +240,43 @@ def test_concurrent_duplicates_of_one_request_reserve_once_and_agree(world, omni
     record = availability(world.inventory, ["sku-1"], groups=["g-2"])[("g-2", "sku-1")]
     assert record.group_reserved == 3
     assert len(world.snapshot()["reservations"]) == 2
+
+
+def test_one_request_id_raced_with_different_bodies_is_used_once(world, omniroute):
+    # Sixteen different requests (different SKUs, so no shared stock to serialise on) race with
+    # one request_id: exactly one runs, every other is refused as a reuse, nothing else changes.
+    world.inventory.SetStock(
+        inv.SetStockRequest(levels=[level("wh-2", f"race-{n}", 5) for n in range(16)])
+    )
+    before = world.snapshot()
+    outcomes: list[Any] = []
+    start = threading.Barrier(16)
+
+    def client(number: int) -> None:
+        request = res.CreateReservationRequest(
+            request_id="one-key", items=[item(f"race-{number}", at("wh-2"), 1)]
+        )
+        with grpc.insecure_channel(f"localhost:{omniroute.port}") as channel:
+            stub = reservation_pb2_grpc.ReservationServiceStub(channel)
+            start.wait(timeout=RPC_TIMEOUT_S)
+            try:
+                outcomes.append(stub.CreateReservation(request, timeout=RPC_TIMEOUT_S))
+            except grpc.RpcError as error:
+                outcomes.append(failure(error))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    created = [o for o in outcomes if isinstance(o, res.CreateReservationResponse)]
+    refusals = [
+        (o.code, o.reason) for o in outcomes if not isinstance(o, res.CreateReservationResponse)
+    ]
+    assert len(created) == 1
+    assert refusals == [(grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED")] * 15
+    after = world.snapshot()
+    assert [r.id for r in after["reservations"]] == sorted(
+        [r.id for r in before["reservations"]] + [created[0].reservation.id]
+    )
