@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -721,7 +722,13 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "",
         *[f"- {line}" for line in verdicts(results)],
         "",
-        f"git {results['machine']['git_commit']}, Python {results['machine']['python']}, "
+        f"git {results['machine']['git_commit']}"
+        + (
+            f" plus uncommitted changes to {', '.join(results['uncommitted'])}"
+            if results.get("uncommitted")
+            else ""
+        )
+        + f", Python {results['machine']['python']}, "
         f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
         "",
     ]
@@ -940,7 +947,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--unloaded-seconds",
         type=float,
-        default=12.0,
+        default=15.0,
         help="time budget per group for the one-caller measurements",
     )
     parser.add_argument(
@@ -973,6 +980,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+_BENCH_CODE = (
+    "benchmarks/common.py",
+    "benchmarks/routing_bench.py",
+    "benchmarks/solver_instances.py",
+)
+
+
+def uncommitted_code() -> list[str]:
+    """Code paths that differ from the commit in machine_info (a shared working tree): the run
+    measured them as they were on disk."""
+    try:
+        listing = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server", "solver", *_BENCH_CODE],
+            cwd=RESULTS.parent.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    except OSError:
+        return []
+    return [line[3:] for line in listing.splitlines() if line.endswith(".py")]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     info = machine_info()
@@ -984,6 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/routing_bench.py " + " ".join(sys.argv[1:]),
         "note": note,
         "machine": info,
+        "uncommitted": uncommitted_code(),
         "target": {"route_dry_run_p50_vs_solve_plus_availability_p50": TARGET_FACTOR},
         "config": {
             "duration_s": args.duration,
