@@ -95,10 +95,6 @@ class SkuPosition:
             return 0  # no stock: nothing to ship, whatever group reservations need
         return max(0, record.free_to_fulfill - self._need(location_id))
 
-    @property
-    def total_group_reserved(self) -> int:
-        return sum(self.group_reserved.values())
-
     def group_members(self, group_id: str) -> tuple[str, ...]:
         return self.members[group_id]
 
