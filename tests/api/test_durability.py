@@ -30,7 +30,7 @@ from tests.api.helpers import (
 from tests.support import at, at_group, availability, item, level, location
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
-ACKNOWLEDGED_BEFORE_KILL = 60
+ACKNOWLEDGED_BEFORE_KILL = 40
 
 
 def stubs(channel: grpc.Channel) -> tuple[Any, Any]:

@@ -160,9 +160,8 @@ def test_stop_reports_not_serving_first_and_lets_in_flight_calls_finish(store):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_stops_the_process_cleanly_under_load_and_keeps_every_answered_call(
-    tmp_path: Path, store_target: str, signum: int
+def test_sigterm_stops_the_process_cleanly_under_load_and_keeps_every_answered_call(
+    tmp_path: Path, store_target: str
 ):
     store = store_target
     outcomes: list[tuple[str, grpc.StatusCode]] = []
@@ -197,8 +196,8 @@ def test_signal_stops_the_process_cleanly_under_load_and_keeps_every_answered_ca
         clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(12)]
         for thread in clients:
             thread.start()
-        assert wait_until(lambda: len(outcomes) >= 200, 60), server.log()
-        server.process.send_signal(signum)
+        assert wait_until(lambda: len(outcomes) >= 100, 60), server.log()
+        server.process.send_signal(signal.SIGTERM)
         exit_code = server.process.wait(timeout=20 + 30)
         for thread in clients:
             thread.join(timeout=30)
@@ -251,7 +250,7 @@ def test_help_exits_0_and_names_every_flag_and_environment_variable():
         assert f"OMNIROUTE_{variable}" in shown.stdout
 
 
-def test_environment_variables_configure_address_and_store(tmp_path: Path):
+def test_environment_variables_configure_address_and_store_and_sigint_stops_it(tmp_path: Path):
     store = tmp_path / "from-env" / "omniroute.sqlite3"
     env = {"OMNIROUTE_ADDRESS": "localhost:0", "OMNIROUTE_STORE": str(store)}
 
@@ -259,4 +258,5 @@ def test_environment_variables_configure_address_and_store(tmp_path: Path):
         with grpc.insecure_channel(server.target) as channel:
             assert health_of(channel, "") == SERVING
         assert store.exists()
-        assert server.terminate(timeout_s=50) == 0
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=50) == 0
