@@ -771,3 +771,16 @@ def test_availability_within_documented_limits_fits_in_one_reply(inventory):
     response = inventory.GetAvailability(ask(["sku-1"], groups=groups), timeout=120)
 
     assert [len(record.futures) for record in response.records] == [100 * 100] * len(groups)
+
+
+def test_fulfilling_more_than_is_on_hand_is_refused_and_changes_nothing(world):
+    # Stock is physical truth: it may be set below what is reserved; shipping then stops at
+    # what is really there. (INSUFFICIENT_ON_HAND is not yet in reservation.proto's list.)
+    world.inventory.SetStock(inv.SetStockRequest(levels=[level("wh-1", "sku-1", 2)]))
+    before = world.snapshot()
+
+    got = refused(world.reservations.FulfillReservation, fulfill(fulfill_item("sku-1", WH1, 3)))
+
+    assert (got.code, got.reason) == (PRECONDITION, "INSUFFICIENT_ON_HAND")
+    assert got.metadata == short("sku-1", "location:wh-1", 3, 2)
+    assert world.snapshot() == before
