@@ -17,6 +17,9 @@ For each group size (100 and 1,000 candidates):
                      (what the server reads for a dry run), `solver.solve` timed alone; the
                      build is timed apart. Every in-process plan is checked against the
                      server's (same shipment count and distance).
+  in-process server breakdown (this process, the server's own code on its store file, no gRPC):
+    RoutingServicer's dry-run parts timed one by one (snapshot, problem, solve, convert) and the
+    whole servicer call, wall and thread CPU: where the server's time goes
   under load (several client processes, closed loop; benchmarks/common.py):
     dry run          RouteOrder COMMIT_MODE_DRY_RUN with random orders of the pool
     transfer         per call: CreateReservation of the order at the group (untimed set-up),
@@ -39,6 +42,7 @@ never run it from the test suite.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import random
 import subprocess
@@ -481,6 +485,69 @@ def measure_unloaded(
     }
 
 
+class _Context:
+    """Just enough of grpc.ServicerContext for RouteOrder called in-process (no deadline)."""
+
+    def time_remaining(self) -> None:
+        return None
+
+    def abort(self, code: Any, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+
+BREAKDOWN_PARTS = ("snapshot", "problem", "solve", "convert")
+
+
+def measure_breakdown(
+    store_path: Path, size: int, orders: list[dict[str, Any]], budget_s: float
+) -> dict[str, Any]:
+    """Where the server's time goes, without gRPC: the server's own code in this process on the
+    server's store file (read-only use; WAL lets it share the file), one order at a time. Parts
+    of a dry run as RoutingServicer runs them, then the whole servicer call. Wall and CPU."""
+    import solver  # noqa: PLC0415
+    from server.domain import routing  # noqa: PLC0415
+    from server.domain.ledger import Ledger  # noqa: PLC0415
+    from server.storage.sqlite import SqliteStore  # noqa: PLC0415
+    from server.transport import convert, validate  # noqa: PLC0415
+    from server.transport.routing import RoutingServicer  # noqa: PLC0415
+    from server.transport.transactions import query  # noqa: PLC0415
+
+    store = SqliteStore(store_path)
+    ledger = Ledger()
+    servicer = RoutingServicer(store, ledger)
+    wall: dict[str, list[float]] = {name: [] for name in (*BREAKDOWN_PARTS, "servicer")}
+    cpu: Counter[str] = Counter()
+    clock, cpu_clock = time.perf_counter, time.thread_time
+
+    def timed(name: str, step: Any, *args: Any) -> Any:
+        began, began_cpu = clock(), cpu_clock()
+        value = step(*args)
+        wall[name].append((clock() - began) * 1000)
+        cpu[name] += cpu_clock() - began_cpu
+        return value
+
+    try:
+        deadline = clock() + budget_s
+        for index, item in enumerate(orders):
+            if index >= 20 and clock() > deadline:
+                break
+            request = route_request(item, group_id(size), routing_pb2.COMMIT_MODE_DRY_RUN)
+            order = validate.route_order(request)
+            read = functools.partial(routing.read_snapshot, ledger=ledger, order=order)
+            snapshot = timed("snapshot", query, store, read)
+            problem = timed("problem", routing.problem, order, snapshot, 10.0)
+            plan = timed("solve", solver.solve, problem)
+            costs = {x.id: x.shipment_cost for x in snapshot.candidates}
+            timed("convert", convert.plan, plan, order, costs)
+            timed("servicer", servicer.RouteOrder, request, _Context())
+    finally:
+        store.close()
+    summary = {name: percentiles(values) for name, values in wall.items()}
+    for name, seconds in cpu.items():
+        summary[name]["cpu_ms_per_call"] = 1000 * seconds / max(1, summary[name]["n"])
+    return summary
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -538,7 +605,17 @@ def run(args: argparse.Namespace, network: Network, workdir: Path) -> dict[str, 
                     f"  p99 {result.p99_ms:7.1f} ms  errors {result.errors or 0}  "
                     f"notes {result.notes}  server cores {result.server_cpu or 0:.2f}"
                 )
-            sizes[str(size)] = {"group": group, "unloaded": unloaded, "load": load}
+            breakdown = measure_breakdown(store, size, orders, args.unloaded_seconds / 3)
+            log(
+                f"[{size}] in-process servicer p50 {breakdown['servicer']['p50_ms']:.1f} ms: "
+                + ", ".join(f"{k} {breakdown[k]['p50_ms']:.2f}" for k in BREAKDOWN_PARTS)
+            )
+            sizes[str(size)] = {
+                "group": group,
+                "unloaded": unloaded,
+                "breakdown": breakdown,
+                "load": load,
+            }
             sizes[str(size)]["target"] = target(sizes[str(size)])
     return {"seed_seconds": seconds, "sizes": sizes}
 
@@ -549,6 +626,9 @@ def target(found: dict[str, Any]) -> dict[str, Any]:
     route = unloaded["route_dry_run"]["p50_ms"]
     loaded = found["load"].get("dry_run", {}).get("p50_ms")
     ratio = route / budget if budget else float("nan")
+    cpu = [unloaded[key].get("cpu_ms_per_call") for key in ("route_dry_run", "solve")]
+    cpu.append(unloaded["get_availability"].get("cpu_ms_per_call"))
+    cpu_ratio = None if None in cpu or not (cpu[1] + cpu[2]) else cpu[0] / (cpu[1] + cpu[2])
     return {
         "solve_plus_availability_p50_ms": budget,
         "limit_ms": TARGET_FACTOR * budget,
@@ -557,6 +637,9 @@ def target(found: dict[str, Any]) -> dict[str, Any]:
         "met": bool(ratio <= TARGET_FACTOR),
         "loaded_route_dry_run_p50_ms": loaded,
         "loaded_ratio": None if loaded is None or not budget else loaded / budget,
+        # The same ratio in CPU time (server CPU per RouteOrder / (solve CPU + server CPU per
+        # GetAvailability)): what other work on a shared machine distorts least.
+        "cpu_ratio": cpu_ratio,
     }
 
 
@@ -617,8 +700,12 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
             ),
             ("solve", "solver.solve in-process", f"methods {_methods(unloaded)}"),
             ("build", "Problem.build in-process", ""),
+            ("servicer", "RouteOrder servicer in-process", _breakdown(found)),
         ):
-            figures = unloaded[key]
+            figures = (found.get("breakdown") or {}) if key == "servicer" else unloaded
+            if key not in figures:
+                continue
+            figures = figures[key]
             table.append(
                 [
                     f"{int(size):,}",
@@ -633,6 +720,15 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                 ]
             )
     return table
+
+
+def _breakdown(found: dict[str, Any]) -> str:
+    parts = found.get("breakdown")
+    if not parts:
+        return ""
+    return "no gRPC; CPU ms: " + ", ".join(
+        f"{name} {parts[name]['cpu_ms_per_call']:.2f}" for name in BREAKDOWN_PARTS
+    )
 
 
 def _cpu(value: float | None) -> str:
@@ -670,11 +766,12 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"{t['solve_plus_availability_p50_ms']:.1f} ms) = {t['ratio']:.2f}x; "
             f"{'meets' if t['met'] else 'MISSES'} the target <= {TARGET_FACTOR:g}x"
             + (
-                f" (under load: p50 {t['loaded_route_dry_run_p50_ms']:.1f} ms = "
-                f"{t['loaded_ratio']:.2f}x)"
+                f"; under load p50 {t['loaded_route_dry_run_p50_ms']:.1f} ms = "
+                f"{t['loaded_ratio']:.2f}x"
                 if t["loaded_ratio"] is not None
                 else ""
             )
+            + (f"; in CPU time {t['cpu_ratio']:.2f}x" if t.get("cpu_ratio") is not None else "")
         )
         shipments = ", ".join(
             f"{k} location{'s' if k != '1' else ''} {v}"
@@ -712,6 +809,10 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "process, one call at a time, per order: GetAvailability for its 5 SKUs x every "
         f"candidate ({AVAILABILITY_PAGE} places per call, calls summed), RouteOrder dry run, then "
         "the same Problem built in-process from that ATF and `solver.solve` timed alone. "
+        "Servicer in-process: the server's own RoutingServicer in this process on the same store "
+        "file, no gRPC, its dry-run parts timed one by one (snapshot = ledger reads and ATF, "
+        "problem = candidates to solver.Problem incl. Problem.build, solve, convert = plan to "
+        "protobuf): where the server's time goes. "
         "Latencies are client-side. CPU ms/call: the server process's CPU per call (under "
         "load: per RouteOrder, for transfer per create + route + release cycle; 1 caller: "
         "summed over those calls from /proc), and for the in-process rows this process's CPU.",
@@ -742,11 +843,12 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     sizes = list(results["sizes"])
-    figure, (left, middle, right) = plt.subplots(
-        1, 3, figsize=(16, 6), gridspec_kw={"width_ratios": [1.7, 1.0, 0.8]}
+    figure, (left, middle, parts, right) = plt.subplots(
+        1, 4, figsize=(19, 6), gridspec_kw={"width_ratios": [1.7, 1.0, 0.75, 0.75]}
     )
     _plot_latency(left, results, sizes)
     _plot_target(middle, results, sizes)
+    _plot_breakdown(parts, results, sizes)
     _plot_throughput(right, results, sizes)
     config = results["config"]
     figure.suptitle(
@@ -903,6 +1005,66 @@ def _plot_target(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
     )
     axes.legend(fontsize=7, loc="upper left")
     axes.grid(axis="y", alpha=0.3, which="both")
+
+
+def _plot_breakdown(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
+    """Server CPU per dry-run RouteOrder, in-process, stacked by part; the rest of the server's
+    CPU per call over gRPC (1 caller, from /proc) on top."""
+    colours = {
+        "snapshot": "#5b8fc7",
+        "problem": "#9b7bc4",
+        "solve": "#6a9f58",
+        "convert": "#d4a017",
+        "gRPC + rest": "#bbbbbb",
+    }
+    x = np.arange(len(sizes))
+    stacks = {}
+    for size in sizes:
+        found = results["sizes"][size]
+        parts = found.get("breakdown")
+        if not parts:
+            continue
+        values = {name: parts[name]["cpu_ms_per_call"] for name in BREAKDOWN_PARTS}
+        over_grpc = found["unloaded"]["route_dry_run"].get("cpu_ms_per_call")
+        if over_grpc is not None:
+            values["gRPC + rest"] = max(0.0, over_grpc - sum(values.values()))
+        stacks[size] = values
+    tallest = max((sum(v.values()) for v in stacks.values()), default=1.0)
+    for index, size in enumerate(sizes):
+        if size not in stacks:
+            continue
+        values = stacks[size]
+        total = sum(values.values())
+        bottom = 0.0
+        for name, value in values.items():
+            axes.bar(
+                x[index],
+                value,
+                0.6,
+                bottom=bottom,
+                color=colours[name],
+                label=name if not index else None,
+            )
+            if value > 0.06 * tallest:  # room for a label
+                axes.text(
+                    x[index],
+                    bottom + value / 2,
+                    f"{100 * value / total:.0f}%",
+                    ha="center",
+                    va="center",
+                    fontsize=7.5,
+                    color="white",
+                    fontweight="bold",
+                )
+            bottom += value
+        _label(axes, x[index], bottom, f"{bottom:.1f} ms")
+    axes.set_xticks(x, [f"{int(s):,}\ncandidates" for s in sizes], fontsize=9)
+    axes.set_ylabel("server CPU ms per dry-run RouteOrder")
+    axes.set_ylim(0, axes.get_ylim()[1] * 1.12)
+    axes.set_title("Where the server's time goes\n(CPU, in-process parts, 1 caller)", fontsize=9)
+    handles, labels = axes.get_legend_handles_labels()
+    axes.legend(handles[::-1], labels[::-1], fontsize=7.5, loc="upper left")
+    axes.grid(axis="y", alpha=0.3)
 
 
 def _plot_throughput(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
