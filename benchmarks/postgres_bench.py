@@ -44,6 +44,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +52,7 @@ from urllib.parse import quote
 import psycopg
 from common import (
     RESULTS,
+    Server,
     log,
     machine_info,
     markdown_table,
@@ -222,93 +224,129 @@ class CpuMeter:
 # --- one configuration -------------------------------------------------------------------------
 
 
-def run_config(backend: str, count: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    label = f"{backend} x{count}"
+@dataclass
+class Setup:
+    """One configuration's running servers (on their own schema or SQLite file), seeded."""
+
+    backend: str
+    count: int
+    servers: list[Server]
+    store: str
+    application: str
+    seed_seconds: float
+    names: list[str]
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} x{self.count}"
+
+
+def start_config(
+    stack: contextlib.ExitStack, backend: str, count: int, args: argparse.Namespace, workdir: Path
+) -> Setup:
     application = f"omniroute-bench-{uuid.uuid4().hex[:8]}" if backend == "postgres" else ""
-    with contextlib.ExitStack() as stack:
-        if backend == "postgres":
-            store = stack.enter_context(pg_schema(args.dsn, application))
-            server_args = ["--pool-size", str(args.pool_size)]
-        else:
-            store = str(workdir / f"bench-{count}.sqlite3")
-            server_args = ["--sqlite-synchronous", args.sqlite_synchronous]
-        servers = [
-            stack.enter_context(
-                omniroute_server(
-                    store,
-                    args=[*server_args, "--workers", str(args.workers)],
-                    log_path=workdir / f"{backend}-{count}-{index}.log",
-                )
+    if backend == "postgres":
+        store = stack.enter_context(pg_schema(args.dsn, application))
+        server_args = ["--pool-size", str(args.pool_size)]
+    else:
+        store = str(workdir / f"bench-{count}.sqlite3")
+        server_args = ["--sqlite-synchronous", args.sqlite_synchronous]
+    servers = [
+        stack.enter_context(
+            omniroute_server(
+                store,
+                args=[*server_args, "--workers", str(args.workers)],
+                log_path=workdir / f"{backend}-{count}-{index}.log",
             )
-            for index in range(count)
-        ]
-        for server in servers:
-            wait_ready(server.address)
-        seconds = seed(servers[0].address, args.locations, args.skus)
-        log(f"[{label}] pids {[s.pid for s in servers]}; seeded in {seconds:.1f} s")
-        addresses = [server.address for server in servers]
-        names = list(args.scenarios)
-        if args.echo and (backend, count) == ("postgres", 1):
-            names.append("echo")
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-        profile: dict[str, Any] | None = None
-        for repeat in range(args.repeats):
-            for name in names:
-                sampler = (
-                    WaitSampler(args.dsn, application)
-                    if args.profile and backend == "postgres" and repeat == 0
-                    else None
-                )
-                meter = CpuMeter([s.pid for s in servers], args.dsn, application, sampler)
-                profiler = None
-                if args.profile and (backend, count) == ("postgres", 1) and repeat == 0:
-                    profiler = start_profile(servers[0].pid, name, args, workdir)
-                result = run_load(
-                    addresses,
-                    workload(name, args.locations, args.skus),
-                    clients=args.clients,
-                    threads=args.threads,
-                    warmup_s=args.warmup,
-                    duration_s=args.duration,
-                    seed=repeat * 100 + len(runs[name]),
-                    on_window=meter.hook,
-                )
-                if profiler is not None:
-                    profile = profile or {}
-                    profile[name] = finish_profile(profiler)
-                run = {
-                    "rps": result.rps,
-                    "ok": result.ok,
-                    "errors": result.errors,
-                    "p50_ms": result.p50_ms,
-                    "p90_ms": result.p90_ms,
-                    "p99_ms": result.p99_ms,
-                    "server_cpu_s": meter.server_s,
-                    "pg_cpu_s": meter.pg_s,
-                    "pg_backends": meter.pg_backends,
-                    "pg_backends_lost": meter.pg_lost,
-                    "client_cores": result.client_cpu,
-                    "machine_cores": result.machine_cpu,
-                    "duration_s": result.duration_s,
-                }
-                if meter.waits:
-                    run["pg_sessions"] = meter.waits
-                runs[name].append(run)
-                log(
-                    f"[{label}] {repeat + 1}/{args.repeats} {name:<10} {result.rps:7.0f} RPC/s "
-                    f"p50 {result.p50_ms:6.2f} p99 {result.p99_ms:7.2f} ms  errors "
-                    f"{result.error_count}  CPU/1k: server {per_1k(meter.server_s, result.ok)} "
-                    f"pg {per_1k(meter.pg_s, result.ok)}  machine {result.machine_cpu or 0:.2f}"
-                )
-        storage = pg_bytes_per_reservation(store) if backend == "postgres" else None
-    return {
-        "backend": backend,
-        "servers": count,
-        "seed_seconds": seconds,
-        "scenarios": {name: summarise_runs(found) for name, found in runs.items()},
-        "storage": storage,
-        "profile": profile,
+        )
+        for index in range(count)
+    ]
+    for server in servers:
+        wait_ready(server.address)
+    seconds = seed(servers[0].address, args.locations, args.skus)
+    names = list(args.scenarios)
+    if args.echo and (backend, count) == ("postgres", 1):
+        names.append("echo")
+    log(f"[{backend} x{count}] pids {[s.pid for s in servers]}; seeded in {seconds:.1f} s")
+    return Setup(
+        backend, count, servers, store, application, seconds, names, {name: [] for name in names}
+    )
+
+
+def run_window(
+    setup: Setup, name: str, repeat: int, args: argparse.Namespace, workdir: Path
+) -> None:
+    """One measured window of scenario `name` on `setup`'s servers."""
+    backend, count, servers = setup.backend, setup.count, setup.servers
+    first = repeat == 0 and args.profile
+    sampler = WaitSampler(args.dsn, setup.application) if first and backend == "postgres" else None
+    meter = CpuMeter([s.pid for s in servers], args.dsn, setup.application, sampler)
+    profiler = None
+    if first and (backend, count) == ("postgres", 1):
+        profiler = start_profile(servers[0].pid, name, args, workdir)
+    result = run_load(
+        [server.address for server in servers],
+        workload(name, args.locations, args.skus),
+        clients=args.clients,
+        threads=args.threads,
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+        seed=repeat * 100 + count,
+        on_window=meter.hook,
+    )
+    if profiler is not None:
+        setup.profile[name] = finish_profile(profiler)
+    run = {
+        "rps": result.rps,
+        "ok": result.ok,
+        "errors": result.errors,
+        "p50_ms": result.p50_ms,
+        "p90_ms": result.p90_ms,
+        "p99_ms": result.p99_ms,
+        "server_cpu_s": meter.server_s,
+        "pg_cpu_s": meter.pg_s,
+        "pg_backends": meter.pg_backends,
+        "pg_backends_lost": meter.pg_lost,
+        "client_cores": result.client_cpu,
+        "machine_cores": result.machine_cpu,
+        "duration_s": result.duration_s,
     }
+    if meter.waits:
+        run["pg_sessions"] = meter.waits
+    setup.runs[name].append(run)
+    log(
+        f"[{setup.label}] {repeat + 1}/{args.repeats} {name:<10} {result.rps:7.0f} RPC/s "
+        f"p50 {result.p50_ms:6.2f} p99 {result.p99_ms:7.2f} ms  errors "
+        f"{result.error_count}  CPU/1k: server {per_1k(meter.server_s, result.ok)} "
+        f"pg {per_1k(meter.pg_s, result.ok)}  machine {result.machine_cpu or 0:.2f}"
+    )
+
+
+def run_configs(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """Every configuration's servers run at once (idle ones cost nothing measurable) and the
+    repeats go round-robin over configurations and scenarios, so that slow drifts in other
+    load on the machine spread over all of them alike."""
+    with contextlib.ExitStack() as stack:
+        setups = [start_config(stack, b, n, args, workdir) for b, n in args.configs]
+        for repeat in range(args.repeats):
+            for setup in setups:
+                for name in setup.names:
+                    run_window(setup, name, repeat, args, workdir)
+        return [
+            {
+                "backend": setup.backend,
+                "servers": setup.count,
+                "seed_seconds": setup.seed_seconds,
+                "scenarios": {name: summarise_runs(found) for name, found in setup.runs.items()},
+                "storage": pg_bytes_per_reservation(setup.store)
+                if setup.backend == "postgres"
+                else None,
+                "profile": setup.profile or None,
+            }
+            for setup in setups
+        ]
 
 
 def per_1k(cpu_s: float, ok: int) -> str:
@@ -455,16 +493,13 @@ def in_process(target: str, args: argparse.Namespace, application: str) -> dict[
         ),
         None,
     )
-    inventory.SetStock(
-        inv.SetStockRequest(
-            levels=[
-                inv.StockLevel(location_id=loc, sku=sku, on_hand=1_000_000)
-                for sku in skus
-                for loc in locations[:5]
-            ]
-        ),
-        None,
-    )
+    levels = [
+        inv.StockLevel(location_id=loc, sku=sku, on_hand=1_000_000)
+        for sku in skus
+        for loc in locations[:5]
+    ]
+    for start in range(0, len(levels), 1000):
+        inventory.SetStock(inv.SetStockRequest(levels=levels[start : start + 1000]), None)
     rng = random.Random(7)
 
     def request() -> Any:
@@ -876,7 +911,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="repeats per scenario (median)")
     parser.add_argument("--locations", type=int, default=20)
     parser.add_argument("--skus", type=int, default=500)
-    parser.add_argument("--pool-size", type=int, default=8, help="connections per server")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=6,
+        help="connections per server (every configuration's servers are up at once: "
+        "1+2+4 servers x 6 = 42 connections)",
+    )
     parser.add_argument("--workers", type=int, default=16, help="RPC threads per server")
     parser.add_argument("--sqlite-synchronous", default="FULL", choices=("FULL", "NORMAL"))
     parser.add_argument(
@@ -950,8 +991,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="postgres-bench-") as workdir:
-        for backend, count in args.configs:
-            results["configs"].append(run_config(backend, count, args, Path(workdir)))
         if args.in_process_calls:
             results["in_process"] = {}
             if any(backend == "postgres" for backend, _ in args.configs):
@@ -961,6 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
             if any(backend == "sqlite" for backend, _ in args.configs):
                 target = str(Path(workdir) / "in-process.sqlite3")
                 results["in_process"]["sqlite"] = in_process(target, args, "")
+        results["configs"] = run_configs(args, Path(workdir))
     results["seconds"] = time.perf_counter() - began
     if any(c["backend"] == "postgres" for c in results["configs"]):
         results["capacity"] = capacity(results)
