@@ -729,6 +729,7 @@ def test_server_still_serves_after_every_kind_of_bad_input(world, channel):
     assert (record.reserved, record.available_to_order) == (10, 0)
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 @pytest.mark.xfail(
     strict=True,
     reason="grpc-python decodes requests before any omniroute code runs and answers INTERNAL "
