@@ -38,10 +38,10 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from solver_instances import make_instance  # noqa: E402
 
 from solver import NoFeasiblePlan, Plan, Problem, SolveParams, solve  # noqa: E402
 from solver.baselines import enumeration, greedy  # noqa: E402
-from solver_instances import make_instance  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 LINES = (1, 3, 5, 10, 20, 50)
@@ -76,15 +76,15 @@ class Record:
 def _timed(fn: Callable[[], Plan], repeats: int) -> Run:
     best: Run | None = None
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu = time.perf_counter(), time.process_time()
         try:
             plan = fn()
         except NoFeasiblePlan as error:
-            run = Run(time.perf_counter() - wall, time.thread_time() - cpu, error=error.reason)
+            run = Run(time.perf_counter() - wall, time.process_time() - cpu, error=error.reason)
         else:
             run = Run(
                 time.perf_counter() - wall,
-                time.thread_time() - cpu,
+                time.process_time() - cpu,
                 plan.shipment_count,
                 plan.objective.distance_m,
                 plan.objective.unrouted_units,
@@ -110,8 +110,9 @@ def _enumeration_vectorised(problem: Problem, max_subsets: int = 1_000_000) -> t
         combos = itertools.combinations(range(m), size)
         while examined < max_subsets:
             chunk = min(max(1, 2_000_000 // (size * len(demand))), max_subsets - examined)
-            flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk)),
-                               dtype=np.int64)
+            flat = np.fromiter(
+                itertools.chain.from_iterable(itertools.islice(combos, chunk)), dtype=np.int64
+            )
             if not flat.size:
                 break
             batch = flat.reshape(-1, size)
@@ -128,8 +129,16 @@ def _enumeration_vectorised(problem: Problem, max_subsets: int = 1_000_000) -> t
 
 
 def run_instance(
-    lines: int, candidates: int, density: str, seed: int, *, repeats: int, with_enum: bool,
-    enum_vectorised: bool, params: SolveParams, time_limit: float,
+    lines: int,
+    candidates: int,
+    density: str,
+    seed: int,
+    *,
+    repeats: int,
+    with_enum: bool,
+    enum_vectorised: bool,
+    params: SolveParams,
+    time_limit: float,
 ) -> Record:
     problem = make_instance(lines, candidates, density, seed, time_limit=time_limit).problem
     record = Record(lines, candidates, density, seed)
@@ -138,12 +147,12 @@ def run_instance(
     if with_enum:
         record.runs["enumeration"] = _timed(lambda: enumeration(problem), 1)
     if enum_vectorised:
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu = time.perf_counter(), time.process_time()
         try:
             count, distance = _enumeration_vectorised(problem)
-            run = Run(time.perf_counter() - wall, time.thread_time() - cpu, count, distance)
+            run = Run(time.perf_counter() - wall, time.process_time() - cpu, count, distance)
         except NoFeasiblePlan as error:
-            run = Run(time.perf_counter() - wall, time.thread_time() - cpu, error=error.reason)
+            run = Run(time.perf_counter() - wall, time.process_time() - cpu, error=error.reason)
         record.runs["enumeration-numpy"] = run
     return record
 
@@ -179,17 +188,23 @@ def summarise(records: list[Record]) -> dict[str, Any]:
         answered = [(r, run) for r, run in runs if not run.error and optimum[id(r)].shipments]
         if answered and name != "solver":
             opt = [optimum[id(r)] for r, _ in answered]
-            extra_boxes = [run.shipments > o.shipments for (_, run), o in zip(answered, opt)]  # type: ignore[operator]
-            longer = [run.distance_m > o.distance_m for (_, run), o in zip(answered, opt)]  # type: ignore[operator]
+            extra_boxes = [
+                run.shipments > o.shipments for (_, run), o in zip(answered, opt, strict=True)
+            ]  # type: ignore[operator]
+            longer = [
+                run.distance_m > o.distance_m for (_, run), o in zip(answered, opt, strict=True)
+            ]  # type: ignore[operator]
             worse = [
                 (run.shipments, run.distance_m) > (o.shipments, o.distance_m)  # type: ignore[operator]
-                for (_, run), o in zip(answered, opt)
+                for (_, run), o in zip(answered, opt, strict=True)
             ]
             entry["shipments_vs_opt"] = statistics.fmean(
-                run.shipments / o.shipments for (_, run), o in zip(answered, opt)  # type: ignore[operator]
+                run.shipments / o.shipments
+                for (_, run), o in zip(answered, opt, strict=True)  # type: ignore[operator]
             )
             entry["distance_vs_opt"] = statistics.fmean(
-                run.distance_m / max(o.distance_m, 1) for (_, run), o in zip(answered, opt)  # type: ignore[operator]
+                run.distance_m / max(o.distance_m, 1)
+                for (_, run), o in zip(answered, opt, strict=True)  # type: ignore[operator]
             )
             entry["pct_more_boxes"] = 100.0 * sum(extra_boxes) / len(answered)
             entry["pct_longer"] = 100.0 * sum(longer) / len(answered)
@@ -205,7 +220,7 @@ def targets(records: list[Record]) -> dict[str, Any]:
     if singles:
         solver_ms = [r.runs["solver"].seconds * 1e3 for r in singles]
         greedy_ms = [r.runs["greedy"].seconds * 1e3 for r in singles]
-        ratios = [s / g for s, g in zip(solver_ms, greedy_ms)]
+        ratios = [s / g for s, g in zip(solver_ms, greedy_ms, strict=True)]
         out["one_location_orders"] = {
             "instances": len(singles),
             "solver_p50_ms": _quantile(solver_ms, 0.5),
@@ -214,8 +229,11 @@ def targets(records: list[Record]) -> dict[str, Any]:
             "median_per_instance_ratio": _quantile(ratios, 0.5),
             "target": "p50 <= 3x greedy",
         }
-    for lines, cands, density in ((10, 1000, "scarce"), (20, 5000, "scarce"),
-                                  (20, 5000, "plentiful")):
+    for lines, cands, density in (
+        (10, 1000, "scarce"),
+        (20, 5000, "scarce"),
+        (20, 5000, "plentiful"),
+    ):
         cell = [r for r in records if (r.lines, r.candidates, r.density) == (lines, cands, density)]
         if cell:
             ms = [r.runs["solver"].seconds * 1e3 for r in cell]
@@ -227,8 +245,7 @@ def targets(records: list[Record]) -> dict[str, Any]:
                 "all_proven": all(r.runs["solver"].proven for r in cell),
             }
     three = [
-        r for r in records
-        if (r.runs["solver"].shipments or 0) >= 3 and "enumeration" in r.runs
+        r for r in records if (r.runs["solver"].shipments or 0) >= 3 and "enumeration" in r.runs
     ]
     if three:
         ratios = [r.runs["enumeration"].seconds / r.runs["solver"].seconds for r in three]
@@ -250,8 +267,10 @@ def targets(records: list[Record]) -> dict[str, Any]:
                 "min_ratio": min(vratios),
             }
     worse = [
-        r for r in records
-        if not r.runs["greedy"].error and (
+        r
+        for r in records
+        if not r.runs["greedy"].error
+        and (
             (r.runs["solver"].unrouted, r.runs["solver"].shipments, r.runs["solver"].distance_m)
             > (r.runs["greedy"].unrouted, r.runs["greedy"].shipments, r.runs["greedy"].distance_m)
         )
@@ -311,8 +330,14 @@ def plot(cells: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
-    colours = {1: "#1b9e77", 3: "#d95f02", 5: "#7570b3", 10: "#e7298a", 20: "#66a61e",
-               50: "#e6ab02"}
+    colours = {
+        1: "#1b9e77",
+        3: "#d95f02",
+        5: "#7570b3",
+        10: "#e7298a",
+        20: "#66a61e",
+        50: "#e6ab02",
+    }
     for density, style in (("scarce", "-"), ("plentiful", ":")):
         for lines in LINES:
             keys = [k for k in cells if k.startswith(f"{lines}/") and k.endswith(density)]
@@ -326,8 +351,9 @@ def plot(cells: dict[str, dict[str, Any]], path: Path) -> None:
                 ax.plot(xs, ys, style, marker="o", color=colours[lines], label=label)
             ys = [cells[k]["greedy"].get("pct_worse", 0.0) for k in keys]
             axes[2].plot(xs, ys, style, marker="o", color=colours[lines])
-    for ax, title in zip(axes[:2], ("solver (exact) p50 latency", "greedy p50 latency"),
-                         strict=True):
+    for ax, title in zip(
+        axes[:2], ("solver (exact) p50 latency", "greedy p50 latency"), strict=True
+    ):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("candidate locations")
@@ -382,12 +408,11 @@ def plot_enumeration(records: list[Record], path: Path) -> None:
 
 def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
     """CP-SAT vs SCIP vs HiGHS on the instances that reach the MIP, full pipeline and MIP-only."""
-    cells = [(50, 1000, "scarce"), (50, 1000, "plentiful"), (20, 1000, "scarce"),
-             (50, 100, "scarce")]
+    cells = [(20, 100, "scarce"), (50, 10, "scarce"), (50, 100, "scarce"), (50, 1000, "scarce")]
     variants = {
         f"{b} ({label})": SolveParams(backend=b, search_up_to=s)
         for b in ("cpsat", "scip", "highs")
-        for label, s in (("pipeline", 3), ("MIP only", 0))
+        for label, s in (("pipeline", 4), ("MIP only", 0))
     }
     out: dict[str, Any] = {}
     for lines, cands, density in cells:
@@ -399,16 +424,22 @@ def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
         for name, params in variants.items():
             runs = [_timed(lambda p=p, q=params: solve(p, q), 1) for p in problems]  # type: ignore[misc]
             ms = [r.seconds * 1e3 for r in runs]
+            cpu = [r.cpu * 1e3 for r in runs]
             cell[name] = {
+                "cpu_p50_ms": _quantile(cpu, 0.5),
                 "p50_ms": _quantile(ms, 0.5),
                 "p90_ms": _quantile(ms, 0.9),
                 "max_ms": max(ms),
                 "proven": sum(bool(r.proven) for r in runs),
                 "mip_used": sum(r.method.startswith("mip") for r in runs),
             }
-            print(f"  {lines}x{cands} {density:9s} {name:22s} p50 {cell[name]['p50_ms']:8.1f} ms"
-                  f"  p90 {cell[name]['p90_ms']:8.1f}  max {cell[name]['max_ms']:8.1f}"
-                  f"  proven {cell[name]['proven']}/{len(runs)}", flush=True)
+            print(
+                f"  {lines}x{cands} {density:9s} {name:22s} cpu p50 {cell[name]['cpu_p50_ms']:8.1f}"
+                f" wall p50 {cell[name]['p50_ms']:8.1f} ms"
+                f"  p90 {cell[name]['p90_ms']:8.1f}  max {cell[name]['max_ms']:8.1f}"
+                f"  proven {cell[name]['proven']}/{len(runs)}",
+                flush=True,
+            )
         out[f"{lines}/{cands}/{density}"] = cell
     return out
 
@@ -416,16 +447,22 @@ def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=20, help="instances per cell")
-    parser.add_argument("--enum-instances", type=int, default=5,
-                        help="instances per cell for enumeration where it is slow (>= 1000 "
-                             "candidates or >= 20 lines); all instances elsewhere")
-    parser.add_argument("--enum-vectorised", action="store_true",
-                        help="also time a numpy-batched enumeration")
+    parser.add_argument(
+        "--enum-instances",
+        type=int,
+        default=5,
+        help="instances per cell for enumeration where it is slow (>= 1000 "
+        "candidates or >= 20 lines); all instances elsewhere",
+    )
+    parser.add_argument(
+        "--enum-vectorised", action="store_true", help="also time a numpy-batched enumeration"
+    )
     parser.add_argument("--quick", action="store_true", help="a small subset of the grid")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--time-limit", type=float, default=10.0, help="solver limit, seconds")
-    parser.add_argument("--backends", action="store_true",
-                        help="only compare MIP backends (CP-SAT, SCIP, HiGHS)")
+    parser.add_argument(
+        "--backends", action="store_true", help="only compare MIP backends (CP-SAT, SCIP, HiGHS)"
+    )
     parser.add_argument("--backend-instances", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -456,20 +493,31 @@ def main(argv: list[str] | None = None) -> int:
         cell_records = []
         for seed in range(instances):
             with_enum = not slow_enum or seed < args.enum_instances
-            cell_records.append(run_instance(
-                lines, cands, density, seed, repeats=args.repeats, with_enum=with_enum,
-                enum_vectorised=args.enum_vectorised and with_enum,
-                params=SolveParams(), time_limit=args.time_limit,
-            ))
+            cell_records.append(
+                run_instance(
+                    lines,
+                    cands,
+                    density,
+                    seed,
+                    repeats=args.repeats,
+                    with_enum=with_enum,
+                    enum_vectorised=args.enum_vectorised and with_enum,
+                    params=SolveParams(),
+                    time_limit=args.time_limit,
+                )
+            )
         records += cell_records
         key = f"{lines}/{cands}/{density}"
         cells[key] = summarise(cell_records)
         s, g = cells[key]["solver"], cells[key]["greedy"]
         e = cells[key].get("enumeration", {})
-        print(f"{key:22s} solver p50 {s['p50_ms']:8.2f} p99 {s['p99_ms']:8.2f} ms | greedy "
-              f"{g['p50_ms']:6.2f} ms worse {g.get('pct_worse', 0):4.0f}% | enum "
-              f"{e.get('p50_ms', float('nan')):9.1f} ms | needs {cells[key]['locations_needed']}"
-              f" | {time.time() - started:6.0f}s", flush=True)
+        print(
+            f"{key:22s} solver p50 {s['p50_ms']:8.2f} p99 {s['p99_ms']:8.2f} ms | greedy "
+            f"{g['p50_ms']:6.2f} ms worse {g.get('pct_worse', 0):4.0f}% | enum "
+            f"{e.get('p50_ms', float('nan')):9.1f} ms | needs {cells[key]['locations_needed']}"
+            f" | {time.time() - started:6.0f}s",
+            flush=True,
+        )
     summary = targets(records)
     markdown = table(cells)
     print()
@@ -488,13 +536,26 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started),
     }
     name = "solver_quick" if args.quick else "solver"
-    (args.out / f"{name}.json").write_text(json.dumps(
-        {"meta": meta, "targets": summary, "cells": cells,
-         "records": [{"lines": r.lines, "candidates": r.candidates, "density": r.density,
-                      "seed": r.seed, "runs": {k: vars(v) for k, v in r.runs.items()}}
-                     for r in records]},
-        indent=1,
-    ))
+    (args.out / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "targets": summary,
+                "cells": cells,
+                "records": [
+                    {
+                        "lines": r.lines,
+                        "candidates": r.candidates,
+                        "density": r.density,
+                        "seed": r.seed,
+                        "runs": {k: vars(v) for k, v in r.runs.items()},
+                    }
+                    for r in records
+                ],
+            },
+            indent=1,
+        )
+    )
     (args.out / f"{name}.md").write_text(
         f"# Solver benchmark\n\n{json.dumps(meta)}\n\n{markdown}\n\n## Targets\n\n"
         f"```json\n{json.dumps(summary, indent=1)}\n```\n"

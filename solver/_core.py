@@ -88,7 +88,7 @@ class Core:
             return np.zeros_like(self.demand)
         if self.whole:
             return np.asarray(columns.max(axis=1), dtype=np.int64)
-        return np.minimum(columns.sum(axis=1), self.demand)
+        return np.asarray(np.minimum(columns.sum(axis=1), self.demand), dtype=np.int64)
 
     def unrouted(self, members: tuple[int, ...] | list[int] | IntArray) -> int:
         """Units the set must leave unrouted (0 means it ships the whole order)."""

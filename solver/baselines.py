@@ -132,8 +132,9 @@ def greedy(problem: Problem) -> Plan:
     short = demand[:, 0] - take.sum(axis=1)
     unrouted = {skus[i]: int(short[i]) for i in np.flatnonzero(short)}
     if unrouted and not problem.options.allow_partial:
-        raise NoFeasiblePlan("INSUFFICIENT_STOCK", "greedy fill leaves units unrouted",
-                             shortfall=unrouted)
+        raise NoFeasiblePlan(
+            "INSUFFICIENT_STOCK", "greedy fill leaves units unrouted", shortfall=unrouted
+        )
     return _plan_from(problem, allocation, unrouted, "greedy", len(order), started)
 
 
@@ -206,20 +207,25 @@ def enumeration(
     result = enumerate_routes(problem, max_subsets=max_subsets, max_results=max_results)
     if not result.routes:
         if result.capped:
-            raise NoFeasiblePlan("ENUMERATION_CAP_REACHED",
-                                 f"no route within {result.examined} subsets examined")
+            raise NoFeasiblePlan(
+                "ENUMERATION_CAP_REACHED", f"no route within {result.examined} subsets examined"
+            )
         everything = _fill(problem, _candidates(problem))[1]
         if everything:
-            raise NoFeasiblePlan("INSUFFICIENT_STOCK", "the candidates cannot ship the order",
-                                 shortfall=everything)
+            raise NoFeasiblePlan(
+                "INSUFFICIENT_STOCK", "the candidates cannot ship the order", shortfall=everything
+            )
         raise NoFeasiblePlan("MAX_SHIPMENTS_EXCEEDED", "no route within max_shipments")
     index = {x.id: j for j, x in enumerate(problem.locations)}
     plans = []
     for route in result.routes[: problem.options.alternatives]:
         order = sorted((index[x] for x in route), key=lambda j: problem.distance_km[j])
         allocation, unrouted = _fill(problem, order)
-        plans.append(_plan_from(problem, allocation, unrouted, "enumeration",
-                                len(_candidates(problem)), started))
+        plans.append(
+            _plan_from(
+                problem, allocation, unrouted, "enumeration", len(_candidates(problem)), started
+            )
+        )
     first = plans[0]
     return Plan(
         shipments=first.shipments,

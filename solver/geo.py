@@ -50,7 +50,7 @@ def _us_zip_table() -> dict[str, tuple[float, float]]:
             import zipcodes  # noqa: PLC0415 - loading the table takes ~1 s, so only on demand
 
             table: dict[str, tuple[float, float]] = {}
-            for row in zipcodes.list_all():
+            for row in zipcodes.list_all():  # type: ignore[no-untyped-call]
                 try:
                     lat, lon = float(row["lat"]), float(row["long"])
                 except (KeyError, TypeError, ValueError):

@@ -64,7 +64,10 @@ def improve_by_swaps(target: Target, members: list[int], key: IntArray) -> list[
 
 
 def improve_by_pair_swaps(
-    target: Target, members: list[int], primary: IntArray, secondary: IntArray,
+    target: Target,
+    members: list[int],
+    primary: IntArray,
+    secondary: IntArray,
     deadline: float = float("inf"),
 ) -> list[int]:
     """Local search: replace two members by the best pair that covers what the rest of the set
@@ -86,11 +89,13 @@ def improve_by_pair_swaps(
             sub = Target(need[rows], np.minimum(target.coverage[rows], need[rows, None]))
             pool = sub.useful
             pool = pool[~np.isin(pool, rest)]
-            incumbent = Found(int(primary[a] + primary[b]), int(secondary[a] + secondary[b]),
-                              (a, b))
+            incumbent = Found(
+                int(primary[a] + primary[b]), int(secondary[a] + secondary[b]), (a, b)
+            )
             try:
-                found = best_set(sub, keys, 2, candidates=pool, incumbent=incumbent,
-                                 deadline=deadline)
+                found = best_set(
+                    sub, keys, 2, candidates=pool, incumbent=incumbent, deadline=deadline
+                )
             except SearchTimeout:
                 return current
             if found is not None and found < incumbent:

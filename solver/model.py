@@ -207,7 +207,9 @@ class _MathOpt:
         params = mo.SolveParameters(
             time_limit=datetime.timedelta(seconds=max(time_limit, 0.001)),
             relative_gap_tolerance=0.0,
-            absolute_gap_tolerance=0.0,
+            # Every objective here is integral, so a gap below one unit is a gap of zero (and
+            # asking doubles for exactly 0 at 1e13 can keep a solver proving forever).
+            absolute_gap_tolerance=0.5,
             threads=threads if self.backend == "scip" else None,
         )
         model_params = mo.ModelSolveParameters()
@@ -215,9 +217,7 @@ class _MathOpt:
             model_params = mo.ModelSolveParameters(
                 solution_hints=[mo.SolutionHint(variable_values=self.hints)]
             )
-        self.result = mo.solve(
-            self.model, solver_type, params=params, model_params=model_params
-        )
+        self.result = mo.solve(self.model, solver_type, params=params, model_params=model_params)
         reason = self.result.termination.reason
         names = {
             mo.TerminationReason.OPTIMAL: "optimal",

@@ -28,13 +28,22 @@ import numpy as np
 
 from solver._core import Core, Target
 from solver.heuristics import greedy_cover, improve_by_pair_swaps, improve_by_swaps
-from solver.model import DEFAULT_BACKEND, BACKENDS, MipData, MipResult, Stage, solve_stage
+from solver.model import BACKENDS, DEFAULT_BACKEND, MipData, MipResult, Stage, solve_stage
 from solver.plan import NoFeasiblePlan, Plan, Score, Shipment
 from solver.problem import IntArray, Problem
 from solver.search import Found, Keys, SearchTimeout, best_set
 
-_SEARCH_NAMES = {1: "single-location", 2: "two-location", 3: "three-location",
-                 4: "four-location", 5: "five-location", 6: "six-location"}
+_COUNT_SEARCH_UP_TO = 3
+"""The exhaustive search decides the shipment count for sets up to this size; proving that
+no set of four exists is left to the MIP, which does it faster when the order needs many."""
+_SEARCH_NAMES = {
+    1: "single-location",
+    2: "two-location",
+    3: "three-location",
+    4: "four-location",
+    5: "five-location",
+    6: "six-location",
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class _Answer:
     candidates: int
 
 
-class _Deadline(Exception):  # noqa: N818 - control flow
+class _Deadline(Exception):
     pass
 
 
@@ -89,8 +98,11 @@ class _Solver:
 
     def mip(self, data: MipData, stage: Stage) -> MipResult:
         return solve_stage(
-            data, stage, backend=self.params.backend,
-            time_limit=max(self.remaining(), 0.001), threads=self.params.threads,
+            data,
+            stage,
+            backend=self.params.backend,
+            time_limit=max(self.remaining(), 0.001),
+            threads=self.params.threads,
         )
 
     def target_data(self, cand: IntArray) -> MipData:
@@ -114,10 +126,8 @@ class _Solver:
             return None
         if not len(self.target.demand):  # nothing can be routed: the empty plan
             return None if cuts else _Answer((), True, None, "no-stock", 0)
-        if core.cost_objective:
-            answer = self.best_cost(cuts)
-        else:
-            answer = self.best_lexicographic(cuts)
+        best = self.best_cost if core.cost_objective else self.best_lexicographic
+        answer = best(cuts)
         if answer is None and core.partial:
             answer = self.best_general(cuts)
         if answer is not None and not answer.proven:
@@ -152,19 +162,23 @@ class _Solver:
 
     def best_lexicographic(self, cuts: list[frozenset[int]]) -> _Answer | None:
         limit = self.core.max_shipments
-        top = self.params.search_up_to if limit is None else min(self.params.search_up_to, limit)
+        deepest = self.params.search_up_to
+        # Sizes up to three: the exhaustive search decides both the count and the set.
+        top = min(deepest, _COUNT_SEARCH_UP_TO)
+        top = top if limit is None else min(top, limit)
         useful = self.target.useful
         for size in range(1, top + 1):
             found = self.search(size, cuts, self.distance_keys)
             if found is not None:
-                return _Answer(found.members, True, None, _SEARCH_NAMES.get(size, "search"),
-                               len(useful))
+                return _Answer(found.members, True, None, _SEARCH_NAMES[size], len(useful))
         lower = top + 1
         if limit is not None and lower > limit:
             return None
-        return self.mip_lexicographic(cuts, lower)
+        return self.staged_lexicographic(cuts, lower)
 
-    def mip_lexicographic(self, cuts: list[frozenset[int]], lower: int) -> _Answer | None:
+    def staged_lexicographic(self, cuts: list[frozenset[int]], lower: int) -> _Answer | None:
+        """Stage N (fewest shipments) by MIP unless the greedy cover already meets `lower`,
+        then stage D by the exact search (counts up to search_up_to) or by MIP."""
         core, target = self.core, self.target
         limit = core.max_shipments
         useful = target.useful
@@ -174,9 +188,9 @@ class _Solver:
             not self.allowed(incumbent, cuts) or (limit is not None and len(incumbent) > limit)
         ):
             incumbent = None
-        # Stage N: fewest shipments (skipped when the greedy cover meets the lower bound).
-        count_proven, count_gap = True, None
+        count_proven, count_gap, count_method = True, None, None
         if incumbent is None or len(incumbent) > lower:
+            count_method = method
             result = self.mip(
                 self.target_data(useful),
                 Stage("count", count_lo=lower, count_hi=limit, cuts=cuts, hint=incumbent or ()),
@@ -191,37 +205,86 @@ class _Solver:
             if not count_proven:
                 count_gap = (len(incumbent) - max(result.bound, lower)) / len(incumbent)
         count = len(incumbent)
-        # Stage D: least distance among sets of `count` locations, from the best incumbent
-        # local search finds (a tight incumbent is what the reduction below needs).
+        # A tight incumbent is what lets the search and the MIP's reduction prune by distance.
         improved = improve_by_swaps(target, incumbent, core.distance)
-        improved = improve_by_pair_swaps(target, improved, core.distance, core.rank,
-                                         deadline=self.deadline)
+        improved = improve_by_pair_swaps(
+            target, improved, core.distance, core.rank, deadline=self.deadline
+        )
         if self.allowed(improved, cuts):
             incumbent = improved
+        keys = self.distance_keys
+        current = Found(
+            int(core.distance[incumbent].sum()),
+            int(core.rank[incumbent].sum()),
+            tuple(sorted(incumbent)),
+        )
+        if count <= self.params.search_up_to:
+            try:
+                found = best_set(
+                    target, keys, count, cuts=cuts, incumbent=current, deadline=self.deadline
+                )
+            except SearchTimeout as stop:
+                best = stop.best or current
+                return _Answer(
+                    best.members, False, count_gap or 0.0, count_method or "search", len(useful)
+                )
+            assert found is not None
+            proven = count_proven
+            name = count_method or _SEARCH_NAMES[count]
+            return _Answer(found.members, proven, None if proven else count_gap, name, len(useful))
+        return self.distance_mip(cuts, current, count_proven, count_gap)
+
+    def distance_mip(
+        self,
+        cuts: list[frozenset[int]],
+        current: Found,
+        count_proven: bool,
+        count_gap: float | None,
+    ) -> _Answer:
+        """Stage D by MIP over the candidates the incumbent leaves possible: a location in a
+        set no longer than the incumbent is no farther than the incumbent's distance less the
+        count - 1 nearest others."""
+        core, target = self.core, self.target
+        useful = target.useful
+        count = len(current.members)
         cand = useful
         if self.params.reduce:
-            # A location in a set no longer than the incumbent is no farther than the
-            # incumbent's distance less the count - 1 nearest others.
-            upper = int(core.distance[incumbent].sum())
             nearest = int(np.sort(core.distance[useful])[: count - 1].sum())
-            cand = useful[core.distance[useful] + nearest <= upper]
+            cand = useful[core.distance[useful] + nearest <= current.primary]
         weights = self.distance_weights(cand, count)
-        inc_value = int(self.distance_weights(np.asarray(incumbent), count).sum())
+        members = np.asarray(current.members)
+        inc_value = int(self.distance_weights(members, count).sum())
         result = self.mip(
             self.target_data(cand),
-            Stage("distance", weights=weights, count_lo=count, count_hi=count, cuts=cuts,
-                  hint=incumbent, cutoff=inc_value),
+            Stage(
+                "distance",
+                weights=weights,
+                count_lo=count,
+                count_hi=count,
+                cuts=cuts,
+                hint=current.members,
+                cutoff=inc_value,
+            ),
         )
-        members: tuple[int, ...] = tuple(incumbent)
-        value = inc_value
-        if result.members is not None and result.objective is not None:
-            if result.objective <= inc_value:
-                members, value = result.members, result.objective
+        chosen, value = current.members, inc_value
+        if (
+            result.members is not None
+            and result.objective is not None
+            and result.objective <= inc_value
+            and self.allowed(result.members, cuts)
+        ):
+            chosen, value = result.members, result.objective
         proven = count_proven and result.optimal
         gap = count_gap
         if not result.optimal and gap is None:
             gap = max(0.0, (value - result.bound) / value) if value else 0.0
-        return _Answer(tuple(sorted(members)), proven, None if proven else gap, method, len(cand))
+        return _Answer(
+            tuple(sorted(chosen)),
+            proven,
+            None if proven else gap,
+            f"mip-{self.params.backend}",
+            len(cand),
+        )
 
     def best_cost(self, cuts: list[frozenset[int]]) -> _Answer | None:
         core, target = self.core, self.target
@@ -254,16 +317,19 @@ class _Solver:
         incumbent: list[int] | None = list(hint.members) if hint is not None else None
         if incumbent is None:
             greedy = greedy_cover(target)
-            if greedy is not None and self.allowed(greedy, cuts) and (
-                core.max_shipments is None or len(greedy) <= core.max_shipments
+            if (
+                greedy is not None
+                and self.allowed(greedy, cuts)
+                and (core.max_shipments is None or len(greedy) <= core.max_shipments)
             ):
                 incumbent = greedy
         data = self.target_data(useful)
         cost = core.cost[useful]
         first = self.mip(
             data,
-            Stage("cost", weights=cost, count_hi=core.max_shipments, cuts=cuts,
-                  hint=incumbent or ()),
+            Stage(
+                "cost", weights=cost, count_hi=core.max_shipments, cuts=cuts, hint=incumbent or ()
+            ),
         )
         if first.members is None:
             if first.infeasible:
@@ -272,16 +338,29 @@ class _Solver:
         best_cost = first.objective or 0
         second = self.mip(
             data,
-            Stage("count", count_hi=core.max_shipments, cuts=cuts, cost_weights=cost,
-                  max_cost=best_cost, hint=first.members),
+            Stage(
+                "count",
+                count_hi=core.max_shipments,
+                cuts=cuts,
+                cost_weights=cost,
+                max_cost=best_cost,
+                hint=first.members,
+            ),
         )
         members = second.members or first.members
         count = len(members)
         third = self.mip(
             self.target_data(useful),
-            Stage("distance", weights=self.distance_weights(useful, count), count_lo=count,
-                  count_hi=count, cuts=cuts, cost_weights=cost, max_cost=best_cost,
-                  hint=members),
+            Stage(
+                "distance",
+                weights=self.distance_weights(useful, count),
+                count_lo=count,
+                count_hi=count,
+                cuts=cuts,
+                cost_weights=cost,
+                max_cost=best_cost,
+                hint=members,
+            ),
         )
         members = third.members or members
         proven = first.optimal and second.optimal and third.optimal
@@ -297,8 +376,13 @@ class _Solver:
         unrouted count: stage U (min unrouted) with u variables, then F/N/D as usual."""
         core = self.core
         everything = np.arange(core.size)
-        data = MipData(cand=everything, demand=core.demand, coverage=core.coverage,
-                       partial=True, whole_levels=core.whole)
+        data = MipData(
+            cand=everything,
+            demand=core.demand,
+            coverage=core.coverage,
+            partial=True,
+            whole_levels=core.whole,
+        )
         limit = core.max_shipments
         method = f"mip-{self.params.backend}"
         first = self.mip(data, Stage("unrouted", count_hi=limit, cuts=cuts))
@@ -310,24 +394,51 @@ class _Solver:
         stages_ok = first.optimal
         max_cost = None
         if core.cost_objective:
-            f_stage = self.mip(data, Stage("cost", weights=core.cost, count_hi=limit, cuts=cuts,
-                                           max_unrouted=unrouted, hint=first.members))
+            f_stage = self.mip(
+                data,
+                Stage(
+                    "cost",
+                    weights=core.cost,
+                    count_hi=limit,
+                    cuts=cuts,
+                    max_unrouted=unrouted,
+                    hint=first.members,
+                ),
+            )
             stages_ok &= f_stage.optimal
             max_cost = f_stage.objective
-        second = self.mip(data, Stage("count", count_hi=limit, cuts=cuts, max_unrouted=unrouted,
-                                      cost_weights=core.cost, max_cost=max_cost,
-                                      hint=first.members))
+        second = self.mip(
+            data,
+            Stage(
+                "count",
+                count_hi=limit,
+                cuts=cuts,
+                max_unrouted=unrouted,
+                cost_weights=core.cost,
+                max_cost=max_cost,
+                hint=first.members,
+            ),
+        )
         members = second.members or first.members
         count = len(members)
-        third = self.mip(data, Stage("distance", weights=self.distance_weights(everything, count),
-                                     count_lo=count, count_hi=count, cuts=cuts,
-                                     max_unrouted=unrouted, cost_weights=core.cost,
-                                     max_cost=max_cost, hint=members))
+        third = self.mip(
+            data,
+            Stage(
+                "distance",
+                weights=self.distance_weights(everything, count),
+                count_lo=count,
+                count_hi=count,
+                cuts=cuts,
+                max_unrouted=unrouted,
+                cost_weights=core.cost,
+                max_cost=max_cost,
+                hint=members,
+            ),
+        )
         members = third.members or members
         proven = stages_ok and second.optimal and third.optimal
         members = core.prune(members)
-        return _Answer(tuple(sorted(members)), proven, None if proven else 0.0, method,
-                       core.size)
+        return _Answer(tuple(sorted(members)), proven, None if proven else 0.0, method, core.size)
 
     def fallback(self, cuts: list[frozenset[int]], method: str) -> _Answer | None:
         """Out of time before any stage found a set: the greedy cover, if it is allowed."""
@@ -371,11 +482,13 @@ def _allocate(core: Core, members: tuple[int, ...]) -> tuple[list[Shipment], dic
     shipments = []
     for m in order:
         location = problem.locations[int(core.index[m])]
-        shipments.append(Shipment(
-            location_id=location.id,
-            units=MappingProxyType(units[m]),
-            distance_km=float(problem.distance_km[int(core.index[m])]),
-        ))
+        shipments.append(
+            Shipment(
+                location_id=location.id,
+                units=MappingProxyType(units[m]),
+                distance_km=float(problem.distance_km[int(core.index[m])]),
+            )
+        )
     return shipments, unrouted
 
 

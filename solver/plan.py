@@ -39,7 +39,7 @@ class InfeasiblePlan(ValueError):
         self.reason = reason
 
 
-class NoFeasiblePlan(Exception):  # noqa: N818 - the domain's name for it, like InvalidProblem
+class NoFeasiblePlan(Exception):
     """No plan satisfies the problem (only without allow_partial, or for the enumeration cap).
 
     `reason`: INSUFFICIENT_STOCK (candidates cannot cover `shortfall`, sku -> missing units),
@@ -164,7 +164,9 @@ def evaluate(problem: Problem, plan: Plan) -> Score:
             raise InfeasiblePlan("LINE_SPLIT", f"{line.sku!r} ships from {sources[i]} locations")
         unrouted_total += unrouted
     if set(plan.unrouted) - set(sku_index):
-        raise InfeasiblePlan("UNKNOWN_SKU", f"unrouted {sorted(set(plan.unrouted) - set(sku_index))}")
+        raise InfeasiblePlan(
+            "UNKNOWN_SKU", f"unrouted {sorted(set(plan.unrouted) - set(sku_index))}"
+        )
     if options.max_shipments is not None and len(used) > options.max_shipments:
         raise InfeasiblePlan("TOO_MANY_SHIPMENTS", f"{len(used)} > {options.max_shipments}")
     distance = location_distance_m(problem)

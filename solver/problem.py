@@ -21,8 +21,8 @@ from solver import geo
 
 MAX_QUANTITY = 10**9
 """Largest demand per line (units); keeps every sum the solver forms far from int64 limits."""
-MAX_SHIPMENT_COST = 10**6
-MAX_COST_PER_KM = 10**3
+MAX_SHIPMENT_COST = 10**9
+MAX_COST_PER_KM = 10**6
 MAX_ALTERNATIVES = 100
 MAX_TIME_LIMIT = 3600.0
 
@@ -166,8 +166,12 @@ class Problem:
         atf.setflags(write=False)
         set_(self, "atf", atf)
         if not isinstance(self.destination, tuple) or len(self.destination) != 2:
-            raise _invalid("INVALID_COORDINATES", "must be (latitude, longitude)", "destination",
-                           self.destination)
+            raise _invalid(
+                "INVALID_COORDINATES",
+                "must be (latitude, longitude)",
+                "destination",
+                self.destination,
+            )
         _check_position(*self.destination, "destination")
         set_(self, "destination", (float(self.destination[0]), float(self.destination[1])))
         if not isinstance(self.options, Options):
@@ -175,8 +179,12 @@ class Problem:
         _check_options(self.options)
         known = {location.id for location in self.locations}
         for location_id in sorted(self.options.excluded_locations - known):
-            raise _invalid("UNKNOWN_LOCATION", "excluded location is not a candidate",
-                           "options.excluded_locations", location_id)
+            raise _invalid(
+                "UNKNOWN_LOCATION",
+                "excluded location is not a candidate",
+                "options.excluded_locations",
+                location_id,
+            )
         distance = geo.distances_km(
             [x.latitude for x in self.locations],
             [x.longitude for x in self.locations],
@@ -193,21 +201,35 @@ class Problem:
             if not isinstance(line, Line):
                 raise _invalid("INVALID_LINE", "must be a Line", f"lines[{i}]", line)
             if not isinstance(line.sku, str) or not line.sku:
-                raise _invalid("EMPTY_SKU", "must be a non-empty string", f"lines[{i}].sku",
-                               line.sku)
+                raise _invalid(
+                    "EMPTY_SKU", "must be a non-empty string", f"lines[{i}].sku", line.sku
+                )
             if line.sku in seen:
-                raise _invalid("DUPLICATE_SKU", "each SKU may appear on one line only",
-                               f"lines[{i}].sku", line.sku)
+                raise _invalid(
+                    "DUPLICATE_SKU",
+                    "each SKU may appear on one line only",
+                    f"lines[{i}].sku",
+                    line.sku,
+                )
             seen.add(line.sku)
             if not _is_int(line.quantity):
-                raise _invalid("INVALID_QUANTITY", "must be an integer",
-                               f"lines[{i}].quantity", line.quantity)
+                raise _invalid(
+                    "INVALID_QUANTITY", "must be an integer", f"lines[{i}].quantity", line.quantity
+                )
             if line.quantity <= 0:
-                raise _invalid("NON_POSITIVE_QUANTITY", "must be at least 1",
-                               f"lines[{i}].quantity", line.quantity)
+                raise _invalid(
+                    "NON_POSITIVE_QUANTITY",
+                    "must be at least 1",
+                    f"lines[{i}].quantity",
+                    line.quantity,
+                )
             if line.quantity > MAX_QUANTITY:
-                raise _invalid("QUANTITY_TOO_LARGE", f"must be at most {MAX_QUANTITY}",
-                               f"lines[{i}].quantity", line.quantity)
+                raise _invalid(
+                    "QUANTITY_TOO_LARGE",
+                    f"must be at most {MAX_QUANTITY}",
+                    f"lines[{i}].quantity",
+                    line.quantity,
+                )
 
     def _validate_locations(self) -> None:
         seen: set[str] = set()
@@ -216,35 +238,50 @@ class Problem:
             if not isinstance(location, Location):
                 raise _invalid("INVALID_LOCATION", "must be a Location", where, location)
             if not isinstance(location.id, str) or not location.id:
-                raise _invalid("EMPTY_LOCATION_ID", "must be a non-empty string", f"{where}.id",
-                               location.id)
+                raise _invalid(
+                    "EMPTY_LOCATION_ID", "must be a non-empty string", f"{where}.id", location.id
+                )
             if location.id in seen:
-                raise _invalid("DUPLICATE_LOCATION_ID", "location ids must be unique",
-                               f"{where}.id", location.id)
+                raise _invalid(
+                    "DUPLICATE_LOCATION_ID",
+                    "location ids must be unique",
+                    f"{where}.id",
+                    location.id,
+                )
             seen.add(location.id)
             _check_position(location.latitude, location.longitude, f"{where}.latitude")
             cost = location.shipment_cost
             if not _is_real(cost) or not 0 <= float(cost) <= MAX_SHIPMENT_COST:
-                raise _invalid("INVALID_SHIPMENT_COST",
-                               f"must be a number in [0, {MAX_SHIPMENT_COST}]",
-                               f"{where}.shipment_cost", cost)
+                raise _invalid(
+                    "INVALID_SHIPMENT_COST",
+                    f"must be a number in [0, {MAX_SHIPMENT_COST}]",
+                    f"{where}.shipment_cost",
+                    cost,
+                )
             if not _is_int(location.priority):
-                raise _invalid("INVALID_PRIORITY", "must be an integer", f"{where}.priority",
-                               location.priority)
+                raise _invalid(
+                    "INVALID_PRIORITY", "must be an integer", f"{where}.priority", location.priority
+                )
 
     def _validated_atf(self) -> IntArray:
         shape = (len(self.lines), len(self.locations))
         raw = np.asarray(self.atf)
         if raw.shape != shape:
             raise _invalid("ATF_SHAPE_MISMATCH", f"must have shape {shape}", "atf", raw.shape)
-        if raw.size and raw.dtype.kind not in "iub":
-            if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)) or np.any(raw != np.rint(raw)):
-                raise _invalid("INVALID_ATF", "must be whole units", "atf", str(raw.dtype))
+        whole_units = raw.dtype.kind in "iub" or (
+            raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.rint(raw))
+        )
+        if raw.size and not whole_units:
+            raise _invalid("INVALID_ATF", "must be whole units", "atf", str(raw.dtype))
         atf = np.array(raw, dtype=np.int64, copy=True).reshape(shape)
         if atf.size and atf.min() < 0:
             i, j = np.argwhere(atf < 0)[0]
-            raise _invalid("NEGATIVE_ATF", "ATF cannot be negative",
-                           f"atf[{self.lines[i].sku!r}, {self.locations[j].id!r}]", int(atf[i, j]))
+            raise _invalid(
+                "NEGATIVE_ATF",
+                "ATF cannot be negative",
+                f"atf[{self.lines[i].sku!r}, {self.locations[j].id!r}]",
+                int(atf[i, j]),
+            )
         return atf
 
     @classmethod
@@ -267,8 +304,9 @@ class Problem:
         try:
             line_list = [x if isinstance(x, Line) else Line(*x) for x in lines]
         except TypeError as error:
-            raise _invalid("INVALID_LINE", f"lines are (sku, quantity) pairs: {error}", "lines",
-                           None) from None
+            raise _invalid(
+                "INVALID_LINE", f"lines are (sku, quantity) pairs: {error}", "lines", None
+            ) from None
         location_list = []
         for j, x in enumerate(locations):
             try:
@@ -276,28 +314,45 @@ class Problem:
             except TypeError as error:
                 raise _invalid("INVALID_LOCATION", str(error), f"locations[{j}]", x) from None
         if (destination is None) == (postal_code is None):
-            raise _invalid("INVALID_DESTINATION", "give exactly one of destination, postal_code",
-                           "destination", (destination, postal_code))
+            raise _invalid(
+                "INVALID_DESTINATION",
+                "give exactly one of destination, postal_code",
+                "destination",
+                (destination, postal_code),
+            )
         if postal_code is not None:
             country, code = postal_code
             found = geo.postal_code_centroid(country, code)
             if found is None:
-                raise _invalid("UNKNOWN_POSTAL_CODE", "not in the bundled postal-code table",
-                               "postal_code", postal_code)
+                raise _invalid(
+                    "UNKNOWN_POSTAL_CODE",
+                    "not in the bundled postal-code table",
+                    "postal_code",
+                    postal_code,
+                )
             destination = found
         sku_index = {line.sku: i for i, line in enumerate(line_list)}
         location_index = {location.id: j for j, location in enumerate(location_list)}
         matrix = np.zeros((len(line_list), len(location_list)), dtype=np.int64)
         for (sku, location_id), units in atf.items():
             if sku not in sku_index:
-                raise _invalid("UNKNOWN_SKU", "ATF given for a SKU that is not ordered", "atf",
-                               (sku, location_id))
+                raise _invalid(
+                    "UNKNOWN_SKU",
+                    "ATF given for a SKU that is not ordered",
+                    "atf",
+                    (sku, location_id),
+                )
             if location_id not in location_index:
-                raise _invalid("UNKNOWN_LOCATION", "ATF given for a location that is not a "
-                               "candidate", "atf", (sku, location_id))
+                raise _invalid(
+                    "UNKNOWN_LOCATION",
+                    "ATF given for a location that is not a candidate",
+                    "atf",
+                    (sku, location_id),
+                )
             if not _is_int(units):
-                raise _invalid("INVALID_ATF", "must be whole units", "atf",
-                               (sku, location_id, units))
+                raise _invalid(
+                    "INVALID_ATF", "must be whole units", "atf", (sku, location_id, units)
+                )
             matrix[sku_index[sku], location_index[location_id]] = units
         if "excluded_locations" in options:
             options["excluded_locations"] = frozenset(options["excluded_locations"])
@@ -305,8 +360,9 @@ class Problem:
             try:
                 options["objective"] = Objective(options["objective"])
             except ValueError:
-                raise _invalid("INVALID_OPTION", "unknown objective", "options.objective",
-                               options["objective"]) from None
+                raise _invalid(
+                    "INVALID_OPTION", "unknown objective", "options.objective", options["objective"]
+                ) from None
         try:
             opts = Options(**options)
         except TypeError as error:
@@ -317,5 +373,6 @@ class Problem:
     @property
     def quantities(self) -> IntArray:
         """Demand per line, as int64."""
-        return np.fromiter((line.quantity for line in self.lines), dtype=np.int64,
-                           count=len(self.lines))
+        return np.fromiter(
+            (line.quantity for line in self.lines), dtype=np.int64, count=len(self.lines)
+        )

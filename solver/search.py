@@ -34,7 +34,7 @@ _MATRIX_CELLS = 4_000_000
 """Pair matrices are built in row blocks of at most this many cells (bounds memory)."""
 
 
-class SearchTimeout(Exception):  # noqa: N818 - control flow, carries the incumbent
+class SearchTimeout(Exception):
     """The deadline passed; `best` is the best set found before it (or None)."""
 
     def __init__(self, best: Found | None) -> None:
@@ -198,28 +198,25 @@ class _Search:
             room = self.best.primary - base.primary
             nearest_count = int((size * primary <= room).sum())
             heavy_count = int((heavy & (primary + (size - 1) * primary[0] <= room)).sum())
-        if nearest_count <= heavy_count:
-            branches = [(p, np.arange(len(idx)) > p) for p in range(len(idx))]
-            by_key = True
-        else:
-            positions = np.arange(len(idx))
-            branches = [
-                (p, (weight < weight[p]) | ((weight == weight[p]) & (positions > p)))
-                for p in np.flatnonzero(heavy)
-            ]
-            by_key = False
-        for p, others in branches:
+        positions = np.arange(len(idx))
+        by_key = nearest_count <= heavy_count
+        for p in positions if by_key else np.flatnonzero(heavy):
+            if by_key:  # p is the member with the smallest key: the others come after it
+                others = positions > p
+            else:  # p is the heaviest member (ties: the first): the others are lighter
+                others = (weight < weight[p]) | ((weight == weight[p]) & (positions > p))
             if self.best is not None:
                 room = self.best.primary - base.primary
                 if by_key and size * primary[p] > room:
                     return  # every later member's key is larger still
                 if primary[p] + (size - 1) * primary[0] > room:
                     continue
+            allowed = others
             if self.best is not None:
                 # The child's members fit in what is left after this one.
                 left = self.best.primary - base.primary - primary[p]
-                others = others & (primary <= left - (size - 2) * primary[0])
-            self.child(demand, cov, idx, int(p), others, size, base, cuts)
+                allowed = others & (primary <= left - (size - 2) * primary[0])
+            self.child(demand, cov, idx, int(p), allowed, size, base, cuts)
             if self.first and self.best is not None:
                 return
 
@@ -240,8 +237,14 @@ class _Search:
             return  # the member alone covers: no irredundant set of this size contains it
         sub = np.minimum(cov[np.ix_(rows, np.flatnonzero(others))], residual[rows, None])
         useful = sub.any(axis=0)
-        self.node(residual[rows], sub[:, useful], idx[others][useful], size - 1,
-                  self.extend(base, (int(idx[p]),)), cuts)
+        self.node(
+            residual[rows],
+            sub[:, useful],
+            idx[others][useful],
+            size - 1,
+            self.extend(base, (int(idx[p]),)),
+            cuts,
+        )
 
     def pairs(
         self,
@@ -314,8 +317,15 @@ def best_set(
     while warm and size >= 3 and not first and incumbent is None and len(candidates) > 2 * prefix:
         # Warm start: the best set among the nearest candidates is usually close to the best
         # overall, and a tight incumbent is what lets the full search prune by distance.
-        incumbent = best_set(target, keys, size, candidates=candidates[:prefix], cuts=cuts,
-                             deadline=deadline, warm=False)
+        incumbent = best_set(
+            target,
+            keys,
+            size,
+            candidates=candidates[:prefix],
+            cuts=cuts,
+            deadline=deadline,
+            warm=False,
+        )
         prefix *= 4
     search = _Search(keys, deadline, first)
     if incumbent is not None:

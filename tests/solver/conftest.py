@@ -36,7 +36,9 @@ def order(
             at(name, degrees, shipment_cost=costs.get(name, 0.0), priority=priorities.get(name, 0))
             for name, (degrees, _) in stock.items()
         ],
-        atf={(sku, name): units for name, (_, held) in stock.items() for sku, units in held.items()},
+        atf={
+            (sku, name): units for name, (_, held) in stock.items() for sku, units in held.items()
+        },
         destination=(0.0, 0.0),
         **options,
     )

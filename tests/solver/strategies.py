@@ -19,7 +19,7 @@ _MAX_SHIPMENTS = st.one_of(st.none(), st.integers(1, 3))
 
 
 @st.composite
-def problems(  # noqa: PLR0913 - knobs for the tests that need narrower instances
+def problems(
     draw: st.DrawFn,
     *,
     max_lines: int = 3,
@@ -47,8 +47,12 @@ def problems(  # noqa: PLR0913 - knobs for the tests that need narrower instance
         atf = rng.integers(0, 6, size=(n, m)) * (rng.random((n, m)) < 0.6)
     lines = tuple(Line(f"sku-{i}", int(q)) for i, q in enumerate(quantities))
     locations = tuple(
-        Location(names[j], *positions[j], shipment_cost=float(rng.choice(_COSTS)),
-                 priority=int(rng.integers(0, 3)))
+        Location(
+            names[j],
+            *positions[j],
+            shipment_cost=float(rng.choice(_COSTS)),
+            priority=int(rng.integers(0, 3)),
+        )
         for j in range(m)
     )
     if not options:

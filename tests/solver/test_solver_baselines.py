@@ -21,16 +21,18 @@ def test_greedy_fills_each_line_from_the_nearest_location_outwards() -> None:
     )
     plan = greedy(problem)
     assert {s.location_id: dict(s.units) for s in plan.shipments} == {
-        "L1": {"A": 1}, "L2": {"A": 2}, "L3": {"B": 1},
+        "L1": {"A": 1},
+        "L2": {"A": 2},
+        "L3": {"B": 1},
     }
     assert plan.objective == Score(0, 0, 3, metres(1) + metres(2) + metres(3))
     assert evaluate(problem, plan) == plan.objective
-    assert plan.method == "greedy" and not plan.proven_optimal
+    assert plan.method == "greedy"
+    assert not plan.proven_optimal
 
 
 def test_greedy_with_whole_lines_takes_the_first_location_holding_the_line() -> None:
-    problem = order({"A": 3}, {"L1": (1.0, {"A": 2}), "L2": (2.0, {"A": 3})},
-                    keep_lines_whole=True)
+    problem = order({"A": 3}, {"L1": (1.0, {"A": 2}), "L2": (2.0, {"A": 3})}, keep_lines_whole=True)
     assert greedy(problem).location_ids == ("L2",)
 
 
@@ -46,14 +48,20 @@ def test_enumeration_returns_smallest_feasible_sets_by_average_distance() -> Non
     R+Q 4 and P+Q 5.5 deg. No triple is examined because pairs exist."""
     problem = order(
         {"A": 1, "B": 1},
-        {"P": (4.0, {"A": 1}), "Q": (7.0, {"B": 1}), "R": (1.0, {"A": 1}),
-         "S": (3.0, {"B": 1}), "T": (9.0, {})},
+        {
+            "P": (4.0, {"A": 1}),
+            "Q": (7.0, {"B": 1}),
+            "R": (1.0, {"A": 1}),
+            "S": (3.0, {"B": 1}),
+            "T": (9.0, {}),
+        },
         alternatives=2,
     )
     result = enumerate_routes(problem)
     assert result.size == 2
     assert [set(r) for r in result.routes] == [{"R", "S"}, {"P", "S"}, {"R", "Q"}, {"P", "Q"}]
-    assert result.examined == 5 + 10 and not result.capped
+    assert result.examined == 5 + 10
+    assert not result.capped
     plan = enumeration(problem)
     assert set(plan.location_ids) == {"R", "S"}
     assert set(plan.alternatives[0].location_ids) == {"P", "S"}
@@ -64,11 +72,17 @@ def test_enumeration_examines_subsets_in_index_order_and_stops_at_its_cap() -> N
     """Singles first (5), then pairs in index order: with a cap of 7, only (P, Q) and (P, R)."""
     problem = order(
         {"A": 1, "B": 1},
-        {"P": (4.0, {"A": 1}), "Q": (6.0, {"A": 1}), "R": (1.0, {"B": 1}),
-         "S": (3.0, {"B": 1}), "T": (9.0, {})},
+        {
+            "P": (4.0, {"A": 1}),
+            "Q": (6.0, {"A": 1}),
+            "R": (1.0, {"B": 1}),
+            "S": (3.0, {"B": 1}),
+            "T": (9.0, {}),
+        },
     )
     result = enumerate_routes(problem, max_subsets=7)
-    assert result.capped and result.examined == 7
+    assert result.capped
+    assert result.examined == 7
     assert result.routes == (("P", "R"),)
     with pytest.raises(NoFeasiblePlan) as raised:
         enumeration(problem, max_subsets=6)
@@ -78,7 +92,8 @@ def test_enumeration_examines_subsets_in_index_order_and_stops_at_its_cap() -> N
 def test_enumeration_stops_at_its_result_cap() -> None:
     problem = order({"A": 1}, {f"L{k}": (float(k), {"A": 1}) for k in range(1, 8)})
     result = enumerate_routes(problem, max_results=3)
-    assert result.capped and len(result.routes) == 3
+    assert result.capped
+    assert len(result.routes) == 3
     assert [r[0] for r in result.routes] == ["L1", "L2", "L3"]
 
 
@@ -93,8 +108,11 @@ def test_enumeration_finds_every_smallest_feasible_set(problem: Problem) -> None
 
     expected: set[frozenset[str]] = set()
     for size in range(1, len(ids) + 1):
-        expected = {frozenset(ids[j] for j in c)
-                    for c in itertools.combinations(range(len(ids)), size) if feasible(c)}
+        expected = {
+            frozenset(ids[j] for j in c)
+            for c in itertools.combinations(range(len(ids)), size)
+            if feasible(c)
+        }
         if expected:
             break
     result = enumerate_routes(problem)

@@ -28,7 +28,9 @@ def test_vectorised_and_scalar_distances_agree_exactly() -> None:
     rng = np.random.default_rng(7)
     lats, lons = rng.uniform(-90, 90, 50), rng.uniform(-180, 180, 50)
     many = geo.distances_km(lats, lons, 12.5, -45.0)
-    assert [geo.distance_km(a, b, 12.5, -45.0) for a, b in zip(lats, lons)] == many.tolist()
+    assert [
+        geo.distance_km(a, b, 12.5, -45.0) for a, b in zip(lats, lons, strict=True)
+    ] == many.tolist()
 
 
 def test_zip_centroid_comes_from_the_bundled_table() -> None:

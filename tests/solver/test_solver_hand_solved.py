@@ -21,7 +21,8 @@ def test_fewest_shipments_beats_nearer_split(one_far_or_two_near: dict[str, Any]
     assert plan.location_ids == ("F",)
     assert dict(plan.shipments[0].units) == {"A": 2, "B": 1}
     assert plan.method == "single-location"
-    assert plan.proven_optimal and plan.gap is None
+    assert plan.proven_optimal
+    assert plan.gap is None
     assert evaluate(problem, plan) == plan.objective
 
 
@@ -34,8 +35,12 @@ def test_greedy_splits_where_the_solver_does_not(one_far_or_two_near: dict[str, 
 def test_cost_objective_prefers_two_cheap_near_boxes(one_far_or_two_near: dict[str, Any]) -> None:
     """Shipments cost 5 each plus 0.01 per km: F costs 5 + 11.12 = 16.12, N1 + N2 cost
     10 + 0.01 * 333.6 = 13.34, so the cost objective ships two boxes."""
-    problem = order(**one_far_or_two_near, objective="cost", cost_per_km=0.01,
-                    shipment_costs={"N1": 5.0, "N2": 5.0, "F": 5.0, "N3": 5.0})
+    problem = order(
+        **one_far_or_two_near,
+        objective="cost",
+        cost_per_km=0.01,
+        shipment_costs={"N1": 5.0, "N2": 5.0, "F": 5.0, "N3": 5.0},
+    )
     plan = solve(problem)
     assert set(plan.location_ids) == {"N1", "N2"}
     km = (metres(1) + metres(2)) / 1000
@@ -48,8 +53,9 @@ def test_cost_per_km_moves_the_cost_optimum(one_far_or_two_near: dict[str, Any])
     F costs 10 + 111.2 = 121.2 while N1 + N2 cost 20 + 33.4 = 53.4."""
     costs = {"N1": 10.0, "N2": 10.0, "F": 10.0, "N3": 10.0}
     free_km = solve(order(**one_far_or_two_near, objective="cost", shipment_costs=costs))
-    dear_km = solve(order(**one_far_or_two_near, objective="cost", cost_per_km=0.1,
-                          shipment_costs=costs))
+    dear_km = solve(
+        order(**one_far_or_two_near, objective="cost", cost_per_km=0.1, shipment_costs=costs)
+    )
     assert free_km.location_ids == ("F",)
     assert set(dear_km.location_ids) == {"N1", "N2"}
 
@@ -61,7 +67,9 @@ def test_alternatives_are_the_next_best_distinct_sets(one_far_or_two_near: dict[
     listed = [plan, *plan.alternatives]
     assert [set(p.location_ids) for p in listed] == [{"F"}, {"N1", "N2"}, {"N2", "N3"}]
     assert [p.objective.distance_m for p in listed] == [
-        metres(10), metres(1) + metres(2), metres(2) + metres(4)
+        metres(10),
+        metres(1) + metres(2),
+        metres(2) + metres(4),
     ]
 
 
@@ -72,7 +80,8 @@ def test_split_lines_take_the_nearest_pair(split_or_whole: dict[str, Any]) -> No
     assert plan.objective == Score(0, 0, 2, metres(1) + metres(2))
     assert plan.method == "two-location"
     assert {s.location_id: dict(s.units) for s in plan.shipments} == {
-        "L1": {"A": 1, "B": 1}, "L2": {"A": 1}
+        "L1": {"A": 1, "B": 1},
+        "L2": {"A": 1},
     }
 
 
@@ -84,7 +93,8 @@ def test_keep_lines_whole_ships_each_line_from_one_location(
     plan = solve(problem)
     assert plan.objective == Score(0, 0, 2, metres(1) + metres(5))
     assert {s.location_id: dict(s.units) for s in plan.shipments} == {
-        "L1": {"B": 1}, "L3": {"A": 2}
+        "L1": {"B": 1},
+        "L3": {"A": 2},
     }
     assert evaluate(problem, plan) == plan.objective
 
@@ -118,8 +128,12 @@ def _three_skus(**options: Any) -> Any:
     Fewest boxes: 2, nearest {L1, L2} at 3 deg ({L3, L4} is 7 deg)."""
     return order(
         {"A": 1, "B": 1, "C": 1},
-        {"L1": (1.0, {"A": 1, "B": 1}), "L2": (2.0, {"C": 1}), "L3": (3.0, {"A": 1, "C": 1}),
-         "L4": (4.0, {"B": 1})},
+        {
+            "L1": (1.0, {"A": 1, "B": 1}),
+            "L2": (2.0, {"C": 1}),
+            "L3": (3.0, {"A": 1, "C": 1}),
+            "L4": (4.0, {"B": 1}),
+        },
         **options,
     )
 

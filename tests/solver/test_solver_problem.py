@@ -16,7 +16,10 @@ HERE = Location("L1", 40.0, -75.0)
 
 def _problem(**changes: Any) -> Problem:
     fields: dict[str, Any] = {
-        "lines": LINES, "locations": (HERE,), "atf": [[1]], "destination": (40.0, -74.0),
+        "lines": LINES,
+        "locations": (HERE,),
+        "atf": [[1]],
+        "destination": (40.0, -74.0),
     }
     fields.update(changes)
     return Problem(**fields)
@@ -31,22 +34,31 @@ def _problem(**changes: Any) -> Problem:
         ({"lines": (Line("A", 1.5),)}, "INVALID_QUANTITY", "lines[0].quantity"),  # type: ignore[arg-type]
         ({"lines": (Line("A", 10**10),)}, "QUANTITY_TOO_LARGE", "lines[0].quantity"),
         ({"lines": (Line("", 1),)}, "EMPTY_SKU", "lines[0].sku"),
-        ({"lines": (Line("A", 1), Line("A", 2)), "atf": [[1], [1]]}, "DUPLICATE_SKU",
-         "lines[1].sku"),
-        ({"locations": (HERE, HERE), "atf": [[1, 1]]}, "DUPLICATE_LOCATION_ID",
-         "locations[1].id"),
+        (
+            {"lines": (Line("A", 1), Line("A", 2)), "atf": [[1], [1]]},
+            "DUPLICATE_SKU",
+            "lines[1].sku",
+        ),
+        ({"locations": (HERE, HERE), "atf": [[1, 1]]}, "DUPLICATE_LOCATION_ID", "locations[1].id"),
         ({"locations": (Location("", 0, 0),)}, "EMPTY_LOCATION_ID", "locations[0].id"),
-        ({"locations": (Location("L1", math.nan, 0),)}, "INVALID_COORDINATES",
-         "locations[0].latitude"),
-        ({"locations": (Location("L1", 91, 0),)}, "INVALID_COORDINATES",
-         "locations[0].latitude"),
-        ({"locations": (Location("L1", 0, -181),)}, "INVALID_COORDINATES",
-         "locations[0].latitude"),
+        (
+            {"locations": (Location("L1", math.nan, 0),)},
+            "INVALID_COORDINATES",
+            "locations[0].latitude",
+        ),
+        ({"locations": (Location("L1", 91, 0),)}, "INVALID_COORDINATES", "locations[0].latitude"),
+        ({"locations": (Location("L1", 0, -181),)}, "INVALID_COORDINATES", "locations[0].latitude"),
         ({"destination": (math.inf, 0.0)}, "INVALID_COORDINATES", "destination"),
-        ({"locations": (Location("L1", 0, 0, shipment_cost=-1),)}, "INVALID_SHIPMENT_COST",
-         "locations[0].shipment_cost"),
-        ({"locations": (Location("L1", 0, 0, priority=0.5),)}, "INVALID_PRIORITY",  # type: ignore[arg-type]
-         "locations[0].priority"),
+        (
+            {"locations": (Location("L1", 0, 0, shipment_cost=-1),)},
+            "INVALID_SHIPMENT_COST",
+            "locations[0].shipment_cost",
+        ),
+        (
+            {"locations": (Location("L1", 0, 0, priority=0.5),)},
+            "INVALID_PRIORITY",  # type: ignore[arg-type]
+            "locations[0].priority",
+        ),
         ({"atf": [[1, 2]]}, "ATF_SHAPE_MISMATCH", "atf"),
         ({"atf": [[-1]]}, "NEGATIVE_ATF", "atf['A', 'L1']"),
         ({"atf": [[0.5]]}, "INVALID_ATF", "atf"),
@@ -55,10 +67,16 @@ def _problem(**changes: Any) -> Problem:
         ({"options": Options(time_limit=0)}, "INVALID_OPTION", "options.time_limit"),
         ({"options": Options(time_limit=math.nan)}, "INVALID_OPTION", "options.time_limit"),
         ({"options": Options(cost_per_km=-0.1)}, "INVALID_OPTION", "options.cost_per_km"),
-        ({"options": Options(objective="fastest")}, "INVALID_OPTION",  # type: ignore[arg-type]
-         "options.objective"),
-        ({"options": Options(excluded_locations=frozenset({"nowhere"}))}, "UNKNOWN_LOCATION",
-         "options.excluded_locations"),
+        (
+            {"options": Options(objective="fastest")},
+            "INVALID_OPTION",  # type: ignore[arg-type]
+            "options.objective",
+        ),
+        (
+            {"options": Options(excluded_locations=frozenset({"nowhere"}))},
+            "UNKNOWN_LOCATION",
+            "options.excluded_locations",
+        ),
     ],
 )
 def test_malformed_problem_is_rejected_with_its_reason(
@@ -82,7 +100,10 @@ def test_problem_data_is_read_only() -> None:
 def test_build_takes_plain_values() -> None:
     problem = Problem.build(
         lines=[("A", 2), ("B", 1)],
-        locations=[{"id": "L1", "latitude": 40.0, "longitude": -75.0}, HERE.__class__("L2", 41, -75)],
+        locations=[
+            {"id": "L1", "latitude": 40.0, "longitude": -75.0},
+            HERE.__class__("L2", 41, -75),
+        ],
         atf={("A", "L1"): 2, ("B", "L2"): 3},
         destination=(40.5, -75.0),
         max_shipments=2,
@@ -96,8 +117,7 @@ def test_build_takes_plain_values() -> None:
 
 
 def test_build_resolves_a_us_zip_destination() -> None:
-    problem = Problem.build(lines=[("A", 1)], locations=[HERE], atf={},
-                            postal_code=("US", "33101"))
+    problem = Problem.build(lines=[("A", 1)], locations=[HERE], atf={}, postal_code=("US", "33101"))
     assert problem.destination == pytest.approx((25.7791, -80.1978))
 
 
@@ -109,8 +129,7 @@ def test_build_resolves_a_us_zip_destination() -> None:
         ({"atf": {("A", "L1"): 1.5}, "destination": (0, 0)}, "INVALID_ATF"),
         ({"atf": {}, "postal_code": ("US", "00000")}, "UNKNOWN_POSTAL_CODE"),
         ({"atf": {}}, "INVALID_DESTINATION"),
-        ({"atf": {}, "destination": (0, 0), "postal_code": ("US", "33101")},
-         "INVALID_DESTINATION"),
+        ({"atf": {}, "destination": (0, 0), "postal_code": ("US", "33101")}, "INVALID_DESTINATION"),
         ({"atf": {}, "destination": (0, 0), "max_stops": 2}, "INVALID_OPTION"),
         ({"atf": {}, "destination": (0, 0), "objective": "fastest"}, "INVALID_OPTION"),
     ],
@@ -123,7 +142,11 @@ def test_build_rejects_what_it_cannot_place(kwargs: dict[str, Any], reason: str)
 
 def test_build_rejects_a_location_dict_with_unknown_keys() -> None:
     with pytest.raises(InvalidProblem) as raised:
-        Problem.build(lines=[("A", 1)], locations=[{"id": "L1", "lat": 1, "lon": 2}], atf={},
-                      destination=(0, 0))
+        Problem.build(
+            lines=[("A", 1)],
+            locations=[{"id": "L1", "lat": 1, "lon": 2}],
+            atf={},
+            destination=(0, 0),
+        )
     assert raised.value.reason == "INVALID_LOCATION"
     assert raised.value.field == "locations[0]"
