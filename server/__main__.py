@@ -46,20 +46,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("WORKERS", "16")),
+        default=_env("WORKERS", "16"),
         help="RPC worker threads (env OMNIROUTE_WORKERS)",
     )
     parser.add_argument(
         "--pool-size",
         type=int,
-        default=int(_env("POOL_SIZE", "8")),
+        default=_env("POOL_SIZE", "8"),
         help="PostgreSQL connections per server process; ignored for SQLite "
         "(env OMNIROUTE_POOL_SIZE)",
     )
     parser.add_argument(
         "--grace",
         type=float,
-        default=float(_env("GRACE", "10")),
+        default=_env("GRACE", "10"),
         help="seconds in-flight calls get to finish on SIGTERM/SIGINT (env OMNIROUTE_GRACE)",
     )
     parser.add_argument(
@@ -70,7 +70,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default=_env("LOG_LEVEL", "INFO"), help="env OMNIROUTE_LOG_LEVEL"
     )
-    return parser.parse_args(argv)
+    # argparse converts string defaults (the environment) with `type` but does not check them
+    # against `choices` or ranges: do it here, so a bad variable is an error, not a traceback.
+    args = parser.parse_args(argv)
+    if args.sqlite_synchronous not in SYNCHRONOUS_MODES:
+        parser.error(f"--sqlite-synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+    for name in ("workers", "pool_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.grace < 0:
+        parser.error("--grace must not be negative")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,10 +107,7 @@ class Availability:
     group_reserved: int
     safety_stock: int
     futures: tuple[Future, ...]
+    futures_total: int
     available_to_fulfill: int
     available_to_order: int
     effective_us: int | None
-
-    @property
-    def futures_total(self) -> int:
-        return sum(future.quantity for future in self.futures)

@@ -17,6 +17,7 @@ from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import CoverageNetwork
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from server.domain.model import (
+    MAX_QUANTITY,
     Future,
     Location,
     LocationGroup,
@@ -125,6 +126,16 @@ class Ledger:
                 adjustment.location_id
             ) or StockRecord(adjustment.sku, adjustment.location_id)
             on_hand = max(0, current.on_hand + adjustment.on_hand_delta)
+            if on_hand > MAX_QUANTITY:
+                raise FailedPrecondition(
+                    "QUANTITY_TOO_LARGE",
+                    f"on hand of {adjustment.sku} at {adjustment.location_id} would exceed "
+                    f"{MAX_QUANTITY}",
+                    sku=adjustment.sku,
+                    location=adjustment.location_id,
+                    on_hand=current.on_hand,
+                    delta=adjustment.on_hand_delta,
+                )
             changed.append(
                 StockRecord(
                     current.sku,
@@ -479,6 +490,20 @@ def _expected_first(future: Future) -> tuple[bool, int]:
     return (future.expected_us is None, future.expected_us or 0)
 
 
+GROUP_FUTURES_SHOWN = 10
+
+
+def _merged_futures(futures: Iterable[Future]) -> tuple[Future, ...]:
+    """A group's restocks: members' futures summed per expected time, the earliest
+    GROUP_FUTURES_SHOWN of them (futures_total still counts all), so that a group record stays
+    small however many members it has."""
+    by_time: dict[int | None, int] = {}
+    for future in futures:
+        by_time[future.expected_us] = by_time.get(future.expected_us, 0) + future.quantity
+    merged = sorted((Future(units, at) for at, units in by_time.items()), key=_expected_first)
+    return tuple(merged[:GROUP_FUTURES_SHOWN])
+
+
 def _availability(position: SkuPosition, place: Place) -> Availability:
     ato = position.available_to_order(place)
     atf = position.available_to_fulfill(place)
@@ -493,15 +518,13 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
             0,
             record.safety_stock,
             tuple(sorted(record.futures, key=_expected_first)),
+            record.futures_total,
             atf,
             ato,
             record.effective_us,
         )
     records = [position.record(location) for location in position.group_members(place.id)]
     group_reserved = position.group_reserved.get(place.id, 0)
-    futures = sorted(
-        (future for record in records for future in record.futures), key=_expected_first
-    )
     effective = [record.effective_us for record in records if record.effective_us is not None]
     return Availability(
         place,
@@ -511,7 +534,8 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
         sum(record.reserved for record in records) + group_reserved,
         group_reserved,
         sum(record.safety_stock for record in records),
-        tuple(Future(f.quantity, f.expected_us) for f in futures),
+        _merged_futures(future for record in records for future in record.futures),
+        sum(record.futures_total for record in records),
         atf,
         ato,
         max(effective) if effective else None,

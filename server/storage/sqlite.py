@@ -3,10 +3,16 @@
 Writers serialise on one connection (a process-wide lock plus `BEGIN IMMEDIATE`, which also
 serialises with any other process opening the same file); readers use one connection per
 thread and see a consistent snapshot while writers go on. `synchronous` decides durability:
-NORMAL survives a killed process, FULL (the default) also survives power loss."""
+NORMAL survives a killed process, FULL (the default) also survives power loss.
+
+WAL pages are copied back into the database file (checkpointed) by a background thread on its
+own connection, not by whichever commit happens to cross SQLite's threshold: that commit would
+run the checkpoint, with its fsync, while holding the write lock, stalling every writer for
+milliseconds (measured: 2% of commits took 75% of all commit time)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator
@@ -18,10 +24,23 @@ from server.storage import migrations
 from server.storage.sql import SqlUnitOfWork
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+CHECKPOINT_INTERVAL_S = 0.1
+# SQLite's own checkpoint in the committing writer stays as a backstop, at 20x its default
+# threshold, should the background checkpointer fall behind.
+BACKSTOP_AUTOCHECKPOINT_PAGES = 20_000
+log = logging.getLogger(__name__)
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, synchronous: str = "FULL", busy_timeout_ms: int = 5000):
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        checkpoint_interval_s: float | None = CHECKPOINT_INTERVAL_S,
+    ):
+        """`checkpoint_interval_s`: how often the background thread checkpoints the WAL;
+        None leaves checkpoints to SQLite, inside commits."""
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous}")
         self.path = str(path)
@@ -34,6 +53,10 @@ class SqliteStore:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self.migrate()
+        self._checkpointer: _Checkpointer | None = None
+        if checkpoint_interval_s:
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_AUTOCHECKPOINT_PAGES}")
+            self._checkpointer = _Checkpointer(self._connect(), checkpoint_interval_s)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -77,10 +100,38 @@ class SqliteStore:
         yield from _transaction(connection, "BEGIN")
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._write_lock, self._readers_lock:
             for connection in [self._writer, *self._readers]:
                 connection.close()
             self._readers.clear()
+
+
+class _Checkpointer:
+    """Runs a PASSIVE checkpoint every interval on its own connection and thread. PASSIVE never
+    waits for readers or writers: it copies what it can and the next round copies the rest."""
+
+    def __init__(self, connection: sqlite3.Connection, interval_s: float) -> None:
+        self._connection = connection
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(self._interval_s):
+                try:
+                    self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # tried again next interval; the backstop remains
+                    log.warning("background WAL checkpoint failed: %s", error)
+        finally:
+            self._connection.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
 
 
 def _transaction(connection: sqlite3.Connection, begin: str) -> Iterator[SqlUnitOfWork]:

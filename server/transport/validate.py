@@ -30,6 +30,7 @@ MAX_TEXT_LENGTH = 256
 MAX_BATCH = 1000
 MAX_GROUP_MEMBERS = 10_000
 MAX_ITEMS = 100
+MAX_FUTURES = 10
 MAX_AVAILABILITY_SKUS = 100
 MAX_AVAILABILITY_PLACES = 100
 MAX_PAGE_SIZE = 1000
@@ -223,7 +224,7 @@ def location_groups(request: Any) -> list[LocationGroup]:
 
 
 def _futures(check: Checker, field: str, messages: Sequence[Any]) -> tuple[Future, ...]:
-    check.count(field, messages, MAX_ITEMS, minimum=0)
+    check.count(field, messages, MAX_FUTURES, minimum=0)
     futures = []
     for index, future in enumerate(messages):
         check.quantity(f"{field}[{index}].quantity", future.quantity)

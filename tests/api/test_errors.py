@@ -400,7 +400,7 @@ TOO_MANY = [
     Bad("10001 group members", "UpsertLocationGroups",
         upsert_groups(group("g-3", *[f"l-{n}" for n in range(10_001)])), INVALID, "TOO_MANY_ITEMS",
         "location_groups[0].location_ids"),
-    Bad("101 futures", "SetStock", set_stock(level("wh-1", "sku-1", 1, futures=(1,) * 101)),
+    Bad("11 futures", "SetStock", set_stock(level("wh-1", "sku-1", 1, futures=(1,) * 11)),
         INVALID, "TOO_MANY_ITEMS", "levels[0].futures"),
 ]
 
@@ -513,6 +513,9 @@ MISSING_THINGS = [
 ]
 
 PRECONDITIONS = [
+    Bad("receipt taking on hand past 1e12", "AdjustStock", adjust("wh-1", "sku-1", MAX_QUANTITY),
+        PRECONDITION, "QUANTITY_TOO_LARGE",
+        metadata={"sku": "sku-1", "location": "wh-1", "on_hand": "10", "delta": str(MAX_QUANTITY)}),
     Bad("fulfil at a group", "FulfillReservation", fulfill(fulfill_item("sku-1", G1, 1)),
         PRECONDITION, "FULFILL_REQUIRES_LOCATION", metadata={"sku": "sku-1", "place": "group:g-1"}),
     Bad("fulfil more than is reserved", "FulfillReservation",
@@ -750,28 +753,35 @@ def test_undecodable_request_bytes_are_invalid_argument_not_internal(world, chan
 
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a group's availability record lists every member's futures (members x 100), so a "
-    "GetAvailability within the documented limits can exceed the 4 MiB reply limit and fail "
-    "with RESOURCE_EXHAUSTED (and takes seconds to build); needs an API change, e.g. futures "
-    "aggregated per expected time at groups, or a documented cap",
-)
 def test_availability_within_documented_limits_fits_in_one_reply(inventory):
+    # The worst case the limits allow: 100 SKUs x 100 places, 10 futures on every record, and
+    # groups of 100 members whose futures all fall on different days.
     members = [f"l-{n:03d}" for n in range(100)]
     groups = [f"g-{n:02d}" for n in range(36)]
+    skus = [f"sku-{n:03d}" for n in range(100)]
     inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location(i) for i in members]))
     inventory.UpsertLocationGroups(
         inv.UpsertLocationGroupsRequest(location_groups=[group(g, *members) for g in groups])
     )
-    inventory.SetStock(
-        set_stock(*[level(i, "sku-1", 1, futures=(1,) * 100) for i in members], future_time=10**9)
-    )
+    for sku in skus[:10]:
+        request = inv.SetStockRequest(levels=[level(i, sku, 1, futures=(1,) * 10) for i in members])
+        for number, stock_level in enumerate(request.levels):
+            for day, future in enumerate(stock_level.futures):
+                future.expected_time.seconds = 10**9 + 86_400 * (10 * number + day)
+        inventory.SetStock(request, timeout=RPC_TIMEOUT_S)
+    rest = [level(i, sku, 1, futures=(1,) * 10) for sku in skus[10:] for i in members]
+    for start in range(0, len(rest), 1000):
+        inventory.SetStock(inv.SetStockRequest(levels=rest[start : start + 1000]), timeout=30)
 
-    # 1 SKU x 36 groups: well inside 100 SKUs x 100 places.
-    response = inventory.GetAvailability(ask(["sku-1"], groups=groups), timeout=120)
+    at_locations = inventory.GetAvailability(ask(skus, locations=tuple(members)), timeout=120)
+    at_groups = inventory.GetAvailability(ask(skus[:10], groups=tuple(groups)), timeout=120)
 
-    assert [len(record.futures) for record in response.records] == [100 * 100] * len(groups)
+    assert len(at_locations.records) == 100 * 100
+    assert {len(record.futures) for record in at_locations.records} == {10}
+    first_days = [10**9 + 86_400 * day for day in range(10)]
+    for record in at_groups.records:
+        assert [future.expected_time.seconds for future in record.futures] == first_days
+        assert record.futures_total == 100 * 10
 
 
 def test_fulfilling_more_than_is_on_hand_is_refused_and_changes_nothing(world):
