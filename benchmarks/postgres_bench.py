@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -663,37 +664,100 @@ def capacity(results: dict[str, Any]) -> dict[str, float]:
 def capacity_text(results: dict[str, Any]) -> str:
     cap = results["capacity"]
     server_ms, pg_ms = cap["server_ms_per_reservation"], cap["pg_ms_per_reservation"]
-    per_core = 1000 / server_ms
-    pg_per_core = 1000 / pg_ms
+    totals = [
+        c["scenarios"]["create"]["server_cpu_s_per_1k"]
+        + c["scenarios"]["create"]["pg_cpu_s_per_1k"]
+        for c in results["configs"]
+        if c["backend"] == "postgres" and "create" in c["scenarios"]
+    ]
 
     def need(rate: int) -> str:
         servers = rate * server_ms / 1000 / 0.6  # cores at 60% busy
         database = rate * pg_ms / 1000 / 0.6
         return (
-            f"{rate:,}/s: ~{servers:.0f} server cores (processes) and ~{database:.0f} "
-            "PostgreSQL cores"
+            f"{rate:,}/s needs ~{servers:.0f} server processes and ~{database:.0f} PostgreSQL cores"
         )
 
-    day_gb = 86_400 * cap["bytes_per_reservation"] / 1e9
     return (
-        "**Capacity (from these measurements).** In the spread case one reservation costs "
-        f"~{server_ms:.1f} ms of CPU in an omniroute server (gRPC, Python ledger, driver) and "
-        f"~{pg_ms:.1f} ms in PostgreSQL, and both stay flat from 1 to 4 servers: one server "
-        f"process (one core: Python runs one thread at a time) sustains ~{per_core:,.0f} "
-        f"reservations/s at 100% and a PostgreSQL core ~{pg_per_core:,.0f}/s. Size servers at "
-        "~60% CPU, one process per core, behind a round-robin balancer; PostgreSQL needs about "
-        f"{pg_ms / server_ms:.2f} of a core per server core, and connections = processes x "
-        "--pool-size (keep below max_connections, or put PgBouncer in front). "
-        f"For example {need(1_000)}; {need(5_000)}; {need(20_000)} (beyond one PostgreSQL "
-        "machine's comfortable size: a distributed Postgres-compatible database). Storage: "
-        f"~{cap['bytes_per_reservation']:,.0f} bytes per reservation (rows, lines, request_id "
-        f"memory, indexes), i.e. ~{day_gb:.1f} GB per day at a steady 1 reservation/s x 86,400 "
-        "(scale linearly; request ids are forgotten after 7 days, reservations are kept). "
-        "Contended SKUs do not scale out: all writers of one SKU take turns on its lock, "
-        f"~{cap['hot_sku_rps']:,.0f} reservations/s for one SKU here, whatever the number of "
-        "servers. CPU figures are from a 2-core machine shared with the load generator; on "
-        "dedicated hardware expect lower per-reservation costs, not higher."
+        "**Capacity (from these measurements).** In the spread case a reservation costs "
+        f"~{server_ms:.1f} ms of CPU in an omniroute server (gRPC, Python ledger, psycopg) and "
+        f"~{pg_ms:.1f} ms in PostgreSQL; the total stayed flat from 1 to 4 servers "
+        f"({min(totals):.2f}-{max(totals):.2f} s per 1,000), so capacity grows with machines. "
+        "One server process uses at most one core for its Python work (the GIL), so it "
+        f"sustains ~{1000 / server_ms:,.0f} reservations/s at 100% CPU, and a PostgreSQL core "
+        f"~{1000 / pg_ms:,.0f}/s. Plan one server process per core at ~60% CPU behind a "
+        f"round-robin balancer, and about {pg_ms / server_ms:.2f} PostgreSQL cores per server "
+        f"core: {need(1_000)}; {need(5_000)}; {need(20_000)} (past one comfortable PostgreSQL "
+        "machine: shard by SKU or use a distributed Postgres-compatible database). "
+        "Connections = processes x --pool-size; keep that under max_connections (or pool with "
+        f"PgBouncer). Storage: ~{cap['bytes_per_reservation']:,.0f} bytes per reservation "
+        f"(reservation row, line, remembered response, indexes), ~"
+        f"{cap['bytes_per_reservation'] / 1000:.1f} GB per million; request ids are forgotten "
+        "after 7 days, reservations are kept until deleted. A single hot SKU does not scale "
+        "out: its writers take turns on the SKU's lock, and the lock is held for ~10 "
+        "statement round trips plus the commit's WAL flush, which capped one SKU at "
+        f"~{cap['hot_sku_rps']:,.0f} reservations/s here whatever the number of servers. "
+        "Measured on a 2-core machine shared with the load generator and other work; "
+        "dedicated hardware should do better per reservation, not worse."
     )
+
+
+def reading(results: dict[str, Any]) -> list[str]:
+    """What the profile numbers say, computed from them."""
+    out = []
+    by = {(c["backend"], c["servers"]): c for c in results["configs"]}
+    inproc = results.get("in_process") or {}
+    pg_one = by.get(("postgres", 1))
+    if pg_one and "echo" in pg_one["scenarios"] and "create" in pg_one["scenarios"]:
+        echo = pg_one["scenarios"]["echo"]["server_cpu_s_per_1k"]
+        create = pg_one["scenarios"]["create"]["server_cpu_s_per_1k"]
+        out.append(
+            f"Transport: a trivial RPC costs the server {echo:.2f} ms of CPU, "
+            f"{echo / create:.0%} of a reservation's {create:.2f} ms."
+        )
+    if "postgres" in inproc and "sqlite" in inproc:
+        pg, lite = inproc["postgres"], inproc["sqlite"]
+        driver = pg["cpu_shares_cprofile"].get("psycopg driver (Python and libpq)", 0.0)
+        out.append(
+            f"Database round trips: the handler alone (no gRPC) costs {pg['cpu_ms_per_call']:.2f}"
+            f" ms of CPU on PostgreSQL against {lite['cpu_ms_per_call']:.2f} ms on SQLite; "
+            f"{driver:.0%} of it is psycopg issuing {pg['statements_per_call']:.0f} statements "
+            "per reservation (one round trip each). The ledger rules themselves are a few "
+            "percent."
+        )
+        if pg_one and "create" in pg_one["scenarios"]:
+            loaded = pg_one["scenarios"]["create"]["server_cpu_s_per_1k"]
+            out.append(
+                f"Under load the server spends {loaded:.2f} ms per reservation against "
+                f"{pg['cpu_ms_per_call']:.2f} ms for the handler alone: the difference is gRPC "
+                "(see the floor above) and hand-offs between the worker threads (GIL, "
+                "connection pool)."
+            )
+    sessions = (
+        pg_one["scenarios"]["create"]["repeats"][0].get("pg_sessions")
+        if pg_one and "create" in pg_one["scenarios"]
+        else None
+    )
+    if sessions:
+        waiting = sessions.get("in a transaction, waiting for the server's next statement", 0)
+        out.append(
+            f"PostgreSQL is not the bottleneck: in the spread case its sessions spent {waiting:.0%}"
+            " of the time inside a transaction waiting for the omniroute server's next "
+            "statement (the server, CPU-bound in Python on a shared 2-core machine, is)."
+        )
+    hot = (
+        pg_one["scenarios"]["create_hot"]["repeats"][0].get("pg_sessions")
+        if pg_one and "create_hot" in pg_one["scenarios"]
+        else None
+    )
+    if hot:
+        out.append(
+            "Hot SKU: sessions wait for the SKU lock "
+            f"{hot.get('waiting for a SKU lock (advisory)', 0):.0%} of the time; the lock "
+            "holder's round trips and WAL flush set the rate. Fewer statements while holding "
+            "the lock (psycopg pipeline mode, or one statement per table) is the lever."
+        )
+    return out
 
 
 def write_markdown(path: Path, results: dict[str, Any]) -> None:
@@ -725,7 +789,16 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         capacity_text(results),
         "",
     ]
-    text += ["## Where the time goes", "", *time_lines(results), ""]
+    text += [
+        "## Where the time goes",
+        "",
+        *[f"- {line}" for line in reading(results)],
+        "",
+        "Measurements:",
+        "",
+        *time_lines(results),
+        "",
+    ]
     text += [
         f"git {results['machine']['git_commit']}, Python {results['machine']['python']}, "
         f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
@@ -942,6 +1015,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--replot", type=Path, default=None, help="only redraw .md and .png from this JSON"
+    )
     parser.add_argument("--name", default=None, help="results file stem")
     parser.add_argument(
         "--quick",
@@ -965,6 +1041,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replot:
+        results = json.loads(args.replot.read_text())
+        stem = args.replot.with_suffix("")
+        write_markdown(stem.with_suffix(".md"), results)
+        plot(stem.with_suffix(".png"), results)
+        print(f"redrew {stem}.md and .png")
+        return 0
     info = machine_info()
     note = shared_machine_note(info)
     log(note)
@@ -1018,7 +1101,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(capacity_text(results))
     print()
-    for line in time_lines(results):
+    for line in [*reading(results), *time_lines(results)]:
         print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", results)
