@@ -56,7 +56,7 @@ import numpy as np
 from solver.problem import IntArray
 
 BACKENDS = ("cpsat", "scip", "highs")
-DEFAULT_BACKEND = "cpsat"
+DEFAULT_BACKEND = "highs"
 
 
 @dataclass(frozen=True)

@@ -58,12 +58,16 @@ class SolveParams:
     """Largest location set the exact search tries before the MIP (0: MIP only)."""
     reduce: bool = True
     """Drop candidates the incumbent rules out before the MIP."""
+    exhaustive_up_to: int = 12
+    """With at most this many candidates, score all 2^m subsets at once (0: never)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
         if self.threads < 1 or not 0 <= self.search_up_to <= 6:
-            raise ValueError("threads must be >= 1 and search_up_to in 0..4")
+            raise ValueError("threads must be >= 1 and search_up_to in 0..6")
+        if not 0 <= self.exhaustive_up_to <= 16:
+            raise ValueError("exhaustive_up_to must be in 0..16 (2^m subsets are scored)")
 
 
 @dataclass
@@ -126,6 +130,8 @@ class _Solver:
             return None
         if not len(self.target.demand):  # nothing can be routed: the empty plan
             return None if cuts else _Answer((), True, None, "no-stock", 0)
+        if core.size <= self.params.exhaustive_up_to:
+            return self.best_exhaustive(cuts)
         best = self.best_cost if core.cost_objective else self.best_lexicographic
         answer = best(cuts)
         if answer is None and core.partial:
@@ -133,6 +139,48 @@ class _Solver:
         if answer is not None and not answer.proven:
             answer = self.no_worse_than_greedy(answer, cuts)
         return answer
+
+    def best_exhaustive(self, cuts: list[frozenset[int]]) -> _Answer | None:
+        """Few candidates: the full key of every subset, built one location at a time
+        (subset mask | 2^j extends mask by location j), and the smallest allowed one.
+        Exact for every option; the best allowed set is irredundant because dropping a
+        member that is not needed gives a better allowed set."""
+        core = self.core
+        m = core.size
+        masks = np.arange(1 << m, dtype=np.int64)
+        cover = np.zeros((1 << m, len(core.demand)), dtype=np.int64)
+        count = np.zeros(1 << m, dtype=np.int64)
+        distance = np.zeros(1 << m, dtype=np.int64)
+        cost = np.zeros(1 << m, dtype=np.int64)
+        rank = np.zeros(1 << m, dtype=np.int64)
+        for j in range(m):
+            low, high = 1 << j, 1 << (j + 1)
+            column = core.coverage[:, j]
+            if core.whole:
+                cover[low:high] = np.maximum(cover[:low], column)
+            else:
+                cover[low:high] = cover[:low] + column
+            count[low:high] = count[:low] + 1
+            distance[low:high] = distance[:low] + core.distance[j]
+            cost[low:high] = cost[:low] + core.cost[j]
+            rank[low:high] = rank[:low] + core.rank[j]
+        unrouted = np.maximum(core.demand - cover, 0).sum(axis=1)
+        allowed = masks > 0
+        if not core.partial:
+            allowed &= unrouted == 0
+        if core.max_shipments is not None:
+            allowed &= count <= core.max_shipments
+        for cut in cuts:
+            cut_mask = sum(1 << j for j in cut)
+            allowed &= (masks & cut_mask) != cut_mask
+        if not allowed.any():
+            return None
+        if not core.cost_objective:
+            cost = np.zeros_like(cost)
+        ok = np.flatnonzero(allowed)
+        best = ok[np.lexsort((ok, rank[ok], distance[ok], count[ok], cost[ok], unrouted[ok]))[0]]
+        members = tuple(j for j in range(m) if best >> j & 1)
+        return _Answer(members, True, None, "exhaustive", m)
 
     def no_worse_than_greedy(self, answer: _Answer, cuts: list[frozenset[int]]) -> _Answer:
         """An unproven answer is replaced by the greedy baseline's set when that is better."""

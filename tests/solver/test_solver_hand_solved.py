@@ -8,15 +8,19 @@ from typing import Any
 
 import pytest
 
-from solver import NoFeasiblePlan, Score, evaluate, solve
+from solver import NoFeasiblePlan, Score, SolveParams, evaluate, solve
 from solver.baselines import greedy
 from tests.solver.conftest import metres, order
+
+# These instances are small enough for the exhaustive path; tests that name the path a larger
+# order would take switch it off.
+PATHS = SolveParams(exhaustive_up_to=0)
 
 
 def test_fewest_shipments_beats_nearer_split(one_far_or_two_near: dict[str, Any]) -> None:
     """F ships everything in one box from 10 deg; nearer N1 + N2 would need two boxes."""
     problem = order(**one_far_or_two_near)
-    plan = solve(problem)
+    plan = solve(problem, PATHS)
     assert plan.objective == Score(0, 0, 1, metres(10))
     assert plan.location_ids == ("F",)
     assert dict(plan.shipments[0].units) == {"A": 2, "B": 1}
@@ -76,7 +80,7 @@ def test_alternatives_are_the_next_best_distinct_sets(one_far_or_two_near: dict[
 def test_split_lines_take_the_nearest_pair(split_or_whole: dict[str, Any]) -> None:
     """No location holds A:2 and B:1; the nearest covering pair is L1 + L2 (3 deg)."""
     problem = order(**split_or_whole)
-    plan = solve(problem)
+    plan = solve(problem, PATHS)
     assert plan.objective == Score(0, 0, 2, metres(1) + metres(2))
     assert plan.method == "two-location"
     assert {s.location_id: dict(s.units) for s in plan.shipments} == {
@@ -171,7 +175,7 @@ def test_three_locations_found_by_the_exact_search() -> None:
         {"A": 1, "B": 1, "C": 1},
         {"X": (1.0, {"A": 1}), "Y": (2.0, {"B": 1}), "Z": (3.0, {"C": 1}), "W": (9.0, {"A": 1})},
     )
-    plan = solve(problem)
+    plan = solve(problem, PATHS)
     assert plan.objective == Score(0, 0, 3, metres(1) + metres(2) + metres(3))
     assert plan.method == "three-location"
 
@@ -181,10 +185,19 @@ def test_five_locations_go_to_the_mip() -> None:
     at 1 + 2 + 3 + 4 + 5 = 15 deg; the exact search stops at four locations."""
     stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
     stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
-    plan = solve(order(dict.fromkeys("ABCDE", 1), stock))
+    plan = solve(order(dict.fromkeys("ABCDE", 1), stock), PATHS)
     assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
     assert plan.method.startswith("mip-")
     assert plan.proven_optimal
+
+
+def test_few_candidates_are_settled_by_scoring_every_subset() -> None:
+    """The same five-SKU order (ten candidates, 1,024 subsets) without the search or the MIP."""
+    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    plan = solve(order(dict.fromkeys("ABCDE", 1), stock))
+    assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
+    assert plan.method == "exhaustive"
 
 
 def test_nothing_in_stock_with_partial_is_an_empty_plan() -> None:

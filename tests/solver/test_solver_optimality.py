@@ -41,26 +41,39 @@ def _check_against_oracle(problem: Problem, params: SolveParams | None = None) -
     return plan
 
 
+# The oracle's instances are small enough for the exhaustive path, so the tests of the search
+# and the MIP switch it off (exhaustive_up_to=0) to exercise the paths large orders take.
+_NO_EXHAUSTIVE = SolveParams(exhaustive_up_to=0)
+
+
 @settings(max_examples=1500, **_SETTINGS)
 @given(problems())
-def test_solve_equals_brute_force_on_random_problems(problem: Problem) -> None:
-    _check_against_oracle(problem)
+def test_search_and_mip_equal_brute_force_on_random_problems(problem: Problem) -> None:
+    _check_against_oracle(problem, _NO_EXHAUSTIVE)
 
 
 @settings(max_examples=300, **_SETTINGS)
 @given(problems(max_lines=5, max_locations=8, scattered=True))
-def test_solve_equals_brute_force_when_many_locations_are_needed(problem: Problem) -> None:
-    _check_against_oracle(problem)
+def test_search_and_mip_equal_brute_force_when_many_locations_are_needed(
+    problem: Problem,
+) -> None:
+    _check_against_oracle(problem, _NO_EXHAUSTIVE)
 
 
 @settings(max_examples=300, **_SETTINGS)
 @given(problems())
 def test_mip_alone_equals_brute_force(problem: Problem) -> None:
-    _check_against_oracle(problem, SolveParams(search_up_to=0))
+    _check_against_oracle(problem, SolveParams(search_up_to=0, exhaustive_up_to=0))
 
 
-@pytest.mark.parametrize("backend", ["scip", "highs"])
+@pytest.mark.parametrize("backend", ["cpsat", "scip"])
 @settings(max_examples=60, **_SETTINGS)
 @given(problem=problems(objectives=(Objective.LEXICOGRAPHIC,)))
 def test_other_mip_backends_equal_brute_force(backend: str, problem: Problem) -> None:
-    _check_against_oracle(problem, SolveParams(backend=backend, search_up_to=0))
+    _check_against_oracle(problem, SolveParams(backend=backend, search_up_to=0, exhaustive_up_to=0))
+
+
+@settings(max_examples=400, **_SETTINGS)
+@given(problems(max_lines=4, max_locations=8))
+def test_default_solve_equals_brute_force(problem: Problem) -> None:
+    _check_against_oracle(problem)

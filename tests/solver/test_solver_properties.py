@@ -15,7 +15,18 @@ import numpy as np
 import pytest
 
 import solver
-from solver import InfeasiblePlan, Line, Location, Options, Plan, Problem, Shipment, evaluate, solve
+from solver import (
+    InfeasiblePlan,
+    Line,
+    Location,
+    Options,
+    Plan,
+    Problem,
+    Shipment,
+    SolveParams,
+    evaluate,
+    solve,
+)
 from solver.baselines import greedy
 from tests.solver.conftest import order
 
@@ -55,6 +66,16 @@ def test_concurrent_solves_match_sequential_ones() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         concurrent = list(pool.map(solve, problems + problems))
     assert concurrent == sequential + sequential
+
+
+def test_concurrent_mip_solves_match_sequential_ones() -> None:
+    params = SolveParams(search_up_to=0)  # every answer from the MIP backend
+    problems = [_random_problem(seed, lines=8, locations=40, alternatives=2) for seed in range(6)]
+    sequential = [solve(p, params) for p in problems]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda p: solve(p, params), problems + problems))
+    assert concurrent == sequential + sequential
+    assert all(p.method.startswith("mip-") for p in sequential)
 
 
 def test_plans_are_never_worse_than_greedy() -> None:
@@ -106,7 +127,8 @@ problem = solver.Problem.build(
     atf={{(s, s): 1 for s in "ABCDE"}},
     destination=(0.0, 0.0),
 )
-assert solver.solve(problem).method.startswith("mip-")  # loads OR-Tools (and its protobuf)
+plan = solver.solve(problem, solver.SolveParams(exhaustive_up_to=0))
+assert plan.method.startswith("mip-")  # loads OR-Tools (and its protobuf)
 loaded = sorted(m for m in sys.modules if m.startswith(("grpc", "omniroute", "server")))
 assert not loaded, loaded
 """
