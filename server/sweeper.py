@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from server.domain.errors import Conflict, StoreUnavailable
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
 
@@ -58,5 +59,7 @@ class Sweeper:
                     pass
                 with self.store.write() as uow:
                     uow.forget_responses_before(self.ledger.clock() - self.remember_requests_us)
+            except (Conflict, StoreUnavailable) as error:
+                log.warning("sweep postponed (%s); retrying in %.1f s", error, self.interval_s)
             except Exception:
                 log.exception("sweep failed; retrying in %.1f s", self.interval_s)

@@ -125,6 +125,11 @@ class PostgresStore:
             raise StoreUnavailable(
                 f"no database connection available: {error}", retry_safe=True
             ) from error
+        except StoreUnavailable:
+            # One dead connection usually means the others died with it (a database restart,
+            # terminated backends): drop them all now rather than fail one call per connection.
+            self._pool.check()
+            raise
 
     def close(self) -> None:
         self._pool.close()

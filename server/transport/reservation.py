@@ -9,7 +9,7 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.inventory.v1 import reservation_pb2_grpc
 
 from server.domain.ledger import Ledger
-from server.storage.contract import Store
+from server.storage.contract import Store, UnitOfWork
 from server.transport import convert, paging, validate
 from server.transport.status import rpc
 from server.transport.transactions import mutate, query
@@ -90,9 +90,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         skus = {item.sku for item in command.items}
         if command.release_all:
             # A reservation's SKUs never change after creation, so reading them first is safe.
-            skus = query(
-                self.store, lambda uow: self.ledger.reservation(uow, command.reservation_id).skus
-            )
+            # Unknown reservations lock nothing and fail inside the unit of work, after the
+            # request_id check (a reused request_id is REQUEST_ID_REUSED, not NOT_FOUND).
+            skus = query(self.store, lambda uow: _skus_of(uow, command.reservation_id))
         return mutate(
             self.store,
             self.ledger.clock,
@@ -104,3 +104,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
                 reservation=convert.reservation(self.ledger.release(uow, command))
             ),
         )
+
+
+def _skus_of(uow: UnitOfWork, reservation_id: str) -> set[str]:
+    reservation = uow.reservation(reservation_id)
+    return reservation.skus if reservation else set()

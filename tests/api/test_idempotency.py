@@ -280,3 +280,20 @@ def test_one_request_id_raced_with_different_bodies_is_used_once(world, omnirout
     assert [r.id for r in after["reservations"]] == sorted(
         [r.id for r in before["reservations"]] + [created[0].reservation.id]
     )
+
+
+def test_cancel_all_with_a_reused_request_id_for_another_reservation_is_refused_as_reuse(world):
+    world.reservations.ReleaseReservation(
+        res.ReleaseReservationRequest(reservation_id="r-1", release_all=True, request_id="cancel")
+    )
+    before = world.snapshot()
+
+    got = refused(
+        world.reservations.ReleaseReservation,
+        res.ReleaseReservationRequest(
+            reservation_id="no-such", release_all=True, request_id="cancel"
+        ),
+    )
+
+    assert (got.code, got.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED")
+    assert world.snapshot() == before
