@@ -326,12 +326,25 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         markdown_table(HEADERS, rows(results)),
         "",
         *[f"- {line}" for line in verdicts(results)],
+        f"- Other work on the machine used a median {_other_load(results):.2f} cores during the "
+        "measured windows (see 'cores' above): figures move with it.",
         "",
         f"git {results['machine']['git_commit']}, Python {results['machine']['python']}, "
         f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
         "",
     ]
     path.write_text("\n".join(text))
+
+
+def _other_load(results: dict[str, Any]) -> float:
+    values = [
+        run["other_cpu"]
+        for found in results["modes"].values()
+        for summary in found["scenarios"].values()
+        for run in summary["repeats"]
+        if run.get("other_cpu") is not None
+    ]
+    return median(values) if values else float("nan")
 
 
 def plot(path: Path, results: dict[str, Any]) -> None:
@@ -418,7 +431,8 @@ def plot(path: Path, results: dict[str, Any]) -> None:
         "omniroute ledger over gRPC on SQLite (WAL): "
         f"{config['clients']} client processes x {config['threads']} threads, "
         f"{config['duration_s']:g} s x {config['repeats']} per scenario\n"
-        f"{results['machine']['cores']} cores shared by server and clients: "
+        f"{results['machine']['cores']} cores shared by server, clients and other work "
+        f"(median {_other_load(results):.2f} cores busy with other work during the windows): "
         "relative figures for this machine",
         fontsize=10,
     )
@@ -504,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(HEADERS, rows(results), left=2))
     for line in verdicts(results):
         print(line)
+    print(f"other work on the machine: median {_other_load(results):.2f} cores during the windows")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", results)
     write_markdown(args.out / f"{args.name}.md", results)
