@@ -42,6 +42,10 @@ class SearchTimeout(Exception):
         self.best = best
 
 
+class SearchBudget(SearchTimeout):
+    """The node budget ran out (deterministic, unlike the deadline); `best` as above."""
+
+
 @dataclass(frozen=True, order=True)
 class Found:
     """A set of candidates and its key sums; orders by (primary, secondary, members)."""
@@ -125,17 +129,22 @@ class _Search:
     """Depth-first search; every node works on local arrays (coverage of its candidates,
     capped at its residual demand, and their core positions `idx`, in key order)."""
 
-    def __init__(self, keys: Keys, deadline: float, first: bool) -> None:
+    def __init__(self, keys: Keys, deadline: float, first: bool, max_nodes: int | None) -> None:
         self.keys = keys
         self.deadline = deadline
         self.first = first
         self.best: Found | None = None
+        self.nodes = 0
+        self.max_nodes = max_nodes
 
     def offer(self, found: Found) -> None:
         if self.best is None or found < self.best:
             self.best = found
 
     def tick(self) -> None:
+        self.nodes += 1
+        if self.max_nodes is not None and self.nodes > self.max_nodes:
+            raise SearchBudget(self.best)
         if time.perf_counter() > self.deadline:
             raise SearchTimeout(self.best)
 
@@ -301,14 +310,16 @@ def best_set(
     first: bool = False,
     deadline: float = float("inf"),
     warm: bool = True,
+    max_nodes: int | None = None,
 ) -> Found | None:
     """The best set of exactly `size` candidates covering `target`, or None if there is none.
 
     Ties on the key sums go to the lexicographically smallest member tuple. `cuts` forbid
     every set containing one of them; `incumbent` (a known feasible set) bounds the search and
     is returned if nothing better exists; `first` stops at the first set found. Raises
-    `SearchTimeout` (with the best set so far) when `deadline` (perf_counter) passes. `warm`
-    first solves growing prefixes of the candidates (nearest first) for an incumbent.
+    `SearchTimeout` (with the best set so far) when `deadline` (perf_counter) passes, and
+    `SearchBudget` after `max_nodes` search nodes (warm starts included). `warm` first
+    solves growing prefixes of the candidates (nearest first) for an incumbent.
     """
     if candidates is None:
         candidates = target.useful
@@ -327,7 +338,7 @@ def best_set(
             warm=False,
         )
         prefix *= 4
-    search = _Search(keys, deadline, first)
+    search = _Search(keys, deadline, first, max_nodes)
     if incumbent is not None:
         search.best = incumbent
     if len(candidates) < size:

@@ -180,24 +180,33 @@ def test_three_locations_found_by_the_exact_search() -> None:
     assert plan.method == "three-location"
 
 
-def test_five_locations_go_to_the_mip() -> None:
-    """Five SKUs, each at one place (1..5 deg) and again farther out (11..15 deg): five boxes
-    at 1 + 2 + 3 + 4 + 5 = 15 deg; the exact search stops at four locations."""
-    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
-    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
-    plan = solve(order(dict.fromkeys("ABCDE", 1), stock), PATHS)
-    assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
+def test_seven_locations_go_to_the_mip() -> None:
+    """Seven SKUs, each at one place (1..7 deg) and again farther out (11..17 deg): seven
+    boxes at 1 + ... + 7 = 28 deg; the exact search stops at six locations."""
+    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDEFG", start=1)}
+    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDEFG", start=1)}
+    plan = solve(order(dict.fromkeys("ABCDEFG", 1), stock), PATHS)
+    assert plan.objective == Score(0, 0, 7, sum(metres(k) for k in range(1, 8)))
     assert plan.method.startswith("mip-")
     assert plan.proven_optimal
 
 
 def test_few_candidates_are_settled_by_scoring_every_subset() -> None:
-    """The same five-SKU order (ten candidates, 1,024 subsets) without the search or the MIP."""
+    """Five SKUs on ten candidates (1,024 subsets), the same layout: five boxes, 15 deg."""
     stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
     stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
     plan = solve(order(dict.fromkeys("ABCDE", 1), stock))
     assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
     assert plan.method == "exhaustive"
+
+
+def test_four_to_six_locations_are_found_by_the_budgeted_search() -> None:
+    """Five SKUs, each at one place (1..5 deg) and farther out: five boxes at 15 deg."""
+    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    plan = solve(order(dict.fromkeys("ABCDE", 1), stock), PATHS)
+    assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
+    assert plan.method == "five-location"
 
 
 def test_nothing_in_stock_with_partial_is_an_empty_plan() -> None:

@@ -122,9 +122,11 @@ import solver, solver.baselines, solver.geo, solver.model, solver.search, solver
 loaded = sorted(m for m in sys.modules if m.startswith({_FORBIDDEN!r}))
 assert not loaded, loaded
 problem = solver.Problem.build(
-    lines=[(s, 1) for s in "ABCDE"],
-    locations=[{{"id": s, "latitude": 0.0, "longitude": float(k)}} for k, s in enumerate("ABCDE")],
-    atf={{(s, s): 1 for s in "ABCDE"}},
+    lines=[(s, 1) for s in "ABCDEFG"],
+    locations=[
+        {{"id": s, "latitude": 0.0, "longitude": float(k)}} for k, s in enumerate("ABCDEFG")
+    ],
+    atf={{(s, s): 1 for s in "ABCDEFG"}},
     destination=(0.0, 0.0),
 )
 plan = solver.solve(problem, solver.SolveParams(exhaustive_up_to=0))
