@@ -78,6 +78,7 @@ class Core:
         self.max_shipments = options.max_shipments
         self.cost_objective = options.objective is Objective.COST
         self.size = len(self.index)
+        self._best_unrouted: int | None = None
 
     # -- set functions -------------------------------------------------------------------------
 
@@ -96,7 +97,9 @@ class Core:
 
     def best_unrouted(self) -> int:
         """The fewest unrouted units any set can reach (all candidates together)."""
-        return self.unrouted(np.arange(self.size))
+        if self._best_unrouted is None:
+            self._best_unrouted = self.unrouted(np.arange(self.size))
+        return self._best_unrouted
 
     def shortfall(self) -> dict[str, int]:
         """SKU -> units no set can route (what INSUFFICIENT_STOCK reports)."""

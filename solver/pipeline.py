@@ -134,6 +134,10 @@ class _Solver:
         if not len(self.target.demand):  # nothing can be routed: the empty plan
             return None if cuts else _Answer((), True, None, "no-stock", 0)
         if core.size <= self.params.exhaustive_up_to:
+            if not core.cost_objective:  # one location that ships it all: nearest wins
+                single = self.search(1, cuts, self.distance_keys)
+                if single is not None:
+                    return _Answer(single.members, True, None, _SEARCH_NAMES[1], core.size)
             return self.best_exhaustive(cuts)
         best = self.best_cost if core.cost_objective else self.best_lexicographic
         answer = best(cuts)
@@ -568,7 +572,9 @@ def _allocate(core: Core, members: tuple[int, ...]) -> tuple[list[Shipment], dic
 
 
 def _plan(core: Core, answer: _Answer, seconds: float) -> Plan:
-    members = core.prune(answer.members)
+    # A proven optimum needs every member (module docstring of solver.model); anything else
+    # may carry one it does not need.
+    members = answer.members if answer.proven else core.prune(answer.members)
     shipments, unrouted = _allocate(core, members)
     unrouted_units, cost, count, distance, _ = core.key(members)
     return Plan(
