@@ -294,6 +294,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _ratio(value: float) -> str:
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"
+
+
 def table(cells: dict[str, dict[str, Any]]) -> str:
     head = (
         "| lines | cand. | density | n | needs (locations: orders) | solver p50 / p99 ms "
@@ -313,7 +317,7 @@ def table(cells: dict[str, dict[str, Any]]) -> str:
                 f"{e['n']}" + (f" ({failed} capped)" if failed else ""),
                 _fmt(e["p50_ms"]),
                 f"{_fmt(e.get('shipments_vs_opt'), 2)} / {_fmt(e.get('distance_vs_opt'), 2)}",
-                f"{e['p50_ms'] / s['p50_ms']:.0f}x",
+                _ratio(e["p50_ms"] / s["p50_ms"]),
             ]
         rows.append(
             f"| {lines} | {cands} | {density} | {cell['instances']} | {needs} "
@@ -362,14 +366,17 @@ def plot(cells: dict[str, dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("ms")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7, ncol=2)
+    fig.legend(fontsize=8, ncol=6, loc="lower center", frameon=False)
+    axes[0].set_ylim(0.05, 1e5)
+    axes[0].axhline(10_000, color="grey", lw=0.8, ls="--")
+    axes[0].annotate("time limit (not proven)", (12, 14_000), fontsize=7, color="grey")
     axes[2].set_xscale("log")
     axes[2].set_xlabel("candidate locations")
     axes[2].set_ylabel("% of orders")
     axes[2].set_title("greedy plan worse than optimal\n(more boxes, or same boxes and longer)")
     axes[2].grid(True, which="both", alpha=0.3)
     fig.suptitle("omniroute solver vs greedy (solid: scarce, dotted: plentiful)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -381,16 +388,27 @@ def plot_enumeration(records: list[Record], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    groups: dict[int, tuple[list[float], list[float]]] = {}
+    groups: dict[tuple[int, bool], tuple[list[float], list[float]]] = {}
     for r in records:
         if "enumeration" not in r.runs:
             continue
         k = min(r.runs["solver"].shipments or 0, 4)
-        xs, ys = groups.setdefault(k, ([], []))
+        capped = r.runs["enumeration"].error == "ENUMERATION_CAP_REACHED"
+        xs, ys = groups.setdefault((k, capped), ([], []))
         xs.append(r.runs["solver"].seconds * 1e3)
         ys.append(r.runs["enumeration"].seconds * 1e3)
-    for k, (xs, ys) in sorted(groups.items()):
-        ax.scatter(xs, ys, s=12, alpha=0.7, label=f"needs {k}{'+' if k == 4 else ''} locations")
+    colours = {1: "#1f77b4", 2: "#ff7f0e", 3: "#2ca02c", 4: "#d62728"}
+    for (k, capped), (xs, ys) in sorted(groups.items()):
+        label = f"needs {k}{'+' if k == 4 else ''} location{'s' if k > 1 else ''}"
+        ax.scatter(
+            xs,
+            ys,
+            s=22 if capped else 12,
+            alpha=0.7,
+            color=colours[k],
+            marker="x" if capped else "o",
+            label=label + (" (enumeration capped, no route)" if capped else ""),
+        )
     lo, hi = 1e-2, 1e5
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="equal")
     ax.plot([lo, hi / 100], [lo * 100, hi], "k--", lw=0.8, label="100x")

@@ -1,21 +1,28 @@
-"""`solve(problem, params) -> Plan`: the staged exact method.
+"""`solve(problem, params) -> Plan`: the staged exact method, cheapest proof first.
 
-Lexicographic objective, for each plan (the best, then each alternative):
+For each plan (the best, then each alternative, with the earlier sets as no-good cuts):
+  0. Few candidates (<= 12): every subset's full key at once (`best_exhaustive`), after a
+     one-location check. Exact for every option.
   1. Unrouted units U: the fewest any set reaches is what all candidates together reach
-     (`Core.best_unrouted`); the sets reaching it are the covers of `Core.target()`.
-     Only when max_shipments or the alternatives' cuts rule all of those out does the MIP
-     solve stage U itself (with u variables).
-  2. Shipments, then distance: for s = 1, 2, 3 the exact search (`solver.search`) finds the
-     best covering set of exactly s locations; the first s that has one is the fewest
-     shipments, and the set found is the nearest (ties: rank sum). No solver call.
-  3. Beyond that, stage N (min shipments) runs only when the greedy cover's size does not
-     already meet the lower bound s + 1, then stage D (min distance at that count) on the
-     candidates the incumbent's distance leaves possible, hinted with the incumbent.
-Cost objective: the best single and pair are exact searches too, and answer when no set of
-three can be cheaper (the three cheapest shipments cost at least as much); else MIP stages F
-(cost), N, D.
+     (`Core.best_unrouted`); the sets reaching it are the covers of `Core.target()`. Only
+     when max_shipments or the cuts rule all of those out does the MIP solve stage U itself
+     (with u variables, `best_general`).
+  2. Lexicographic: for s = 1, 2, 3, ... the exact search (`solver.search`) returns the best
+     covering set of exactly s locations, or proves there is none; the first s with a set is
+     the fewest shipments and its set is the nearest (ties: rank sum). One to three locations
+     are searched to the end; four to six under a node budget (`SolveParams.search_nodes`).
+     No solver call.
+  3. If the budget runs out, stage N (fewest shipments, MIP) runs unless the greedy cover
+     already meets the proven lower bound; then stage D (least distance at that count, MIP)
+     over the candidates the incumbent's distance leaves possible, hinted with the incumbent
+     after local search (`solver.heuristics`).
+  Cost objective: the best single and pair (exact search) answer when no set of three can
+  cost less (the three cheapest shipments cost at least as much); else MIP stages F (cost),
+  N, D.
 Every stage is solved to gap 0. When the time limit runs out, the best plan found so far is
 returned with proven_optimal False and its gap; it is never worse than the greedy baseline's.
+
+Measured (benchmarks/results/solver.md, 2 shared cores): see the README's solver section.
 """
 
 from __future__ import annotations
@@ -104,13 +111,24 @@ class _Solver:
         return self.deadline - time.perf_counter()
 
     def mip(self, data: MipData, stage: Stage) -> MipResult:
-        return solve_stage(
+        result = solve_stage(
             data,
             stage,
             backend=self.params.backend,
             time_limit=max(self.remaining(), 0.001),
             threads=self.params.threads,
         )
+        if result.infeasible and stage.hint and self.params.backend != "cpsat":
+            # The hint satisfies the stage, so "infeasible" is a floating-point verdict (seen
+            # from HiGHS with an objective bound at 5e9): CP-SAT's integers settle it.
+            result = solve_stage(
+                data,
+                stage,
+                backend="cpsat",
+                time_limit=max(self.remaining(), 0.001),
+                threads=self.params.threads,
+            )
+        return result
 
     def target_data(self, cand: IntArray) -> MipData:
         t = self.target
@@ -342,7 +360,6 @@ class _Solver:
                 count_hi=count,
                 cuts=cuts,
                 hint=current.members,
-                cutoff=inc_value,
             ),
         )
         chosen, value = current.members, inc_value

@@ -10,6 +10,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ from solver import (
     solve,
 )
 from solver.baselines import greedy
-from tests.solver.conftest import order
+from solver.model import MipData, MipResult, Stage
+from tests.solver.conftest import metres, order
 
 
 def _random_problem(seed: int, lines: int = 12, locations: int = 150, **options: object) -> Problem:
@@ -181,3 +183,28 @@ def test_evaluate_rejects_a_plan_that_breaks_a_rule(
     with pytest.raises(InfeasiblePlan) as raised:
         evaluate(problem, plan)
     assert raised.value.reason == reason
+
+
+def test_a_floating_point_infeasible_verdict_is_settled_by_cp_sat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HiGHS once called a stage infeasible that its own hint satisfied (objective bound at
+    5e9); such a verdict is re-solved in CP-SAT's integer arithmetic instead of trusted."""
+    import solver.pipeline
+
+    real = solver.pipeline.solve_stage
+
+    def doubting(data: MipData, stage: Stage, **kwargs: Any) -> MipResult:
+        result = real(data, stage, **kwargs)
+        if kwargs["backend"] != "cpsat" and stage.hint:
+            return dataclasses.replace(
+                result, members=None, objective=None, optimal=False, infeasible=True
+            )
+        return result
+
+    monkeypatch.setattr(solver.pipeline, "solve_stage", doubting)
+    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDEFG", start=1)}
+    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDEFG", start=1)}
+    plan = solve(order(dict.fromkeys("ABCDEFG", 1), stock), SolveParams(exhaustive_up_to=0))
+    assert plan.proven_optimal
+    assert plan.objective.distance_m == sum(metres(k) for k in range(1, 8))
