@@ -491,6 +491,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.backends:
         result = backend_comparison(args)
         (args.out / "solver_backends.json").write_text(json.dumps(result, indent=1))
+        rows = [
+            "| cell | variant | p50 ms | p90 ms | max ms | CPU p50 ms | proven | MIP used |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for key, cell in result.items():
+            for name, row in cell.items():
+                rows.append(
+                    f"| {key} | {name} | {row['p50_ms']:.1f} | {row['p90_ms']:.1f} "
+                    f"| {row['max_ms']:.1f} | {row['cpu_p50_ms']:.1f} "
+                    f"| {row['proven']}/{args.backend_instances} "
+                    f"| {row['mip_used']}/{args.backend_instances} |"
+                )
+        (args.out / "solver_backends.md").write_text(
+            f"# MIP backends\n\ntime limit {args.time_limit} s; CPU is process time (all "
+            f"threads)\n\n" + "\n".join(rows) + "\n"
+        )
         return 0
 
     if args.quick:

@@ -63,11 +63,6 @@ class Keys:
     secondary: IntArray
 
 
-def _weights(demand: IntArray, coverage: IntArray) -> np.ndarray:
-    capped = np.minimum(coverage, demand[:, None])
-    return np.asarray((capped / demand[:, None]).sum(axis=0), dtype=np.float64)
-
-
 def _pack(bits: np.ndarray) -> np.ndarray:
     """Pack a (levels x columns) 0/1 matrix into (columns x words) uint64 bitsets."""
     levels, columns = bits.shape
@@ -102,27 +97,22 @@ def _pair_covers(demand: IntArray, left: IntArray, right: IntArray) -> np.ndarra
 
 def _cut_filters(
     cuts: list[frozenset[int]], chosen: frozenset[int]
-) -> tuple[bool, set[int], set[tuple[int, int]], list[frozenset[int]]]:
-    """What the no-good cuts forbid below a node that has chosen `chosen`.
-
-    Returns (node is dead, banned candidates, banned pairs, cuts still open further down).
-    """
+) -> tuple[bool, set[int], set[tuple[int, int]]]:
+    """What the no-good cuts forbid below a node that has chosen `chosen`: whether the node is
+    dead (it contains a cut), the candidates that would complete a cut, and the pairs that
+    would."""
     banned: set[int] = set()
     pairs: set[tuple[int, int]] = set()
-    open_: list[frozenset[int]] = []
     for cut in cuts:
         rest = cut - chosen
         if not rest:
-            return True, banned, pairs, open_
+            return True, banned, pairs
         if len(rest) == 1:
             banned |= rest
         elif len(rest) == 2:
             a, b = sorted(rest)
             pairs.add((a, b))
-            open_.append(rest)
-        else:
-            open_.append(rest)
-    return False, banned, pairs, open_
+    return False, banned, pairs
 
 
 class _Search:
@@ -167,7 +157,7 @@ class _Search:
         cuts: list[frozenset[int]],
     ) -> None:
         self.tick()
-        dead, banned, banned_pairs, _ = _cut_filters(cuts, frozenset(base.members))
+        dead, banned, banned_pairs = _cut_filters(cuts, frozenset(base.members))
         if dead:
             return
         if banned:
