@@ -1,7 +1,8 @@
 """Embedded store: one SQLite file in WAL mode.
 
 Writers serialise on one connection (a process-wide lock plus `BEGIN IMMEDIATE`, which also
-serialises with any other process opening the same file); readers use one connection per
+serialises with any other process opening the same file), and writers that queue for the lock
+share one commit (group commit, see `write`); readers use one connection per
 thread and see a consistent snapshot while writers go on. `synchronous` decides durability:
 NORMAL survives a killed process, FULL (the default) also survives power loss.
 
@@ -14,6 +15,7 @@ change under FULL, where the fsync of every commit dominates; benchmarks/ledger_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -21,7 +23,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from server.domain.errors import Conflict
+from server.domain.errors import Conflict, StoreUnavailable
 from server.storage import migrations
 from server.storage.sql import SqlUnitOfWork
 
@@ -30,6 +32,8 @@ CHECKPOINT_INTERVAL_S = 0.1
 # SQLite's own checkpoint in the committing writer stays as a backstop, at 20x its default
 # threshold, should the background checkpointer fall behind.
 BACKSTOP_AUTOCHECKPOINT_PAGES = 20_000
+# Writers one group commit may hold: bounds how long the first of them waits for the COMMIT.
+MAX_GROUP_COMMIT = 32
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +53,13 @@ class SqliteStore:
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queued = 0  # writers waiting for the write lock
+        self._batch: _Batch | None = None  # the open group-commit transaction, if any
+        # Only where every commit pays an fsync is sharing one worth the wait: under NORMAL a
+        # commit is ~40 us and batching measured ~10% slower (later writers' work delays the
+        # first one's answer), so there each writer commits alone, as a batch of one.
+        self._group_commit = self._synchronous in ("FULL", "EXTRA")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -89,8 +100,82 @@ class SqliteStore:
     def write(
         self, skus: Collection[str] = (), *, network: bool = False
     ) -> Iterator[SqlUnitOfWork]:
-        with self._write_lock:
-            yield from _transaction(self._writer, "BEGIN IMMEDIATE")
+        """Group commit (synchronous FULL or EXTRA): writers run one at a time, as before, but a
+        writer that finishes while others queue for the lock leaves the transaction open for
+        them, and the last of the batch commits for all (one COMMIT, one fsync). Every writer
+        after the first runs inside a SAVEPOINT, so its failure undoes only its own changes. No
+        writer returns before the COMMIT that holds its changes: durability and isolation are
+        unchanged."""
+        with self._queue_lock:
+            self._queued += 1
+        self._write_lock.acquire()
+        with self._queue_lock:
+            self._queued -= 1
+        batch: _Batch | None = None
+        try:
+            batch = self._batch or self._begin_batch()
+            joined = batch.members > 0
+            if joined:
+                self._writer.execute("SAVEPOINT unit")
+            try:
+                yield SqlUnitOfWork(self._writer.execute, "qmark")
+                if joined:
+                    self._writer.execute("RELEASE unit")
+            except BaseException:
+                self._undo(batch, joined)
+                raise
+            batch.members += 1
+        finally:
+            if batch is not None:
+                self._end_batch_unless_continued(batch)
+            self._write_lock.release()
+        batch.wait()
+
+    def _begin_batch(self) -> _Batch:
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:  # busy past the timeout: another process
+            raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+        self._batch = _Batch()
+        return self._batch
+
+    def _undo(self, batch: _Batch, joined: bool) -> None:
+        """Undoes a failed writer's changes: back to its savepoint, or the whole transaction
+        when it was the first. If SQLite already rolled the transaction back (an I/O error,
+        say), the batch is lost and its earlier writers are told."""
+        try:
+            if joined and self._writer.in_transaction:
+                self._writer.execute("ROLLBACK TO unit")
+                self._writer.execute("RELEASE unit")
+                return
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+        self._batch = None
+        batch.finish(None if batch.members == 0 else _LostBatch("rolled back before commit"))
+
+    def _end_batch_unless_continued(self, batch: _Batch) -> None:
+        if self._batch is not batch:
+            return
+        if not self._writer.in_transaction:
+            self._batch = None
+            batch.finish(_LostBatch("the transaction was rolled back before its commit"))
+            return
+        if self._group_commit and self._queued and batch.members < MAX_GROUP_COMMIT:
+            return  # the next writer in the queue continues the batch and ends it
+        self._batch = None
+        try:
+            self._writer.execute("COMMIT")
+        except BaseException as error:
+            with contextlib.suppress(sqlite3.Error):
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+            batch.finish(error)
+            raise
+        batch.finish(None)
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
@@ -105,9 +190,42 @@ class SqliteStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         with self._write_lock, self._readers_lock:
+            if self._batch is not None:  # its last writer still queues: it will find us closed
+                self._batch.finish(_LostBatch("the store was closed before the commit"))
+                self._batch = None
             for connection in [self._writer, *self._readers]:
                 connection.close()
             self._readers.clear()
+
+
+class _LostBatch(Exception):
+    pass
+
+
+class _Batch:
+    """One group-commit transaction: how many writers it holds, and how it ended."""
+
+    __slots__ = ("_done", "error", "members")
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self._done.set()
+
+    def wait(self) -> None:
+        """Returns once the batch committed; raises if its COMMIT failed or it was lost."""
+        self._done.wait()
+        if self.error is not None:
+            # A failed COMMIT may or may not have landed: only the client can retry safely
+            # (with the same request_id), as with PostgreSQL.
+            raise StoreUnavailable(
+                f"the commit this change was part of failed: {self.error}",
+                retry_safe=isinstance(self.error, _LostBatch),
+            ) from self.error
 
 
 class _Checkpointer:
