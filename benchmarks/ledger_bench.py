@@ -323,7 +323,7 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "",
         f"**{results['note']}.**",
         "",
-        markdown_table(HEADERS, rows(results)),
+        markdown_table(HEADERS, rows(results), left=2),
         "",
         *[f"- {line}" for line in verdicts(results)],
         f"- Other work on the machine used a median {_other_load(results):.2f} cores during the "
@@ -385,7 +385,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
             half = TARGET_RATIO * scenarios["echo"]["rps"]
             left.axhline(half, color=colours[mode], linestyle=":", linewidth=1.2)
             left.annotate(
-                f"target {TARGET_RATIO:g}x echo ({mode})",
+                f"{TARGET_RATIO:g}x echo ({mode})",
                 (len(names) - 0.5, half),
                 ha="right",
                 va="bottom",
