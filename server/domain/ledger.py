@@ -198,8 +198,9 @@ class Ledger:
     def create_reservation(
         self, uow: UnitOfWork, command: commands.CreateReservation
     ) -> tuple[Reservation, list[ReservedItem]]:
+        # A generated id is new by construction (a UUID); a chosen one may already be taken.
         reservation_id = command.reservation_id or self.new_id()
-        if uow.reservation(reservation_id) is not None:
+        if command.reservation_id and uow.reservation(reservation_id) is not None:
             raise AlreadyExists(
                 "RESERVATION_ALREADY_EXISTS",
                 f"reservation {reservation_id} already exists",
@@ -413,7 +414,7 @@ def _insufficient_stock(sku: str, place: Place, requested: int, available: int) 
 
 
 def _require_locations(uow: UnitOfWork, location_ids: Collection[str]) -> None:
-    found = uow.locations(location_ids)
+    found = uow.known_locations(location_ids)
     for location_id in sorted(location_ids):
         if location_id not in found:
             raise NotFound(

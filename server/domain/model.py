@@ -89,6 +89,19 @@ class StockRecord:
     def exists(self) -> bool:
         return self.effective_us is not None
 
+    def changed_by(self, reserved: int, on_hand: int = 0) -> StockRecord:
+        """This record with `reserved` and `on_hand` moved by the given deltas (built directly:
+        dataclasses.replace costs more than the rest of a reservation's arithmetic)."""
+        return StockRecord(
+            self.sku,
+            self.location_id,
+            self.on_hand + on_hand,
+            self.safety_stock,
+            self.futures,
+            self.reserved + reserved,
+            self.effective_us,
+        )
+
     @property
     def futures_total(self) -> int:
         return sum(future.quantity for future in self.futures)

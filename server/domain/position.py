@@ -3,8 +3,6 @@ and the changes that reservations make to it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from server.domain.coverage import CoverageNetwork
 from server.domain.model import Place, StockRecord
 
@@ -109,7 +107,7 @@ class SkuPosition:
         """Count `quantity` more units as reserved at the place (negative to give back)."""
         if place.is_location:
             record = self.record(place.id)
-            self.records[place.id] = replace(record, reserved=record.reserved + quantity)
+            self.records[place.id] = record.changed_by(reserved=quantity)
             self.changed_locations.add(place.id)
         else:
             self.group_reserved[place.id] = self.group_reserved.get(place.id, 0) + quantity
@@ -119,8 +117,6 @@ class SkuPosition:
     def ship(self, location_id: str, quantity: int) -> None:
         """Units leave the building: out of reserved and out of on hand."""
         record = self.record(location_id)
-        self.records[location_id] = replace(
-            record, reserved=record.reserved - quantity, on_hand=record.on_hand - quantity
-        )
+        self.records[location_id] = record.changed_by(reserved=-quantity, on_hand=-quantity)
         self.changed_locations.add(location_id)
         self._changed()

@@ -89,6 +89,13 @@ class SqlUnitOfWork:
         )
         return {row[0]: _location(row) for row in rows}
 
+    def known_locations(self, ids: Collection[str]) -> set[str]:
+        if not ids:
+            return set()
+        return {
+            row[0] for row in self._rows_in("SELECT id FROM locations WHERE id IN ({ids})", (), ids)
+        }
+
     def put_locations(self, locations: Iterable[Location]) -> None:
         for location in locations:
             self._run(
@@ -197,7 +204,9 @@ class SqlUnitOfWork:
                     record.location_id,
                     record.on_hand,
                     record.safety_stock,
-                    json.dumps([[f.quantity, f.expected_us] for f in record.futures]),
+                    json.dumps([[f.quantity, f.expected_us] for f in record.futures])
+                    if record.futures
+                    else _NO_FUTURES_JSON,
                     record.reserved,
                     record.effective_us,
                 ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,7 +63,7 @@ class Checker:
                 self.fail(field, "INVALID_ID", "must not be empty")
         elif len(value) > MAX_ID_LENGTH:
             self.fail(field, "INVALID_ID", f"must be at most {MAX_ID_LENGTH} characters")
-        elif value != value.strip() or any(_is_control(char) for char in value):
+        elif value != value.strip() or _CONTROL_CHARACTER.search(value):
             self.fail(
                 field, "INVALID_ID", "must not contain control characters or surrounding spaces"
             )
@@ -128,10 +129,8 @@ class Checker:
         return page_size or DEFAULT_PAGE_SIZE, page_token
 
 
-def _is_control(char: str) -> bool:
-    """Unicode control characters (category Cc): C0, DEL and C1."""
-    code = ord(char)
-    return code < 32 or 127 <= code < 160
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Unicode control characters (category Cc): C0, DEL and C1."""
 
 
 def timestamp_us(message: Any) -> int:
