@@ -428,11 +428,11 @@ def plot_enumeration(records: list[Record], path: Path) -> None:
 
 def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
     """CP-SAT vs SCIP vs HiGHS on the instances that reach the MIP, full pipeline and MIP-only."""
-    cells = [(20, 100, "scarce"), (50, 10, "scarce"), (50, 100, "scarce"), (50, 1000, "scarce")]
+    cells = [(10, 1000, "scarce"), (20, 100, "scarce"), (50, 100, "scarce"), (50, 1000, "scarce")]
     variants = {
-        f"{b} ({label})": SolveParams(backend=b, search_up_to=s)
+        f"{b} ({label})": SolveParams(backend=b, search_up_to=s, exhaustive_up_to=e)
         for b in ("cpsat", "scip", "highs")
-        for label, s in (("pipeline", 4), ("MIP only", 0))
+        for label, s, e in (("pipeline", 6, 12), ("MIP only", 0, 0))
     }
     out: dict[str, Any] = {}
     for lines, cands, density in cells:

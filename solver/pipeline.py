@@ -10,7 +10,7 @@ For each plan (the best, then each alternative, with the earlier sets as no-good
   2. Lexicographic: for s = 1, 2, 3, ... the exact search (`solver.search`) returns the best
      covering set of exactly s locations, or proves there is none; the first s with a set is
      the fewest shipments and its set is the nearest (ties: rank sum). One to three locations
-     are searched to the end; four to six under a node budget (`SolveParams.search_nodes`).
+     are searched to the end; four to six under a work budget (`SolveParams.search_work`).
      No solver call.
   3. If the budget runs out, stage N (fewest shipments, MIP) runs unless the greedy cover
      already meets the proven lower bound; then stage D (least distance at that count, MIP)
@@ -27,6 +27,7 @@ Measured (benchmarks/results/solver.md, 2 shared cores): see the README's solver
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,9 +41,12 @@ from solver.plan import NoFeasiblePlan, Plan, Score, Shipment
 from solver.problem import IntArray, Problem
 from solver.search import Found, Keys, SearchBudget, SearchTimeout, best_set
 
+_BUILD_SECONDS_PER_NONZERO = {"highs": 1e-5, "scip": 1e-5, "cpsat": 4e-6}
+"""Model building measured at 50 lines x 10,000 candidates (125k nonzeros): MathOpt 1.2 s,
+CP-SAT 0.5 s, before any solving."""
 _UNBUDGETED_SIZE = 3
 """Sets of up to three locations are always searched to the end; larger sizes get a node
-budget (SolveParams.search_nodes), after which the MIP takes over: proving that no set of
+budget (SolveParams.search_work), after which the MIP takes over: proving that no set of
 four exists took the search 0.3-0.6 s at 50 lines x 1,000 candidates, five 0.3-7.5 s."""
 _SEARCH_NAMES = {
     1: "single-location",
@@ -64,8 +68,9 @@ class SolveParams:
     """Solver threads per solve (the server runs solves in parallel on its own pool)."""
     search_up_to: int = 6
     """Largest location set the exact search tries before the MIP (0: MIP only)."""
-    search_nodes: int = 3000
-    """Node budget of the search for each size above three (deterministic, unlike time)."""
+    search_work: int = 1_500_000
+    """Work budget of the search for each size above three, in candidate columns handled
+    (deterministic, unlike time; about 0.3-1 s on the benchmark machine)."""
     reduce: bool = True
     """Drop candidates the incumbent rules out before the MIP."""
     exhaustive_up_to: int = 12
@@ -111,11 +116,18 @@ class _Solver:
         return self.deadline - time.perf_counter()
 
     def mip(self, data: MipData, stage: Stage) -> MipResult:
+        # Building the model is Python work the solver's time limit does not cover; when it
+        # alone would overrun the deadline, the stage is skipped and the incumbent stands.
+        build = _BUILD_SECONDS_PER_NONZERO[self.params.backend] * int(
+            np.count_nonzero(data.coverage)
+        )
+        if build > self.remaining():
+            return MipResult(None, None, -math.inf, False, False, self.params.backend)
         result = solve_stage(
             data,
             stage,
             backend=self.params.backend,
-            time_limit=max(self.remaining(), 0.001),
+            time_limit=max(self.remaining() - build, 0.001),
             threads=self.params.threads,
         )
         if result.infeasible and stage.hint and self.params.backend != "cpsat":
@@ -258,7 +270,7 @@ class _Solver:
                 incumbent = Found(
                     int(core.distance[greedy].sum()), int(core.rank[greedy].sum()), tuple(greedy)
                 )
-            budget = None if size <= _UNBUDGETED_SIZE else self.params.search_nodes
+            budget = None if size <= _UNBUDGETED_SIZE else self.params.search_work
             try:
                 found = best_set(
                     target,
@@ -267,7 +279,7 @@ class _Solver:
                     cuts=cuts,
                     incumbent=incumbent,
                     deadline=self.deadline,
-                    max_nodes=budget,
+                    max_work=budget,
                 )
             except SearchBudget as stop:
                 if stop.best is not None:  # sets of this size exist and none smaller do
@@ -373,7 +385,10 @@ class _Solver:
         proven = count_proven and result.optimal
         gap = count_gap
         if not result.optimal and gap is None:
-            gap = max(0.0, (value - result.bound) / value) if value else 0.0
+            # No set of `count` is nearer than the `count` nearest candidates together.
+            floor = int(np.sort(self.distance_weights(useful, count))[:count].sum())
+            bound = max(result.bound, floor)
+            gap = max(0.0, (value - bound) / value) if value else 0.0
         return _Answer(
             tuple(sorted(chosen)),
             proven,

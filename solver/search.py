@@ -30,6 +30,8 @@ from solver.problem import IntArray
 _EPS = 1e-9
 _WARM_PREFIX = 64
 _NEVER = np.iinfo(np.int64).max
+_NODE_WORK = 64
+"""Work charged per search node on top of its candidates (the fixed numpy call overhead)."""
 _MATRIX_CELLS = 4_000_000
 """Pair matrices are built in row blocks of at most this many cells (bounds memory)."""
 
@@ -115,25 +117,33 @@ def _cut_filters(
     return False, banned, pairs
 
 
+@dataclass
+class _Budget:
+    """Work allowed and spent, shared by a search and its warm starts."""
+
+    limit: int | None
+    spent: int = 0
+
+
 class _Search:
     """Depth-first search; every node works on local arrays (coverage of its candidates,
     capped at its residual demand, and their core positions `idx`, in key order)."""
 
-    def __init__(self, keys: Keys, deadline: float, first: bool, max_nodes: int | None) -> None:
+    def __init__(self, keys: Keys, deadline: float, first: bool, budget: _Budget) -> None:
         self.keys = keys
         self.deadline = deadline
         self.first = first
         self.best: Found | None = None
-        self.nodes = 0
-        self.max_nodes = max_nodes
+        self.budget = budget
 
     def offer(self, found: Found) -> None:
         if self.best is None or found < self.best:
             self.best = found
 
-    def tick(self) -> None:
-        self.nodes += 1
-        if self.max_nodes is not None and self.nodes > self.max_nodes:
+    def tick(self, work: int) -> None:
+        budget = self.budget
+        budget.spent += work + _NODE_WORK
+        if budget.limit is not None and budget.spent > budget.limit:
             raise SearchBudget(self.best)
         if time.perf_counter() > self.deadline:
             raise SearchTimeout(self.best)
@@ -156,7 +166,7 @@ class _Search:
         base: Found,
         cuts: list[frozenset[int]],
     ) -> None:
-        self.tick()
+        self.tick(len(idx))
         dead, banned, banned_pairs = _cut_filters(cuts, frozenset(base.members))
         if dead:
             return
@@ -259,7 +269,6 @@ class _Search:
         # first pairs found bound the rest, so later rows and columns shrink.
         start, block = 0, 32
         while start < len(idx) - 1:
-            self.tick()
             rows = np.arange(start, min(start + block, len(idx)))
             cols = np.arange(start + 1, len(idx))
             if self.best is not None:
@@ -270,6 +279,8 @@ class _Search:
                 cols = cols[primary[cols] + primary[rows[0]] <= room]
                 if not len(cols):
                     return
+            # A pair block costs about one unit per 32 cells of its bit matrix.
+            self.tick(len(rows) + len(cols) + len(rows) * len(cols) // 32)
             start += block
             block = max(32, min(4 * block, _MATRIX_CELLS // max(len(cols), 1)))
             ok = _pair_covers(demand, cov[:, rows], cov[:, cols])
@@ -300,7 +311,8 @@ def best_set(
     first: bool = False,
     deadline: float = float("inf"),
     warm: bool = True,
-    max_nodes: int | None = None,
+    max_work: int | None = None,
+    _budget: _Budget | None = None,
 ) -> Found | None:
     """The best set of exactly `size` candidates covering `target`, or None if there is none.
 
@@ -308,12 +320,14 @@ def best_set(
     every set containing one of them; `incumbent` (a known feasible set) bounds the search and
     is returned if nothing better exists; `first` stops at the first set found. Raises
     `SearchTimeout` (with the best set so far) when `deadline` (perf_counter) passes, and
-    `SearchBudget` after `max_nodes` search nodes (warm starts included). `warm` first
+    `SearchBudget` once its work (candidate columns handled, plus a fixed cost per node; warm
+    starts included) passes `max_work`. `warm` first
     solves growing prefixes of the candidates (nearest first) for an incumbent.
     """
     if candidates is None:
         candidates = target.useful
     candidates = np.asarray(candidates, dtype=np.int64)
+    budget = _Budget(max_work) if _budget is None else _budget
     prefix = _WARM_PREFIX
     while warm and size >= 3 and not first and incumbent is None and len(candidates) > 2 * prefix:
         # Warm start: the best set among the nearest candidates is usually close to the best
@@ -326,9 +340,10 @@ def best_set(
             cuts=cuts,
             deadline=deadline,
             warm=False,
+            _budget=budget,
         )
         prefix *= 4
-    search = _Search(keys, deadline, first, max_nodes)
+    search = _Search(keys, deadline, first, budget)
     if incumbent is not None:
         search.best = incumbent
     if len(candidates) < size:
