@@ -21,6 +21,7 @@ from omniroute.routing.v1 import routing_pb2, routing_pb2_grpc
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
 from server.sweeper import Sweeper
+from server.transport.health import HealthServicer
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
@@ -42,7 +43,7 @@ class Running:
 
     server: grpc.Server
     port: int
-    health: health.HealthServicer
+    health: HealthServicer
     sweeper: Sweeper
     store: Store
 
@@ -79,7 +80,7 @@ def start_server(
         ReservationServicer(store, ledger), server
     )
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(RoutingServicer(store, ledger), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
