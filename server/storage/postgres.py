@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.domain.errors import Conflict, StoreUnavailable
 from server.storage import migrations
+from server.storage.network_cache import NetworkCache
 from server.storage.sql import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class PostgresStore:
                 raise RuntimeError("the PostgreSQL search_path names no existing schema")
             self.schema = str(row[0])
             self._network_key = self._lock_key("\0network")
+            self._network = NetworkCache()
             self.migrate()
         except BaseException:
             self._pool.close()  # a refused store keeps no connections open
@@ -120,7 +122,7 @@ class PostgresStore:
     ) -> Iterator[SqlUnitOfWork]:
         try:
             with self._pool.connection() as connection:
-                yield from _run(connection, begin, lock, keys, lock_reservations)
+                yield from _run(connection, begin, lock, keys, lock_reservations, self._network)
         except PoolTimeout as error:
             raise StoreUnavailable(
                 f"no database connection available: {error}", retry_safe=True
@@ -141,6 +143,7 @@ def _run(
     lock: str | None,
     keys: Sequence[int],
     lock_reservations: bool,
+    network: NetworkCache,
 ) -> Iterator[SqlUnitOfWork]:
     try:
         connection.execute(begin)
@@ -150,7 +153,12 @@ def _run(
         _rollback(connection)
         raise _translate(error, retry_safe=True) from error
     try:
-        yield SqlUnitOfWork(connection.execute, "format", lock_reservations=lock_reservations)
+        yield SqlUnitOfWork(
+            connection.execute,
+            "format",
+            lock_reservations=lock_reservations,
+            network_cache=network,
+        )
     except psycopg.Error as error:
         _rollback(connection)
         raise _translate(error, retry_safe=True) from error

@@ -23,6 +23,7 @@ from server.domain.model import (
     StockRecord,
 )
 from server.storage.contract import RememberedResponse, iter_pages
+from server.storage.network_cache import Entry, NetworkCache, VersionedCache
 
 Row = tuple[Any, ...]
 _IN_LIST_PAGE = 500
@@ -49,9 +50,13 @@ class SqlUnitOfWork:
         paramstyle: str,
         *,
         lock_reservations: bool = False,
+        network_cache: NetworkCache | None = None,
     ) -> None:
         """`lock_reservations`: read reservations FOR UPDATE, so that two writers changing
-        different SKUs of one reservation cannot overwrite each other's lines."""
+        different SKUs of one reservation cannot overwrite each other's lines.
+        `network_cache`: locations and groups shared with the store's other units of work."""
+        self._cache = network_cache
+        self._network_version: int | None = None
         self._execute_raw = execute
         self._format = paramstyle == "format"
         self._lock_suffix = " FOR UPDATE" if lock_reservations else ""
@@ -81,9 +86,41 @@ class SqlUnitOfWork:
 
     # --- network -------------------------------------------------------------------------
 
-    def locations(self, ids: Collection[str]) -> dict[str, Location]:
+    def _version(self) -> int:
+        """The network version this unit of work's snapshot sees (read once)."""
+        if self._network_version is None:
+            self._network_version = int(self._rows("SELECT version FROM network_version")[0][0])
+        return self._network_version
+
+    def _cached(
+        self,
+        cache: VersionedCache[Entry] | None,
+        ids: Collection[str],
+        read: Callable[[Collection[str]], dict[str, Entry]],
+    ) -> dict[str, Entry]:
         if not ids:
             return {}
+        if cache is None:
+            return read(ids)
+        version = self._version()
+        found, missing = cache.get(version, ids)
+        if missing:
+            fresh = read(missing)
+            cache.put(version, fresh)
+            found.update(fresh)
+        return found
+
+    def _network_changed(self) -> None:
+        """After its own network write a unit of work sees an uncommitted version, which must
+        never reach the shared cache (the transaction may still roll back)."""
+        self._execute_raw(self._sql("UPDATE network_version SET version = version + 1"), ())
+        self._cache = None
+
+    def locations(self, ids: Collection[str]) -> dict[str, Location]:
+        cache = self._cache.locations if self._cache else None
+        return self._cached(cache, ids, self._read_locations)
+
+    def _read_locations(self, ids: Collection[str]) -> dict[str, Location]:
         rows = self._rows_in(
             f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE id IN ({{ids}})", (), ids
         )
@@ -92,11 +129,14 @@ class SqlUnitOfWork:
     def known_locations(self, ids: Collection[str]) -> set[str]:
         if not ids:
             return set()
+        if self._cache is not None:
+            return set(self.locations(ids))
         return {
             row[0] for row in self._rows_in("SELECT id FROM locations WHERE id IN ({ids})", (), ids)
         }
 
     def put_locations(self, locations: Iterable[Location]) -> None:
+        self._network_changed()
         for location in locations:
             self._run(
                 f"INSERT INTO locations ({_LOCATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -133,8 +173,10 @@ class SqlUnitOfWork:
         return [_location(row) for row in rows]
 
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
-        if not ids:
-            return {}
+        cache = self._cache.groups if self._cache else None
+        return self._cached(cache, ids, self._read_groups)
+
+    def _read_groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         names = self._rows_in(
             "SELECT id, display_name FROM location_groups WHERE id IN ({ids})", (), ids
         )
@@ -147,6 +189,7 @@ class SqlUnitOfWork:
         return _assemble_groups(names, members)
 
     def put_groups(self, groups: Iterable[LocationGroup]) -> None:
+        self._network_changed()
         for group in groups:
             self._run(
                 "INSERT INTO location_groups (id, display_name) VALUES (?, ?)"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from server.domain.errors import Conflict, StoreUnavailable
 from server.storage import migrations
+from server.storage.network_cache import NetworkCache
 from server.storage.sql import SqlUnitOfWork
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -53,6 +54,7 @@ class SqliteStore:
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         self._write_lock = threading.Lock()
+        self._network = NetworkCache()
         self._queue_lock = threading.Lock()
         self._queued = 0  # writers waiting for the write lock
         self._batch: _Batch | None = None  # the open group-commit transaction, if any
@@ -118,7 +120,7 @@ class SqliteStore:
             if joined:
                 self._writer.execute("SAVEPOINT unit")
             try:
-                yield SqlUnitOfWork(self._writer.execute, "qmark")
+                yield SqlUnitOfWork(self._writer.execute, "qmark", network_cache=self._network)
                 if joined:
                     self._writer.execute("RELEASE unit")
             except BaseException:
@@ -184,7 +186,7 @@ class SqliteStore:
             connection = self._local.connection = self._connect()
             with self._readers_lock:
                 self._readers.append(connection)
-        yield from _transaction(connection, "BEGIN")
+        yield from _transaction(connection, "BEGIN", self._network)
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -254,13 +256,15 @@ class _Checkpointer:
         self._thread.join()
 
 
-def _transaction(connection: sqlite3.Connection, begin: str) -> Iterator[SqlUnitOfWork]:
+def _transaction(
+    connection: sqlite3.Connection, begin: str, network: NetworkCache
+) -> Iterator[SqlUnitOfWork]:
     try:
         connection.execute(begin)
     except sqlite3.OperationalError as error:  # busy past the timeout: another process writes
         raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
     try:
-        yield SqlUnitOfWork(connection.execute, "qmark")
+        yield SqlUnitOfWork(connection.execute, "qmark", network_cache=network)
     except BaseException:
         connection.execute("ROLLBACK")
         raise
