@@ -42,6 +42,11 @@ LOCATION, GROUP = 1, 2  # reservation_lines.place_kind
 
 # --- DSNs --------------------------------------------------------------------------------------
 
+# The small network most of these tests share: two groups overlapping at L1.
+LOCATIONS = ["L0", "L1", "L2"]
+GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"]}
+PLACES = [*LOCATIONS, *GROUPS]
+
 
 def server_dsn(
     dsn: str, *, application_name: str = "", settings: dict[str, str] | None = None

@@ -20,6 +20,9 @@ import pytest
 from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.postgres.cluster import (
+    GROUPS,
+    LOCATIONS,
+    PLACES,
     RETRYABLE,
     Model,
     Server,
@@ -38,9 +41,6 @@ from tests.postgres.cluster import (
     wait_until,
 )
 
-LOCATIONS = ["L0", "L1", "L2"]
-GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"]}
-PLACES = [*LOCATIONS, *GROUPS]
 SKUS = [f"s{index}" for index in range(6)]
 KILL_ROUNDS = 25
 

@@ -21,6 +21,9 @@ from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.postgres.cluster import (
+    GROUPS,
+    LOCATIONS,
+    PLACES,
     Model,
     Server,
     call,
@@ -35,9 +38,6 @@ from tests.postgres.cluster import (
     snapshot,
 )
 
-LOCATIONS = ["L0", "L1", "L2"]
-GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"]}
-PLACES = [*LOCATIONS, *GROUPS]
 SKUS = ["a", "b", "c"]
 OK = grpc.StatusCode.OK
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION

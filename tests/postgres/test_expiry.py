@@ -16,6 +16,9 @@ from google.protobuf import duration_pb2
 from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.postgres.cluster import (
+    GROUPS,
+    LOCATIONS,
+    PLACES,
     Model,
     Server,
     call,
@@ -30,9 +33,6 @@ from tests.postgres.cluster import (
     wait_until,
 )
 
-LOCATIONS = ["L0", "L1", "L2"]
-GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"]}
-PLACES = [*LOCATIONS, *GROUPS]
 SKUS = ["s0", "s1", "s2"]
 TTL_S = 2
 ACTIVE, EXPIRED = 1, 3

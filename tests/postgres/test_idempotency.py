@@ -16,6 +16,8 @@ from google.protobuf import duration_pb2
 from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.postgres.cluster import (
+    GROUPS,
+    LOCATIONS,
     Server,
     call,
     dump,
@@ -31,8 +33,6 @@ from tests.postgres.cluster import (
 )
 
 SERVICE = "/omniroute.inventory.v1.ReservationService/"
-LOCATIONS = ["L0", "L1", "L2"]
-GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"]}
 SKUS = [f"s{index}" for index in range(8)]
 
 
