@@ -16,6 +16,7 @@ then `seconds`, the timed part only, and non-empty notes are counted per window 
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing as mp
 import os
@@ -533,3 +534,39 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: i
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# --- the command line and the result files every load benchmark shares -----------------------
+
+
+def load_parser(
+    doc: str | None, *, duration: float, threads: int, repeats: int | None = None
+) -> argparse.ArgumentParser:
+    """A parser with the load flags (window, warm-up, clients, threads, repeats, output)."""
+    parser = argparse.ArgumentParser(
+        description=(doc or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--duration", type=float, default=duration, help="measured s per window")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s before each window")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--threads", type=int, default=threads, help="threads per client process")
+    if repeats is not None:
+        parser.add_argument("--repeats", type=int, default=repeats, help="repeats (median)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    return parser
+
+
+def save_results(
+    out: Path,
+    name: str,
+    results: Any,
+    write_markdown: Callable[[Path, Any], None],
+    plot: Callable[[Path, Any], None],
+) -> None:
+    """`name`.json, .md and .png under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{name}.json", results)
+    write_markdown(out / f"{name}.md", results)
+    plot(out / f"{name}.png", results)
+    print(f"wrote {out}/{name}.json, .md and .png")

@@ -35,20 +35,20 @@ from typing import Any
 
 import grpc
 from common import (
-    RESULTS,
     LoadResult,
     Workload,
+    load_parser,
     log,
     machine_info,
     markdown_table,
     median,
     omniroute_server,
     run_load,
+    save_results,
     shared_machine_note,
     summarise,
     text_table,
     wait_ready,
-    write_json,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from omniroute.inventory.v1 import (
@@ -442,20 +442,11 @@ def plot(path: Path, results: dict[str, Any]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--duration", type=float, default=10.0, help="measured s per scenario")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s before each window")
-    parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per client process")
-    parser.add_argument("--repeats", type=int, default=3, help="round-robin repeats (median)")
+    parser = load_parser(__doc__, duration=10.0, threads=4, repeats=3)
     parser.add_argument("--locations", type=int, default=100)
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--modes", default=",".join(MODES), help="SQLite synchronous modes")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--name",
         default=None,
@@ -519,11 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in verdicts(results):
         print(line)
     print(f"other work on the machine: median {_other_load(results):.2f} cores during the windows")
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", results)
-    write_markdown(args.out / f"{args.name}.md", results)
-    plot(args.out / f"{args.name}.png", results)
-    print(f"wrote {args.out}/{args.name}.json, .md and .png")
+    save_results(args.out, args.name, results, write_markdown, plot)
     return 0
 
 

@@ -52,8 +52,8 @@ from urllib.parse import quote
 
 import psycopg
 from common import (
-    RESULTS,
     Server,
+    load_parser,
     log,
     machine_info,
     markdown_table,
@@ -61,10 +61,10 @@ from common import (
     omniroute_server,
     process_cpu_seconds,
     run_load,
+    save_results,
     shared_machine_note,
     text_table,
     wait_ready,
-    write_json,
 )
 from ledger_bench import seed, workload
 
@@ -973,15 +973,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--duration", type=float, default=8.0, help="measured s per scenario")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s before each window")
-    parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per client process")
-    parser.add_argument("--repeats", type=int, default=2, help="repeats per scenario (median)")
+    parser = load_parser(__doc__, duration=8.0, threads=4, repeats=2)
     parser.add_argument("--locations", type=int, default=20)
     parser.add_argument("--skus", type=int, default=500)
     parser.add_argument(
@@ -1014,7 +1006,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             os.environ.get("OMNIROUTE_TEST_POSTGRES_DSN", DEFAULT_DSN),
         ),
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--replot", type=Path, default=None, help="only redraw .md and .png from this JSON"
     )
@@ -1103,11 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in [*reading(results), *time_lines(results)]:
         print(line)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", results)
-    write_markdown(args.out / f"{args.name}.md", results)
-    plot(args.out / f"{args.name}.png", results)
-    print(f"wrote {args.out}/{args.name}.json, .md and .png")
+    save_results(args.out, args.name, results, write_markdown, plot)
     return 0
 
 

@@ -62,17 +62,18 @@ from common import (
     LoadResult,
     Measured,
     Workload,
+    load_parser,
     log,
     machine_info,
     markdown_table,
     omniroute_server,
     process_cpu_seconds,
     run_load,
+    save_results,
     shared_machine_note,
     summarise,
     text_table,
     wait_ready,
-    write_json,
 )
 from google.protobuf import duration_pb2
 from omniroute.inventory.v1 import (
@@ -1098,14 +1099,7 @@ def _plot_throughput(axes: Any, results: dict[str, Any], sizes: list[str]) -> No
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--duration", type=float, default=10.0, help="measured s per load run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s before each window")
-    parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per client process")
+    parser = load_parser(__doc__, duration=10.0, threads=2)
     parser.add_argument(
         "--unloaded-seconds",
         type=float,
@@ -1119,7 +1113,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="candidate counts")
     parser.add_argument("--scenarios", default="dry_run,transfer")
     parser.add_argument("--sqlite-synchronous", default="FULL", type=str.upper)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--name", default=None, help="results file stem (default routing, routing-quick)"
     )
@@ -1213,11 +1206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(HEADERS, rows(results), left=2))
     for line in verdicts(results):
         print(line)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", results)
-    write_markdown(args.out / f"{args.name}.md", results)
-    plot(args.out / f"{args.name}.png", results)
-    print(f"wrote {args.out}/{args.name}.json, .md and .png")
+    save_results(args.out, args.name, results, write_markdown, plot)
     return 0
 
 
