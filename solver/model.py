@@ -41,17 +41,17 @@ non-zero gap returned longer routes):
        objective stays below 2^53 and a gap under one unit counts as zero)
 
 Backend. All three are built from the same `_add_*` functions; HiGHS (through MathOpt) is the
-default because it proved the stages that reach the MIP fastest on the benchmark instances
-(benchmarks/solver_bench.py --backends and /tmp runs recorded in the commit log). Process CPU
-to proof, time limit 60 s, instances whose stages N and D reach the MIP:
-    20 lines x 100 scarce, 5 locations   HiGHS 0.79 / 0.19 s   SCIP 1.50 / 0.42 s
-                                         CP-SAT (1 worker) 3.05 / 4.43 s
-    50 lines x 100 scarce, 6-7 locations HiGHS 7.8 / 3.3 / 13.5 s   SCIP 5.2 / 2.9 / 13.6 s
-                                         CP-SAT no proof in 60 s (gap 0.33-0.43)
-    20 lines x 1,000 scarce, stage D at 4 locations (before the search took these over):
-                                         HiGHS 6.8 and 10.2 s; SCIP and CP-SAT no proof in 20 s
-CP-SAT (8 workers) proved 50 x 100 in 18 and 4 s, still behind. The straightforward model
-(y variables, one weighted objective) is measured in benchmarks/solver_ladder.py.
+default: it proved the stages fastest or as fast as any on the benchmark instances, where CP-SAT
+(one worker, deterministic) was slowest. `benchmarks/solver_bench.py --backends`, MIP stages only
+(no search), 5 orders per cell, p50 / p90 wall ms, proven:
+    10 lines x 1,000 scarce   HiGHS 231 / 262 5/5    SCIP 171 / 1,288 5/5   CP-SAT 1,058 / 2,105 5/5
+    20 lines x 100 scarce     HiGHS 519 / 839 5/5    SCIP 1,294 / 7,160 5/5 CP-SAT 1,867 / 3,963 5/5
+    50 lines x 100 scarce     HiGHS 4,439 4/5        SCIP 4,355 4/5         CP-SAT 10,002 0/5
+    50 lines x 1,000 scarce   none proves within 10 s
+and in a CPU-time run to proof (60 s limit) at 20 x 100 scarce: HiGHS 0.79 / 0.19 s, SCIP 1.50 /
+0.42 s, CP-SAT 3.05 / 4.43 s. The straightforward model (y variables, one weighted objective)
+is measured in benchmarks/solver_ladder.py: at 10 x 1,000 scarce HiGHS 898 ms, SCIP 3,377 ms,
+CP-SAT no answer in 10 s, against 232 ms for this model's stages and 1.7 ms for the pipeline.
 """
 
 from __future__ import annotations
@@ -289,15 +289,14 @@ def _add_shipment_count(b: _Builder, x: list[Any], lo: int, hi: int | None) -> N
 
 def _add_no_good_cuts(
     b: _Builder, x: list[Any], position: dict[int, int], cuts: Sequence[frozenset[int]]
-) -> bool:
-    """(4) sum_{l in S_j} x_l <= |S_j| - 1. False when a cut cannot be met (all of S_j must
-    ship but a member was reduced away: then no set here contains S_j and the cut is moot)."""
+) -> None:
+    """(4) sum_{l in S_j} x_l <= |S_j| - 1. A cut with a member that is not a column here is
+    moot: no set built from these columns contains it."""
     for cut in cuts:
         if not all(member in position for member in cut):
-            continue  # a member is not a column: no set built here contains the cut
+            continue
         terms = [x[position[member]] for member in sorted(cut)]
         b.add(terms, [1] * len(terms), -math.inf, float(len(terms) - 1))
-    return True
 
 
 def _add_stage_bounds(
