@@ -29,6 +29,10 @@ from server.domain.model import (
 from server.domain.position import SkuPosition
 from server.storage.contract import UnitOfWork
 
+MAX_RESERVATION_LINES = 1000
+"""Lines (sku, place) one reservation may hold: transfers add lines, and a reservation must stay
+well inside one 4 MiB message."""
+
 
 def wall_clock_us() -> int:
     return time.time_ns() // 1000
@@ -259,6 +263,14 @@ class Ledger:
                     raise _insufficient_stock(item.sku, item.to_place, item.quantity, available)
             position.hold(item.to_place, item.quantity)
             reservation.line(item.sku, item.to_place).quantity += item.quantity
+        if len(reservation.lines) > MAX_RESERVATION_LINES:
+            raise FailedPrecondition(
+                "TOO_MANY_LINES",
+                f"reservation {reservation.id} would hold {len(reservation.lines)} lines; at most "
+                f"{MAX_RESERVATION_LINES} (sku, place) lines fit one reservation",
+                reservation_id=reservation.id,
+                lines=len(reservation.lines),
+            )
         self._save(uow, reservation, positions)
         return reservation
 
