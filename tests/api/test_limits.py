@@ -29,9 +29,8 @@ def test_a_transfer_that_would_give_a_reservation_over_1000_lines_is_refused(
     inventory, reservations
 ):
     inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location(i) for i in SITES]))
-    inventory.SetStock(
-        inv.SetStockRequest(levels=[level(i, sku, 5) for i in SITES for sku in SKUS])
-    )
+    for site in SITES:
+        inventory.SetStock(inv.SetStockRequest(levels=[level(site, sku, 5) for sku in SKUS]))
     reservations.CreateReservation(
         res.CreateReservationRequest(
             reservation_id="big", items=[item(sku, at("l-0"), 1) for sku in SKUS]
