@@ -44,8 +44,11 @@ lint: gen/.stamp
 	$(VENV)/bin/ruff format --check server solver tests benchmarks
 	$(VENV)/bin/mypy
 
+# Every benchmark in turn (about 40 minutes; each script's --help has a --quick smoke run).
+BENCHES := ledger_bench routing_bench postgres_bench solver_bench
+
 bench: gen/.stamp
-	$(PY) benchmarks/run_all.py $(ARGS)
+	for bench in $(BENCHES); do $(PY) benchmarks/$$bench.py $(ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) gen .pytest_cache .mypy_cache .ruff_cache .hypothesis
