@@ -71,12 +71,12 @@ class Ledger:
         wanted = {location for group in groups for location in group.location_ids}
         _require_locations(uow, wanted)
         replaced = {group.id: group.location_ids for group in groups}
-        for sku in uow.skus_reserved_at_groups(list(replaced)):
-            demand = uow.group_reserved(sku)
+        skus = uow.skus_reserved_at_groups(list(replaced))
+        for sku, demand in uow.group_reserved(skus).items():
             old = {gid: group.location_ids for gid, group in uow.groups(list(demand)).items()}
             new = {gid: replaced.get(gid, members) for gid, members in old.items()}
             locations = {loc for members in (*old.values(), *new.values()) for loc in members}
-            records = uow.stock(sku, locations)
+            records = uow.stock([sku], locations)[sku]
             capacity = {
                 loc: max(0, records[loc].free_to_order) if loc in records else 0
                 for loc in locations
@@ -104,7 +104,7 @@ class Ledger:
         now = self.clock()
         results, changed = [], []
         for level in levels:
-            current = uow.stock(level.sku, [level.location_id]).get(level.location_id)
+            current = uow.stock([level.sku], [level.location_id])[level.sku].get(level.location_id)
             effective = now if level.effective_us is None else level.effective_us
             stored = current.effective_us if current else None
             if stored is not None and effective < stored:
@@ -137,7 +137,7 @@ class Ledger:
         _require_locations(uow, {adjustment.location_id for adjustment in adjustments})
         results, changed = [], []
         for adjustment in adjustments:
-            current = uow.stock(adjustment.sku, [adjustment.location_id]).get(
+            current = uow.stock([adjustment.sku], [adjustment.location_id])[adjustment.sku].get(
                 adjustment.location_id
             ) or StockRecord(adjustment.sku, adjustment.location_id)
             on_hand = max(0, current.on_hand + adjustment.on_hand_delta)
@@ -485,11 +485,13 @@ def _load_positions(
     for every SKU), and that of every group holding reservations of the SKU that can compete
     with them (transitively, through shared members). Groups elsewhere in the network cannot
     change the answer and are not read."""
-    positions = {}
+    demands = uow.group_reserved(places_by_sku)
+    groups.update(
+        uow.groups({group_id for demand in demands.values() for group_id in demand} - groups.keys())
+    )
+    locations_by_sku, relevant_by_sku = {}, {}
     for sku, places in places_by_sku.items():
-        demand = uow.group_reserved(sku)
-        missing = [group_id for group_id in demand if group_id not in groups]
-        groups.update(uow.groups(missing))
+        demand = demands[sku]
         relevant = {place.id for place in places if not place.is_location}
         locations = {place.id for place in places if place.is_location}
         locations.update(location_ids)
@@ -503,13 +505,18 @@ def _load_positions(
                     relevant.add(group_id)
                     locations.update(groups[group_id].location_ids)
                     grew = True
-        positions[sku] = SkuPosition(
+        locations_by_sku[sku], relevant_by_sku[sku] = locations, relevant
+    # One read for every SKU at every location any of them needs; each keeps its own.
+    records = uow.stock(places_by_sku, set().union(*locations_by_sku.values()))
+    return {
+        sku: SkuPosition(
             sku,
-            uow.stock(sku, locations),
-            {group_id: demand[group_id] for group_id in relevant if group_id in demand},
+            {at: record for at, record in records[sku].items() if at in locations_by_sku[sku]},
+            {group_id: demands[sku][group_id] for group_id in relevant if group_id in demands[sku]},
             {group_id: groups[group_id].location_ids for group_id in relevant},
         )
-    return positions
+        for sku, relevant in relevant_by_sku.items()
+    }
 
 
 def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:

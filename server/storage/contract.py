@@ -39,14 +39,21 @@ class UnitOfWork(Protocol):
     def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]: ...
 
     # stock
-    def stock(self, sku: str, location_ids: Collection[str]) -> dict[str, StockRecord]: ...
+    def stock(
+        self, skus: Collection[str], location_ids: Collection[str]
+    ) -> dict[str, dict[str, StockRecord]]:
+        """Per SKU of `skus`, its records at `location_ids` (one read for all: each statement
+        costs a GIL hand-off under load). Every SKU has an entry, empty when it has none."""
+        ...
+
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...
     def known_skus(self, skus: Collection[str]) -> set[str]:
         """The SKUs among `skus` that have a stock record at some location."""
         ...
 
-    def group_reserved(self, sku: str) -> dict[str, int]:
-        """Open group-reservation units of `sku` per group (groups holding none are absent)."""
+    def group_reserved(self, skus: Collection[str]) -> dict[str, dict[str, int]]:
+        """Per SKU of `skus`, its open group-reservation units per group (groups holding none
+        are absent; every SKU has an entry)."""
         ...
 
     def put_group_reserved(self, sku: str, units: dict[str, int]) -> None: ...

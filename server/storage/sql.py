@@ -51,10 +51,15 @@ class SqlUnitOfWork:
         *,
         lock_reservations: bool = False,
         network_cache: NetworkCache | None = None,
+        json_rows: bool = False,
     ) -> None:
         """`lock_reservations`: read reservations FOR UPDATE, so that two writers changing
         different SKUs of one reservation cannot overwrite each other's lines.
-        `network_cache`: locations and groups shared with the store's other units of work."""
+        `network_cache`: locations and groups shared with the store's other units of work.
+        `json_rows`: read stock as one JSON row (SQLite): Python's sqlite3 lets go of the GIL
+        for every row it steps, and under load each row then costs two thread switches
+        (GetAvailability 10 x 10 measured ~600 switches and 7 ms of CPU per call)."""
+        self._json_rows = json_rows
         self._cache = network_cache
         self._network_version: int | None = None
         self._execute_raw = execute
@@ -219,21 +224,37 @@ class SqlUnitOfWork:
 
     # --- stock ---------------------------------------------------------------------------
 
-    def stock(self, sku: str, location_ids: Collection[str]) -> dict[str, StockRecord]:
-        if not location_ids:
-            return {}
-        if len(location_ids) > _IN_LIST_PAGE:
-            # Many locations (routing over a large network): one scan of the SKU is cheaper
-            # than many IN pages, since stock is sparse.
-            wanted = set(location_ids)
-            rows = self._rows(f"SELECT {_STOCK_COLUMNS} FROM stock WHERE sku = ?", (sku,))
-            return {row[1]: _stock(row) for row in rows if row[1] in wanted}
-        rows = self._rows_in(
-            f"SELECT {_STOCK_COLUMNS} FROM stock WHERE sku = ? AND location_id IN ({{ids}})",
-            (sku,),
-            location_ids,
+    def stock(
+        self, skus: Collection[str], location_ids: Collection[str]
+    ) -> dict[str, dict[str, StockRecord]]:
+        found: dict[str, dict[str, StockRecord]] = {sku: {} for sku in skus}
+        if not skus or not location_ids:
+            return found
+        wanted = set(location_ids)
+        # Many locations (routing over a large network): one scan of the SKUs is cheaper than
+        # many IN pages, since stock is sparse.
+        location_pages: list[list[str]] = (
+            [[]] if len(wanted) > _IN_LIST_PAGE else list(iter_pages(sorted(wanted), _IN_LIST_PAGE))
         )
-        return {row[1]: _stock(row) for row in rows}
+        for sku_page in iter_pages(sorted(found), _IN_LIST_PAGE):
+            for location_page in location_pages:
+                where = f"sku IN ({', '.join('?' * len(sku_page))})"
+                if location_page:
+                    where += f" AND location_id IN ({', '.join('?' * len(location_page))})"
+                for row in self._stock_rows(where, [*sku_page, *location_page]):
+                    if row[1] in wanted:
+                        found[row[0]][row[1]] = _stock(row)
+        return found
+
+    def _stock_rows(self, where: str, params: Sequence[Any]) -> list[Row]:
+        if not self._json_rows:
+            return self._rows(f"SELECT {_STOCK_COLUMNS} FROM stock WHERE {where}", params)
+        ((text,),) = self._rows(
+            f"SELECT json_group_array(json_array({_STOCK_COLUMNS})) FROM stock WHERE {where}",
+            params,
+        )
+        rows: list[Row] = json.loads(text)
+        return rows
 
     def put_stock(self, records: Iterable[StockRecord]) -> None:
         for record in records:
@@ -261,9 +282,14 @@ class SqlUnitOfWork:
         rows = self._rows_in("SELECT DISTINCT sku FROM stock WHERE sku IN ({ids})", (), skus)
         return {row[0] for row in rows}
 
-    def group_reserved(self, sku: str) -> dict[str, int]:
-        rows = self._rows("SELECT group_id, reserved FROM group_reserved WHERE sku = ?", (sku,))
-        return {group_id: int(reserved) for group_id, reserved in rows}
+    def group_reserved(self, skus: Collection[str]) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {sku: {} for sku in skus}
+        rows = self._rows_in(
+            "SELECT sku, group_id, reserved FROM group_reserved WHERE sku IN ({ids})", (), found
+        )
+        for sku, group_id, reserved in rows:
+            found[sku][group_id] = int(reserved)
+        return found
 
     def put_group_reserved(self, sku: str, units: dict[str, int]) -> None:
         for group_id, reserved in units.items():

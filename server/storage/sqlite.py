@@ -124,7 +124,9 @@ class SqliteStore:
             batch = self._batch or self._begin_batch()
             changes = self._writer.total_changes
             try:
-                yield SqlUnitOfWork(self._writer.execute, "qmark", network_cache=self._network)
+                yield SqlUnitOfWork(
+                    self._writer.execute, "qmark", network_cache=self._network, json_rows=True
+                )
             except BaseException:
                 if self._writer.total_changes != changes or not self._writer.in_transaction:
                     self._roll_back(batch)
@@ -262,7 +264,7 @@ def _transaction(
     except sqlite3.OperationalError as error:  # busy past the timeout: another process writes
         raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
     try:
-        yield SqlUnitOfWork(connection.execute, "qmark", network_cache=network)
+        yield SqlUnitOfWork(connection.execute, "qmark", network_cache=network, json_rows=True)
     except BaseException:
         connection.execute("ROLLBACK")
         raise
