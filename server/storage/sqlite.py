@@ -116,6 +116,7 @@ class SqliteStore:
         with self._queue_lock:
             self._queued -= 1
         batch: _Batch | None = None
+        refused: BaseException | None = None
         try:
             batch = self._batch or self._begin_batch()
             changes = self._writer.total_changes
@@ -123,16 +124,23 @@ class SqliteStore:
                 yield SqlUnitOfWork(
                     self._writer.execute, "qmark", network_cache=self._network, json_rows=True
                 )
-            except BaseException:
+            except BaseException as error:
                 if self._writer.total_changes != changes or not self._writer.in_transaction:
                     self._roll_back(batch)
-                raise
-            batch.members += 1
+                    raise
+                refused = error
+            else:
+                batch.members += 1
         finally:
             if batch is not None:
                 self._end_batch_unless_continued(batch)
             self._write_lock.release()
+        # A refused writer too returns only once the batch it saw has committed: what refused
+        # it (stock a batch-mate took, say) is then visible to its next read, so a caller that
+        # reads again and retries (RouteOrder re-solving a stale plan) is not refused again.
         batch.wait()
+        if refused is not None:
+            raise refused
 
     def _begin_batch(self) -> _Batch:
         try:
