@@ -43,6 +43,10 @@ class VersionedCache(Generic[Entry]):
 
 
 class NetworkCache:
+    SHIP_ENABLED = "ship-enabled"
+    """The one key of `ship_enabled`: the ids of every ship-enabled location, in id order."""
+
     def __init__(self) -> None:
         self.locations: VersionedCache[Location] = VersionedCache()
         self.groups: VersionedCache[LocationGroup] = VersionedCache()
+        self.ship_enabled: VersionedCache[tuple[str, ...]] = VersionedCache()

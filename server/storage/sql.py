@@ -172,10 +172,21 @@ class SqlUnitOfWork:
         return [_location(row) for row in rows]
 
     def ship_enabled_locations(self) -> list[Location]:
-        rows = self._rows(
-            f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE ship_enabled = 1 ORDER BY id"
-        )
-        return [_location(row) for row in rows]
+        """Cached like the rest of the network: routing to "every ship-enabled location" would
+        otherwise read all of them, row by row, on every order."""
+        if self._cache is None:
+            rows = self._rows(
+                f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE ship_enabled = 1 ORDER BY id"
+            )
+            return [_location(row) for row in rows]
+        key = NetworkCache.SHIP_ENABLED
+        ids = self._cached(self._cache.ship_enabled, [key], self._read_ship_enabled_ids)[key]
+        found = self.locations(ids)
+        return [found[location_id] for location_id in ids]
+
+    def _read_ship_enabled_ids(self, keys: Collection[str]) -> dict[str, tuple[str, ...]]:
+        rows = self._rows("SELECT id FROM locations WHERE ship_enabled = 1 ORDER BY id")
+        return {key: tuple(row[0] for row in rows) for key in keys}
 
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         cache = self._cache.groups if self._cache else None

@@ -3,6 +3,8 @@ change made through one is seen through the other at once, and a rolled-back cha
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from server.domain.model import Location, LocationGroup, LocationType
@@ -62,3 +64,19 @@ def test_a_rolled_back_network_change_never_reaches_the_cache(store):
     assert members(store, "web") == ("a",)
     with store.read() as uow:
         assert uow.known_locations(["a", "b"]) == {"a"}
+
+
+def test_the_ship_enabled_locations_follow_a_change_made_through_another_store(store, second_store):
+    def ship_enabled(through) -> list[str]:
+        with through.read() as uow:
+            return [location.id for location in uow.ship_enabled_locations()]
+
+    with store.write(network=True) as uow:
+        uow.put_locations([site("b"), site("a")])
+    assert ship_enabled(second_store) == ["a", "b"]  # now cached by the second store
+    assert ship_enabled(second_store) == ["a", "b"]
+
+    with store.write(network=True) as uow:
+        uow.put_locations([replace(site("a"), ship_enabled=False), site("c")])
+
+    assert ship_enabled(second_store) == ["b", "c"]
