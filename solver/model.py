@@ -124,12 +124,13 @@ def _lean_cp_model(cp_model: Any) -> Any:
     """A CpModel without the camelCase aliases CpModel.__init__ adds to every instance: that
     loop over dir() costs ~1 ms per model, more than solving most of our stages."""
 
-    class LeanCpModel(cp_model.CpModel):  # type: ignore[misc]
-        def _add_pre_pep8_methods(self) -> None:
-            pass
-
     global _LEAN_CP_MODEL  # noqa: PLW0603 - the subclass is built once, on first use
     if _LEAN_CP_MODEL is None:
+
+        class LeanCpModel(cp_model.CpModel):  # type: ignore[misc]
+            def _add_pre_pep8_methods(self) -> None:
+                pass
+
         _LEAN_CP_MODEL = LeanCpModel
     return _LEAN_CP_MODEL()
 

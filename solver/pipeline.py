@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -656,16 +656,5 @@ def solve(problem: Problem, params: SolveParams | None = None) -> Plan:
             f"no set of at most {core.max_shipments} locations can ship the order",
         )
     seconds = time.perf_counter() - started
-    plans = [_plan(core, answer, seconds) for answer in answers]
-    first = plans[0]
-    return Plan(
-        shipments=first.shipments,
-        unrouted=first.unrouted,
-        objective=first.objective,
-        proven_optimal=first.proven_optimal,
-        gap=first.gap,
-        method=first.method,
-        candidates=first.candidates,
-        solve_seconds=seconds,
-        alternatives=tuple(plans[1:]),
-    )
+    first, *rest = [_plan(core, answer, seconds) for answer in answers]
+    return replace(first, alternatives=tuple(rest))
