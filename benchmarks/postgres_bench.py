@@ -66,7 +66,8 @@ from common import (
     text_table,
     wait_ready,
 )
-from ledger_bench import seed, workload
+from ledger_bench import location_ids, seed, workload
+from ledger_bench import skus as sku_ids
 
 DEFAULT_DSN = "postgresql://root@127.0.0.1:5432/test"
 CONFIGS = (("sqlite", 1), ("postgres", 1), ("postgres", 2), ("postgres", 4))
@@ -478,8 +479,8 @@ def in_process(target: str, args: argparse.Namespace, application: str) -> dict[
     store = open_store(target, sqlite_synchronous=args.sqlite_synchronous, pool_size=1)
     ledger = Ledger()
     inventory, reservations = InventoryServicer(store, ledger), ReservationServicer(store, ledger)
-    locations = [f"loc-{index:03d}" for index in range(args.locations)]
-    skus = [f"sku-{index:05d}" for index in range(args.skus)]
+    locations = location_ids(args.locations)
+    skus = sku_ids(args.skus)
     inventory.UpsertLocations(
         inv.UpsertLocationsRequest(
             locations=[
