@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=_env("WORKERS", "16"),
-        help="RPC worker threads (env OMNIROUTE_WORKERS)",
+        help="threads for the work that leaves the event loop: RouteOrder solves, and every "
+        "PostgreSQL transaction (env OMNIROUTE_WORKERS)",
     )
     parser.add_argument(
         "--pool-size",

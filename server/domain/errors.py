@@ -15,6 +15,7 @@ class ErrorKind(enum.Enum):
     ALREADY_EXISTS = "already_exists"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    DEADLINE = "deadline"
 
 
 class DomainError(Exception):
@@ -43,6 +44,12 @@ class Conflict(DomainError):
     """A retryable clash with a concurrent writer."""
 
     kind = ErrorKind.CONFLICT
+
+
+class DeadlineExceeded(DomainError):
+    """Too little of the caller's deadline is left to do the work."""
+
+    kind = ErrorKind.DEADLINE
 
 
 class StoreUnavailable(DomainError):

@@ -3,16 +3,22 @@
 A backend hands out units of work: `write(skus)` is one atomic read-write transaction that
 serialises with every other writer touching any of `skus` (and with network changes); `read()`
 is a consistent snapshot. Leaving the `with` block commits; an exception rolls back.
+
+Both block their thread: the server runs them on worker threads. A backend whose units of work
+take microseconds (an embedded file, no network round trips) can also be a `LoopStore`: the
+server's event loop then runs its reads itself and its writes through `write_on_loop`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, runtime_checkable
 
 from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,14 @@ class Store(Protocol):
 
     def read(self) -> AbstractContextManager[UnitOfWork]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LoopStore(Store, Protocol):
+    async def write_on_loop(self, work: Callable[[UnitOfWork], Result]) -> Result:
+        """Runs `work` (which must not block) in a write transaction on the running event loop,
+        excluding every other writer, and returns its result once that transaction commits."""
+        ...
 
 
 def iter_pages(items: list[str], size: int) -> Iterator[list[str]]:

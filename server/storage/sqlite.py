@@ -19,12 +19,14 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from server.domain.errors import Conflict, StoreUnavailable
 from server.storage import migrations
+from server.storage.contract import Result, UnitOfWork
+from server.storage.loop_commit import LoopCommitter
 from server.storage.network_cache import NetworkCache
 from server.storage.sql import SqlUnitOfWork
 
@@ -64,6 +66,7 @@ class SqliteStore:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self.migrate()
+        self._loop_committer = LoopCommitter(self._writer, self._write_lock, self._unit_of_work)
         self._checkpointer: _Checkpointer | None = None
         if checkpoint_interval_s:
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_AUTOCHECKPOINT_PAGES}")
@@ -121,9 +124,7 @@ class SqliteStore:
             batch = self._batch or self._begin_batch()
             changes = self._writer.total_changes
             try:
-                yield SqlUnitOfWork(
-                    self._writer.execute, "qmark", network_cache=self._network, json_rows=True
-                )
+                yield self._unit_of_work()
             except BaseException as error:
                 if self._writer.total_changes != changes or not self._writer.in_transaction:
                     self._roll_back(batch)
@@ -141,6 +142,16 @@ class SqliteStore:
         batch.wait()
         if refused is not None:
             raise refused
+
+    async def write_on_loop(self, work: Callable[[UnitOfWork], Result]) -> Result:
+        """Group commit for writers on the event loop, taking turns with `write`'s threads
+        (see server/storage/loop_commit.py)."""
+        return await self._loop_committer.write(work)
+
+    def _unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(
+            self._writer.execute, "qmark", network_cache=self._network, json_rows=True
+        )
 
     def _begin_batch(self) -> _Batch:
         try:
@@ -189,6 +200,7 @@ class SqliteStore:
         yield from _transaction(connection, "BEGIN", self._network)
 
     def close(self) -> None:
+        self._loop_committer.close()
         if self._checkpointer is not None:
             self._checkpointer.stop()
         with self._write_lock, self._readers_lock:

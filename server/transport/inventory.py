@@ -4,28 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import inventory_pb2_grpc
 
 from server.domain.ledger import Ledger
-from server.storage.contract import Store
 from server.transport import convert, paging, validate
-from server.transport.status import rpc
-from server.transport.transactions import mutate, query
+from server.transport.status import Context, rpc
+from server.transport.transactions import Transactions
 
 
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, store: Store, ledger: Ledger) -> None:
-        self.store = store
+    def __init__(self, transactions: Transactions, ledger: Ledger) -> None:
+        self.tx = transactions
         self.ledger = ledger
 
     @rpc
-    def UpsertLocations(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def UpsertLocations(self, request: Any, context: Context) -> Any:
         locations = validate.locations(request)
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "UpsertLocations",
             request,
             inv.UpsertLocationsResponse,
@@ -39,18 +35,16 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    def ListLocations(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def ListLocations(self, request: Any, context: Context) -> Any:
         size, after = validate.page(request)
-        found = query(self.store, lambda uow: uow.list_locations(after, size + 1))
+        found = await self.tx.query(lambda uow: uow.list_locations(after, size + 1))
         page, token = paging.fill(found, size, convert.location, lambda x: x.id)
         return inv.ListLocationsResponse(locations=page, next_page_token=token)
 
     @rpc
-    def UpsertLocationGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def UpsertLocationGroups(self, request: Any, context: Context) -> Any:
         groups = validate.location_groups(request)
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "UpsertLocationGroups",
             request,
             inv.UpsertLocationGroupsResponse,
@@ -64,18 +58,16 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    def ListLocationGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def ListLocationGroups(self, request: Any, context: Context) -> Any:
         size, after = validate.page(request)
-        found = query(self.store, lambda uow: uow.list_groups(after, size + 1))
+        found = await self.tx.query(lambda uow: uow.list_groups(after, size + 1))
         page, token = paging.fill(found, size, convert.location_group, lambda x: x.id)
         return inv.ListLocationGroupsResponse(location_groups=page, next_page_token=token)
 
     @rpc
-    def SetStock(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def SetStock(self, request: Any, context: Context) -> Any:
         levels = validate.stock_levels(request)
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "SetStock",
             request,
             inv.SetStockResponse,
@@ -86,11 +78,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    def AdjustStock(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def AdjustStock(self, request: Any, context: Context) -> Any:
         adjustments = validate.stock_adjustments(request)
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "AdjustStock",
             request,
             inv.AdjustStockResponse,
@@ -101,7 +91,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    def GetAvailability(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def GetAvailability(self, request: Any, context: Context) -> Any:
         skus, places = validate.availability(request)
-        records = query(self.store, lambda uow: self.ledger.availability(uow, skus, places))
+        records = await self.tx.query(lambda uow: self.ledger.availability(uow, skus, places))
         return inv.GetAvailabilityResponse(records=[convert.availability(x) for x in records])

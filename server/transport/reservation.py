@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.inventory.v1 import reservation_pb2_grpc
 
 from server.domain.ledger import Ledger
-from server.storage.contract import Store, UnitOfWork
+from server.storage.contract import UnitOfWork
 from server.transport import convert, paging, validate
-from server.transport.status import rpc
-from server.transport.transactions import mutate, query
+from server.transport.status import Context, rpc
+from server.transport.transactions import Transactions
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
-    def __init__(self, store: Store, ledger: Ledger) -> None:
-        self.store = store
+    def __init__(self, transactions: Transactions, ledger: Ledger) -> None:
+        self.tx = transactions
         self.ledger = ledger
 
     @rpc
-    def CreateReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def CreateReservation(self, request: Any, context: Context) -> Any:
         command = validate.create_reservation(request)
 
         def run(uow: Any) -> res.CreateReservationResponse:
@@ -31,9 +30,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
                 items=[convert.reserved_item(item) for item in items],
             )
 
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "CreateReservation",
             request,
             res.CreateReservationResponse,
@@ -42,24 +39,22 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         )
 
     @rpc
-    def GetReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def GetReservation(self, request: Any, context: Context) -> Any:
         reservation_id = validate.reservation_id(request)
-        reservation = query(self.store, lambda uow: self.ledger.reservation(uow, reservation_id))
+        reservation = await self.tx.query(lambda uow: self.ledger.reservation(uow, reservation_id))
         return res.GetReservationResponse(reservation=convert.reservation(reservation))
 
     @rpc
-    def ListReservations(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def ListReservations(self, request: Any, context: Context) -> Any:
         size, after, state = validate.reservation_page(request)
-        found = query(self.store, lambda uow: uow.list_reservations(after, size + 1, state))
+        found = await self.tx.query(lambda uow: uow.list_reservations(after, size + 1, state))
         page, token = paging.fill(found, size, convert.reservation, lambda x: x.id)
         return res.ListReservationsResponse(reservations=page, next_page_token=token)
 
     @rpc
-    def TransferReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def TransferReservation(self, request: Any, context: Context) -> Any:
         command = validate.transfer_reservation(request)
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "TransferReservation",
             request,
             res.TransferReservationResponse,
@@ -70,11 +65,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         )
 
     @rpc
-    def FulfillReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def FulfillReservation(self, request: Any, context: Context) -> Any:
         command = validate.fulfill_reservation(request)
-        return mutate(
-            self.store,
-            self.ledger.clock,
+        return await self.tx.mutate(
             "FulfillReservation",
             request,
             res.FulfillReservationResponse,
@@ -85,17 +78,15 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         )
 
     @rpc
-    def ReleaseReservation(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def ReleaseReservation(self, request: Any, context: Context) -> Any:
         command = validate.release_reservation(request)
         skus = {item.sku for item in command.items}
         if command.release_all:
             # A reservation's SKUs never change after creation, so reading them first is safe.
             # Unknown reservations lock nothing and fail inside the unit of work, after the
             # request_id check (a reused request_id is REQUEST_ID_REUSED, not NOT_FOUND).
-            skus = query(self.store, lambda uow: _skus_of(uow, command.reservation_id))
-        return mutate(
-            self.store,
-            self.ledger.clock,
+            skus = await self.tx.query(lambda uow: _skus_of(uow, command.reservation_id))
+        return await self.tx.mutate(
             "ReleaseReservation",
             request,
             res.ReleaseReservationResponse,

@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-import grpc
 from google.protobuf import duration_pb2
 from omniroute.routing.v1 import routing_pb2 as rt
 from omniroute.routing.v1 import routing_pb2_grpc
 
 import solver
 from server.domain import routing
-from server.domain.errors import Conflict
+from server.domain.errors import Conflict, DeadlineExceeded
 from server.domain.ledger import Ledger
-from server.storage.contract import Store, UnitOfWork
+from server.storage.contract import UnitOfWork
 from server.transport import convert, validate
-from server.transport.status import rpc
-from server.transport.transactions import fingerprint, mutate, query
+from server.transport.status import Context, rpc
+from server.transport.transactions import Transactions, fingerprint, mutate, query
 
 ATTEMPTS = 5
 DEADLINE_MARGIN_S = 0.05
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
-    def __init__(self, store: Store, ledger: Ledger) -> None:
-        self.store = store
+    def __init__(self, transactions: Transactions, ledger: Ledger) -> None:
+        self.store = transactions.store
         self.ledger = ledger
 
     @rpc
-    def RouteOrder(self, request: Any, context: grpc.ServicerContext) -> Any:
+    async def RouteOrder(self, request: Any, context: Context) -> Any:
         order = validate.route_order(request)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        # Solving can take seconds: on a worker thread, the event loop serves others meanwhile
+        # (CP-SAT releases the GIL while it searches).
+        return await asyncio.to_thread(self._route, order, request, deadline)
+
+    def _route(
+        self, order: routing.Order, request: Any, deadline: float | None
+    ) -> rt.RouteOrderResponse:
         committing = order.commit is not routing.CommitMode.DRY_RUN
         if committing and request.request_id:
             replay = self._replay(request)
@@ -38,7 +47,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 return replay
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return self._attempt(order, request, context, attempt)
+                return self._attempt(order, request, deadline, attempt)
             except routing.StalePlan:
                 continue
         raise Conflict(
@@ -49,12 +58,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         )
 
     def _attempt(
-        self, order: routing.Order, request: Any, context: grpc.ServicerContext, attempt: int
+        self, order: routing.Order, request: Any, deadline: float | None, attempt: int
     ) -> rt.RouteOrderResponse:
         """Reads a snapshot, solves, and commits (raising StalePlan if the stock moved)."""
         snapshot = query(self.store, lambda uow: routing.read_snapshot(uow, self.ledger, order))
         started = time.perf_counter()
-        plan = self._solve(order, snapshot, context)
+        plan = self._solve(order, snapshot, deadline)
         solve_time = time.perf_counter() - started
         costs = {location.id: location.shipment_cost for location in snapshot.candidates}
         response = rt.RouteOrderResponse(
@@ -98,14 +107,17 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return rt.RouteOrderResponse.FromString(seen.response)
 
     def _solve(
-        self, order: routing.Order, snapshot: routing.Snapshot, context: grpc.ServicerContext
+        self, order: routing.Order, snapshot: routing.Snapshot, deadline: float | None
     ) -> solver.Plan:
-        remaining = context.time_remaining()
         limit = order.options.time_limit
-        if remaining is not None:
-            limit = min(limit, remaining - DEADLINE_MARGIN_S)
+        if deadline is not None:
+            limit = min(limit, deadline - time.monotonic() - DEADLINE_MARGIN_S)
             if limit <= 0:
-                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to solve")
+                raise DeadlineExceeded(
+                    "DEADLINE_EXCEEDED",
+                    f"no time left to solve order {order.order_id} before the caller's deadline",
+                    order_id=order.order_id,
+                )
         problem = routing.problem(order, snapshot, limit)
         if problem is None:
             if order.options.allow_partial:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +25,7 @@ _CODES = {
     ErrorKind.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
     ErrorKind.CONFLICT: code_pb2.ABORTED,
     ErrorKind.UNAVAILABLE: code_pb2.UNAVAILABLE,
+    ErrorKind.DEADLINE: code_pb2.DEADLINE_EXCEEDED,
 }
 
 
@@ -54,21 +55,24 @@ def to_status(error: DomainError) -> grpc.Status:
     )
 
 
-Handler = TypeVar("Handler", bound=Callable[..., Any])
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def rpc(handler: Handler) -> Handler:
-    """Wraps a servicer method: domain errors abort with their status; anything else is logged
-    and answered with INTERNAL, never a crashed or hung server."""
+    """Wraps a servicer coroutine: domain errors abort with their status; anything else is
+    logged and answered with INTERNAL, never a crashed or hung server."""
 
     @functools.wraps(handler)
-    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    async def wrapper(self: Any, request: Any, context: Context) -> Any:
         try:
-            return handler(self, request, context)
+            return await handler(self, request, context)
         except DomainError as error:
-            context.abort_with_status(to_status(error))
+            await context.abort_with_status(to_status(error))
+        except grpc.aio.AbortError:
+            raise
         except Exception:
             log.exception("unexpected error in %s", handler.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
     return wrapper  # type: ignore[return-value]

@@ -1,25 +1,93 @@
 """Units of work for RPCs. A mutation runs in one write unit of work together with its
 request_id bookkeeping (AIP-155), so a response is remembered exactly when its changes commit.
 Transient store failures (a conflict with another writer, a connection lost before commit) are
-retried here with backoff, so clients see ABORTED or UNAVAILABLE only when retries run out."""
+retried here with backoff, so clients see ABORTED or UNAVAILABLE only when retries run out.
+
+`Transactions` is what the servicers, which run on the server's event loop, call: on a
+`LoopStore` (SQLite) the units of work run on the loop itself, otherwise (PostgreSQL, where each
+statement is a network round trip) on the loop's worker threads. `query` and `mutate` are the
+same on a thread of one's own (RouteOrder's, the sweeper's)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
 from server.domain.errors import AlreadyExists, Conflict, StoreUnavailable
-from server.storage.contract import RememberedResponse, Store, UnitOfWork
+from server.storage.contract import LoopStore, RememberedResponse, Store, UnitOfWork
 
 Response = TypeVar("Response", bound=Message)
 Result = TypeVar("Result")
 ATTEMPTS = 6
 FIRST_BACKOFF_S = 0.005
+
+
+class Transactions:
+    """Runs the units of work of RPCs from the event loop."""
+
+    def __init__(self, store: Store, now_us: Callable[[], int]) -> None:
+        self.store = store
+        self.now_us = now_us
+        self._on_loop = store if isinstance(store, LoopStore) else None
+
+    async def query(self, run: Callable[[UnitOfWork], Result]) -> Result:
+        if self._on_loop is None:
+            return await asyncio.to_thread(query, self.store, run)
+        store = self._on_loop
+
+        async def attempt() -> Result:
+            with store.read() as uow:
+                return run(uow)
+
+        return await retrying_on_loop(attempt)
+
+    async def mutate(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[Response],
+        skus: Collection[str],
+        run: Callable[[UnitOfWork], Response],
+        *,
+        network: bool = False,
+    ) -> Response:
+        """`mutate` (below), run on the loop or on a worker thread."""
+        if self._on_loop is None:
+            return await asyncio.to_thread(
+                mutate,
+                self.store,
+                self.now_us,
+                method,
+                request,
+                response_type,
+                skus,
+                run,
+                network=network,
+            )
+        store = self._on_loop
+        request_id: str = request.request_id  # type: ignore[attr-defined]
+        digest = fingerprint(request) if request_id else b""
+        return await retrying_on_loop(
+            lambda: store.write_on_loop(
+                lambda uow: _replay_or_run(
+                    uow, self.now_us, method, request_id, digest, response_type, run
+                )
+            )
+        )
+
+
+def _backoff_s(attempt: int) -> float:
+    return float(FIRST_BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+
+
+def _retry(error: Conflict | StoreUnavailable, attempt: int) -> bool:
+    return attempt < ATTEMPTS and getattr(error, "retry_safe", True)
 
 
 def retrying(attempt: Callable[[], Result]) -> Result:
@@ -28,9 +96,21 @@ def retrying(attempt: Callable[[], Result]) -> Result:
         try:
             return attempt()
         except (Conflict, StoreUnavailable) as error:
-            if number == ATTEMPTS or not getattr(error, "retry_safe", True):
+            if not _retry(error, number):
                 raise
-            time.sleep(FIRST_BACKOFF_S * 2 ** (number - 1) * random.uniform(0.5, 1.5))
+            time.sleep(_backoff_s(number))
+    raise AssertionError("unreachable")
+
+
+async def retrying_on_loop(attempt: Callable[[], Awaitable[Result]]) -> Result:
+    """`retrying` for the event loop: waits without blocking it."""
+    for number in range(1, ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except (Conflict, StoreUnavailable) as error:
+            if not _retry(error, number):
+                raise
+            await asyncio.sleep(_backoff_s(number))
     raise AssertionError("unreachable")
 
 
@@ -86,21 +166,33 @@ def _mutate_once(
     network: bool,
 ) -> Response:
     with store.write(skus, network=network) as uow:
-        if request_id:
-            seen = uow.remembered(request_id)
-            if seen is not None:
-                if seen.method != method or seen.fingerprint != digest:
-                    raise AlreadyExists(
-                        "REQUEST_ID_REUSED",
-                        f"request_id {request_id} was already used for a different request",
-                        request_id=request_id,
-                    )
-                return response_type.FromString(seen.response)
-        response = run(uow)
-        if request_id:
-            uow.remember(
-                request_id,
-                RememberedResponse(method, digest, response.SerializeToString(deterministic=True)),
-                now_us(),
-            )
-        return response
+        return _replay_or_run(uow, now_us, method, request_id, digest, response_type, run)
+
+
+def _replay_or_run(
+    uow: UnitOfWork,
+    now_us: Callable[[], int],
+    method: str,
+    request_id: str,
+    digest: bytes,
+    response_type: type[Response],
+    run: Callable[[UnitOfWork], Response],
+) -> Response:
+    if request_id:
+        seen = uow.remembered(request_id)
+        if seen is not None:
+            if seen.method != method or seen.fingerprint != digest:
+                raise AlreadyExists(
+                    "REQUEST_ID_REUSED",
+                    f"request_id {request_id} was already used for a different request",
+                    request_id=request_id,
+                )
+            return response_type.FromString(seen.response)
+    response = run(uow)
+    if request_id:
+        uow.remember(
+            request_id,
+            RememberedResponse(method, digest, response.SerializeToString(deterministic=True)),
+            now_us(),
+        )
+    return response

@@ -21,10 +21,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
 from omniroute.inventory.v1 import reservation_pb2 as res
+from omniroute.routing.v1 import routing_pb2 as rt
+from omniroute.routing.v1 import routing_pb2_grpc
 
 from server.app import SERVICE_NAMES, start_server
 from server.domain.ledger import Ledger
 from tests.api.helpers import REPO, RPC_TIMEOUT_S, ServerProcess, all_reservations, wait_until
+from tests.routing.network import order as route_order
 from tests.support import at, item, level, location
 
 pytestmark = pytest.mark.timeout(180)
@@ -77,18 +80,19 @@ def test_reflection_lists_the_services_and_describes_their_methods(channel):
 
 
 class GatedLedger(Ledger):
-    """A ledger whose availability reads wait at a gate, so a test can hold a call in flight."""
+    """A ledger whose reads for routing wait at a gate, so a test can hold a RouteOrder in
+    flight (it runs on a worker thread; the event loop goes on serving health meanwhile)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def availability(self, uow: Any, skus: Any, places: Any) -> Any:
+    def shippable(self, *args: Any, **kwargs: Any) -> Any:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise TimeoutError("the test never opened the gate")
-        return super().availability(uow, skus, places)
+        return super().shippable(*args, **kwargs)
 
 
 class Watch:
@@ -129,10 +133,10 @@ def test_stop_reports_not_serving_first_and_lets_in_flight_calls_finish(store):
             inventory.SetStock(inv.SetStockRequest(levels=[level("wh-1", "sku-1", 7)]))
             watches = [Watch(channel, name) for name in ("", *SERVICE_NAMES)]
             assert [watch.next_status() for watch in watches] == [SERVING] * len(watches)
-            in_flight = inventory.GetAvailability.future(
-                inv.GetAvailabilityRequest(skus=["sku-1"], location_ids=["wh-1"]), timeout=120
+            in_flight = routing_pb2_grpc.RoutingServiceStub(channel).RouteOrder.future(
+                route_order(("sku-1", 2), commit=rt.COMMIT_MODE_DRY_RUN), timeout=120
             )
-            assert ledger.entered.wait(timeout=30), "the call never reached the ledger"
+            assert ledger.entered.wait(timeout=30), f"never reached the ledger: {in_flight!r}"
 
             stopper.start()
 
@@ -144,8 +148,8 @@ def test_stop_reports_not_serving_first_and_lets_in_flight_calls_finish(store):
                 watch.close()
             # ... and the in-flight call completes with a proper answer.
             ledger.gate.set()
-            record = in_flight.result(timeout=60).records[0]
-            assert (record.sku, record.on_hand, record.available_to_order) == ("sku-1", 7, 7)
+            (shipment,) = in_flight.result(timeout=60).plan.shipments
+            assert shipment.location_id == "wh-1"
             stopper.join(timeout=60)
             assert not stopper.is_alive(), "stop() did not return after the last call finished"
     finally:

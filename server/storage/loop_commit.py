@@ -1,0 +1,160 @@
+"""Group commit for writers that run on the gRPC server's event loop, on SQLite's one writer
+connection.
+
+Each writer's work runs inline on the loop, with no thread switch: Python's sqlite3 hands the
+GIL to other threads on every statement, and under load each hand-over cost a switch, which
+made the ledger cost more than the transport (benchmarks/ledger_bench.py). Only taking the
+write lock (with BEGIN IMMEDIATE, which can wait for another process) and the COMMIT (with its
+fsync under FULL) run on a thread of their own. Writers that arrive while one COMMIT runs form
+the next batch, which commits once for all of them.
+
+The lock is the store's process-wide write lock, so threads that write through
+`SqliteStore.write` (the sweeper, RouteOrder) take turns with the loop's batches. No writer
+returns before the COMMIT that holds its changes, and the failure rules are those of
+`SqliteStore.write`: a writer refused before it wrote leaves the batch going; one that fails
+after writing rolls the batch back, and its batch-mates retry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from server.domain.errors import Conflict, StoreUnavailable
+from server.storage.sql import SqlUnitOfWork
+
+Result = TypeVar("Result")
+
+
+class _Batch:
+    __slots__ = ("closing", "committed", "members")
+
+    def __init__(self, committed: asyncio.Future[None]) -> None:
+        self.committed = committed
+        self.members = 0
+        self.closing = False
+
+
+class LoopCommitter:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        lock: threading.Lock,
+        unit_of_work: Callable[[], SqlUnitOfWork],
+    ) -> None:
+        self._connection = connection
+        self._lock = lock
+        self._unit_of_work = unit_of_work
+        # One thread: it takes the lock and commits in the order the loop asks.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
+        self._open: _Batch | None = None  # the batch writers on the loop join now
+        self._opening: asyncio.Future[_Batch] | None = None
+
+    async def write(self, work: Callable[[SqlUnitOfWork], Result]) -> Result:
+        """Runs `work` in the current batch and returns its result once the batch commits."""
+        batch = await self._joinable_batch()
+        changes = self._connection.total_changes
+        refused: BaseException | None = None
+        try:
+            result = work(self._unit_of_work())
+        except BaseException as error:
+            if self._connection.total_changes != changes or not self._connection.in_transaction:
+                self._roll_back(batch)
+                raise
+            refused = error
+        else:
+            batch.members += 1
+        if not batch.closing:
+            # Runs after every writer the loop has already woken for this batch. Until then,
+            # writers that arrive join it: a new batch would wait for the lock this one holds.
+            batch.closing = True
+            asyncio.get_running_loop().call_soon(self._commit, batch)
+        # A refused writer too waits: what refused it is then visible to its next read.
+        await asyncio.shield(batch.committed)
+        if refused is not None:
+            raise refused
+        return result
+
+    async def _joinable_batch(self) -> _Batch:
+        while True:
+            if self._open is not None:  # joinable until its COMMIT is handed to the thread
+                return self._open
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(self._begin())
+            batch = await asyncio.shield(self._opening)
+            if batch is self._open:  # else it committed or rolled back before this writer woke
+                return batch
+
+    async def _begin(self) -> _Batch:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._thread, self._lock_and_begin)
+            self._open = _Batch(loop.create_future())
+            return self._open
+        finally:
+            self._opening = None
+
+    def _lock_and_begin(self) -> None:
+        self._lock.acquire()
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:  # busy past the timeout: another process
+            self._lock.release()
+            raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _commit(self, batch: _Batch) -> None:
+        if batch is not self._open:
+            return  # rolled back meanwhile
+        self._open = None
+        done = asyncio.get_running_loop().run_in_executor(self._thread, self._commit_and_unlock)
+        done.add_done_callback(lambda finished: _settle(batch, finished.exception()))
+
+    def _commit_and_unlock(self) -> None:
+        try:
+            self._connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+            raise
+        finally:
+            self._lock.release()
+
+    def _roll_back(self, batch: _Batch) -> None:
+        """Undoes the batch (if SQLite has not already); its earlier writers retry."""
+        with contextlib.suppress(sqlite3.Error):
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+        self._open = None
+        self._lock.release()
+        _settle(batch, _LostBatch("rolled back before commit") if batch.members else None)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
+class _LostBatch(Exception):
+    pass
+
+
+def _settle(batch: _Batch, error: BaseException | None) -> None:
+    if batch.committed.done():
+        return
+    if error is None:
+        batch.committed.set_result(None)
+        return
+    # A failed COMMIT may or may not have landed: only the client can retry safely (with the
+    # same request_id). A batch undone before its COMMIT is safe to run again.
+    failure = StoreUnavailable(
+        f"the commit this change was part of failed: {error}",
+        retry_safe=isinstance(error, _LostBatch),
+    )
+    failure.__cause__ = error
+    batch.committed.set_exception(failure)

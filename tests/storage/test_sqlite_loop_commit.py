@@ -1,0 +1,112 @@
+"""Group commit for writers on the event loop (`SqliteStore.write_on_loop`), on the real SQLite
+file under synchronous=FULL: the same rules as the threads' group commit, and the two kinds of
+writer take turns on the one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from server.domain.errors import StoreUnavailable
+from server.storage.sqlite import SqliteStore
+from tests.storage.test_sqlite_group_commit import site, stored
+
+
+@pytest.fixture
+def store(sqlite_path):
+    opened = SqliteStore(sqlite_path, synchronous="FULL")
+    yield opened
+    opened.close()
+
+
+def put(store: SqliteStore, location_id: str):
+    def work(uow) -> str:
+        uow.put_locations([site(location_id)])
+        return location_id
+
+    return store.write_on_loop(work)
+
+
+def counting_commits(store: SqliteStore) -> list[str]:
+    commits: list[str] = []
+    store._writer.set_trace_callback(
+        lambda statement: commits.append(statement) if statement == "COMMIT" else None
+    )
+    return commits
+
+
+def test_writers_arriving_together_share_a_commit_and_all_land(store, sqlite_path):
+    commits = counting_commits(store)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(put(store, f"site-{i:02d}") for i in range(40)))
+
+    assert asyncio.run(main()) == [f"site-{i:02d}" for i in range(40)]
+    assert len(commits) == 1
+    assert stored(sqlite_path) == {f"site-{i:02d}" for i in range(40)}
+
+
+def test_a_writer_refused_before_writing_leaves_its_batch_to_commit(store, sqlite_path):
+    def refuse(uow) -> None:
+        uow.known_locations(["nowhere"])
+        raise LookupError("refused before writing, as every domain error is")
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            put(store, "a"), store.write_on_loop(refuse), put(store, "c"), return_exceptions=True
+        )
+
+    first, refused, last = asyncio.run(main())
+
+    assert (first, last) == ("a", "c")
+    assert isinstance(refused, LookupError)
+    assert stored(sqlite_path) == {"a", "c"}
+
+
+def test_a_writer_failing_after_it_wrote_rolls_back_the_batch_for_a_retry(store, sqlite_path):
+    def write_then_fail(uow) -> None:
+        uow.put_locations([site("b")])
+        raise RuntimeError("failed after writing")
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            put(store, "a"),
+            store.write_on_loop(write_then_fail),
+            put(store, "c"),
+            return_exceptions=True,
+        )
+
+    first, failed, last = asyncio.run(main())
+
+    # `a` shared the rolled-back batch: told to retry. `c` woke after it and began a new one.
+    assert isinstance(first, StoreUnavailable)
+    assert first.retry_safe
+    assert isinstance(failed, RuntimeError)
+    assert last == "c"
+    assert stored(sqlite_path) == {"c"}
+    assert asyncio.run(put(store, "a")) == "a"  # the retry commits
+    assert stored(sqlite_path) == {"a", "c"}
+
+
+def test_loop_writers_and_thread_writers_take_turns_and_every_write_lands(store, sqlite_path):
+    def threads_writing() -> None:
+        for index in range(30):
+            with store.write() as uow:
+                uow.put_locations([site(f"thread-{index:02d}")])
+
+    async def loop_writing() -> None:
+        for index in range(30):
+            await asyncio.gather(
+                put(store, f"loop-{index:02d}-a"), put(store, f"loop-{index:02d}-b")
+            )
+
+    thread = threading.Thread(target=threads_writing)
+    thread.start()
+    asyncio.run(asyncio.wait_for(loop_writing(), timeout=60))
+    thread.join(60)
+
+    expected = {f"thread-{i:02d}" for i in range(30)}
+    expected |= {f"loop-{i:02d}-{x}" for i in range(30) for x in "ab"}
+    assert stored(sqlite_path) == expected
