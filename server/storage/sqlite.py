@@ -2,8 +2,9 @@
 
 Writers serialise on one connection (a process-wide lock plus `BEGIN IMMEDIATE`, which also
 serialises with any other process opening the same file), and writers that queue for the lock
-share one commit (group commit, see `write`); readers use one connection per
-thread and see a consistent snapshot while writers go on. `synchronous` decides durability:
+share one commit (group commit): threads through `write`, the server's event loop through
+`write_on_loop` (server/storage/loop_commit.py). Readers use one connection per thread and see a
+consistent snapshot while writers go on. `synchronous` decides durability:
 NORMAL survives a killed process, FULL (the default) also survives power loss.
 
 WAL pages are copied back into the database file (checkpointed) by a background thread on its
@@ -66,7 +67,12 @@ class SqliteStore:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self.migrate()
-        self._loop_committer = LoopCommitter(self._writer, self._write_lock, self._unit_of_work)
+        self._loop_committer = LoopCommitter(
+            self._writer,
+            self._write_lock,
+            self._unit_of_work,
+            commit_inline=self._synchronous in ("OFF", "NORMAL"),
+        )
         self._checkpointer: _Checkpointer | None = None
         if checkpoint_interval_s:
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_AUTOCHECKPOINT_PAGES}")

@@ -1,5 +1,5 @@
 """Group commit for writers on the event loop (`SqliteStore.write_on_loop`), on the real SQLite
-file under synchronous=FULL: the same rules as the threads' group commit, and the two kinds of
+file: the same rules as the threads' group commit, and the two kinds of
 writer take turns on the one connection."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from server.storage.sqlite import SqliteStore
 from tests.storage.test_sqlite_group_commit import site, stored
 
 
-@pytest.fixture
-def store(sqlite_path):
-    opened = SqliteStore(sqlite_path, synchronous="FULL")
+@pytest.fixture(params=["FULL", "NORMAL"])  # COMMIT on its thread, and on the loop
+def store(request, sqlite_path):
+    opened = SqliteStore(sqlite_path, synchronous=request.param)
     yield opened
     opened.close()
 
