@@ -5,8 +5,8 @@ the default, and NORMAL), seeds a network and plentiful stock through the API, t
 scenario from several client processes over loopback (see benchmarks/common.py for the load
 model) and reports RPC/s and latency percentiles:
 
-  echo         grpc.health.v1.Health/Check: a trivial unary RPC on the same server and thread
-               pool, i.e. what the transport alone costs (the ceiling)
+  echo         grpc.health.v1.Health/Check: a trivial unary RPC on the same server and event
+               loop, i.e. what the transport alone costs (the ceiling)
   create       CreateReservation, 1 item x 1 unit at a random location, random SKU of many
                (with a request_id, as an idempotent client sends it)
   create_hot   the same, all on one SKU at one location: one hot stock row
