@@ -32,8 +32,6 @@ Writes benchmarks/results/postgres.{json,md,png}. Not a test: never run it from 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -55,6 +53,7 @@ from urllib.parse import quote
 import psycopg
 from common import (
     Server,
+    SyncServicer,
     load_parser,
     log,
     machine_info,
@@ -461,32 +460,6 @@ def _category(frames: list[str]) -> str:
     return "other Python (threading, stdlib)"
 
 
-class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Runs what the server would hand to its worker threads on the calling thread, so one
-    thread's CPU clock sees all of a handler's work."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # handed to the awaiting handler
-            future.set_exception(error)
-        return future
-
-
-class _Sync:
-    """A servicer's coroutines called to completion, one at a time, on this thread."""
-
-    def __init__(self, servicer: Any) -> None:
-        self._servicer = servicer
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_default_executor(_InlineExecutor())
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._servicer, name)
-        return lambda request, context: self._loop.run_until_complete(method(request, context))
-
-
 def in_process(target: str, args: argparse.Namespace, application: str) -> dict[str, Any]:
     """The CreateReservation handler called directly, without gRPC, on one thread: its CPU
     and wall time per call, the SQL statements (round trips) per call, the PostgreSQL backend's
@@ -508,8 +481,8 @@ def in_process(target: str, args: argparse.Namespace, application: str) -> dict[
     store = open_store(target, sqlite_synchronous=args.sqlite_synchronous, pool_size=1)
     ledger = Ledger()
     transactions = Transactions(store, ledger.clock)
-    inventory = _Sync(InventoryServicer(transactions, ledger))
-    reservations = _Sync(ReservationServicer(transactions, ledger))
+    inventory = SyncServicer(InventoryServicer(transactions, ledger))
+    reservations = SyncServicer(ReservationServicer(transactions, ledger))
     locations = location_ids(args.locations)
     skus = sku_ids(args.skus)
     inventory.UpsertLocations(

@@ -61,6 +61,7 @@ from common import (
     RESULTS,
     LoadResult,
     Measured,
+    SyncServicer,
     Workload,
     load_parser,
     log,
@@ -487,13 +488,13 @@ def measure_unloaded(
 
 
 class _Context:
-    """Just enough of grpc.ServicerContext for RouteOrder called in-process (no deadline)."""
+    """Just enough of grpc.aio.ServicerContext for RouteOrder called in-process (no deadline)."""
 
     def time_remaining(self) -> None:
         return None
 
-    def abort(self, code: Any, details: str) -> None:
-        raise RuntimeError(f"{code}: {details}")
+    async def abort_with_status(self, status: Any) -> None:
+        raise RuntimeError(f"{status.code}: {status.details}")
 
 
 BREAKDOWN_PARTS = ("snapshot", "problem", "solve", "convert")
@@ -511,11 +512,11 @@ def measure_breakdown(
     from server.storage.sqlite import SqliteStore  # noqa: PLC0415
     from server.transport import convert, validate  # noqa: PLC0415
     from server.transport.routing import RoutingServicer  # noqa: PLC0415
-    from server.transport.transactions import query  # noqa: PLC0415
+    from server.transport.transactions import Transactions, query  # noqa: PLC0415
 
     store = SqliteStore(store_path)
     ledger = Ledger()
-    servicer = RoutingServicer(store, ledger)
+    servicer = SyncServicer(RoutingServicer(Transactions(store, ledger.clock), ledger))
     wall: dict[str, list[float]] = {name: [] for name in (*BREAKDOWN_PARTS, "servicer")}
     cpu: Counter[str] = Counter()
     clock, cpu_clock = time.perf_counter, time.thread_time
