@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from grpc_status import rpc_status
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
@@ -137,6 +138,25 @@ def test_reserve_commit_creates_the_reservation_at_the_chosen_locations(
     assert stored == routed.reservation
     assert [(line.place.location_id, line.open) for line in stored.lines] == [("orlando", 2)]
     assert availability(inventory, ["jeans"], ["orlando"])[("orlando", "jeans")].reserved == 2
+
+
+def test_a_deadline_too_short_to_solve_is_deadline_exceeded_and_reserves_nothing(
+    inventory, reservations, routing
+):
+    publish(inventory, {"miami": {"jeans": 3}})
+    before = state(inventory, reservations)
+    request = order(("jeans", 2), commit=rt.COMMIT_MODE_RESERVE)
+
+    # Less than the server's 50 ms solving margin: it refuses at once. On a slow machine the
+    # client's own deadline may pass first, which ends the call with the same code.
+    with pytest.raises(grpc.RpcError) as refused:
+        routing.RouteOrder(request, timeout=0.04)
+
+    assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    if rpc_status.from_call(refused.value) is not None:  # the server's answer came first
+        assert failure(refused.value).reason == "DEADLINE_EXCEEDED"
+    assert state(inventory, reservations) == before
+    assert shipped(routing.RouteOrder(request, timeout=30).plan) == {"miami": {"jeans": 2}}
 
 
 def test_a_retried_commit_returns_the_first_answer_and_reserves_once(inventory, routing):
