@@ -8,13 +8,8 @@ write lock (with BEGIN IMMEDIATE, which can wait for another process) and, under
 COMMIT with its fsync run on a thread of their own. Writers that arrive while one COMMIT runs
 form the next batch, which commits once for all of them.
 
-Under FULL the thread also BEGINs the next batch's transaction right after each COMMIT, without
-letting go of the lock, when writers wait for it: one hand-off per batch instead of two. Under
-load a batch's writers waited ~3.8 ms for the two (server side, p50), with the loop a third idle.
-
 The lock is the store's process-wide write lock, so threads that write through
-`SqliteStore.write` (the sweeper, RouteOrder) take turns with the loop's batches: a thread
-queued for it gets it at the next COMMIT. No writer
+`SqliteStore.write` (the sweeper, RouteOrder) take turns with the loop's batches. No writer
 returns before the COMMIT that holds its changes, and the failure rules are those of
 `SqliteStore.write`: a writer refused before it wrote leaves the batch going; one that fails
 after writing rolls the batch back, and its batch-mates retry."""
@@ -27,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from server.domain.errors import Conflict, StoreUnavailable
 from server.storage.sql import SqlUnitOfWork
@@ -52,23 +47,18 @@ class LoopCommitter:
         unit_of_work: Callable[[], SqlUnitOfWork],
         *,
         commit_inline: bool,
-        threads_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         """`commit_inline`: COMMIT on the loop itself, for when it does not fsync (synchronous
         NORMAL or OFF): a thread hop costs more than such a COMMIT (measured -7% server CPU
-        per CreateReservation under NORMAL). `threads_waiting`: whether a thread waits for the
-        write lock, which the loop then hands over instead of keeping it for its next batch."""
+        per CreateReservation under NORMAL)."""
         self._connection = connection
         self._lock = lock
         self._unit_of_work = unit_of_work
         # One thread: it takes the lock and commits in the order the loop asks.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
         self._open: _Batch | None = None  # the batch writers on the loop join now
-        self._opening: asyncio.Future[_Batch | None] | None = None
-        self._waiting = 0  # writers awaiting `_opening`
+        self._opening: asyncio.Future[_Batch] | None = None
         self._commit_inline = commit_inline
-        self._threads_waiting = threads_waiting
-        self._continued = False  # the thread began a transaction the loop has not taken yet
 
     async def write(self, work: Callable[[SqlUnitOfWork], Result]) -> Result:
         """Runs `work` in the current batch and returns its result once the batch commits."""
@@ -101,15 +91,11 @@ class LoopCommitter:
                 return self._open
             if self._opening is None:
                 self._opening = asyncio.ensure_future(self._begin())
-            self._waiting += 1
-            try:
-                batch = await asyncio.shield(self._opening)
-            finally:
-                self._waiting -= 1
-            if batch is not None and batch is self._open:
-                return batch  # else it committed or rolled back before this writer woke
+            batch = await asyncio.shield(self._opening)
+            if batch is self._open:  # else it committed or rolled back before this writer woke
+                return batch
 
-    async def _begin(self) -> _Batch | None:
+    async def _begin(self) -> _Batch:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._thread, self._lock_and_begin)
@@ -141,58 +127,8 @@ class LoopCommitter:
             else:
                 _settle(batch, None)
             return
-        # Writers that arrive during this COMMIT wait for the transaction the thread begins
-        # right after it, under the same lock: one hand-off per batch, not two.
-        loop = asyncio.get_running_loop()
-        opening: asyncio.Future[_Batch | None] = loop.create_future()
-        self._opening = opening
-        done = loop.run_in_executor(self._thread, self._commit_and_continue)
-        done.add_done_callback(lambda finished: self._committed(batch, opening, finished))
-
-    def _commit_and_continue(self) -> bool:
-        """COMMIT, then BEGIN the next batch's transaction without letting go of the lock,
-        unless a thread waits for it. Returns whether it began one."""
-        try:
-            self._connection.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
-            self._lock.release()
-            raise
-        if self._threads_waiting():
-            self._lock.release()
-            return False
-        try:
-            self._connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error:  # the next writers begin their own, and meet the error there
-            self._lock.release()
-            return False
-        self._continued = True
-        return True
-
-    def _committed(
-        self, batch: _Batch, opening: asyncio.Future[_Batch | None], finished: Any
-    ) -> None:
-        error = finished.exception()
-        _settle(batch, error)
-        began = error is None and finished.result()
-        if self._opening is opening:
-            self._opening = None
-        if began and self._waiting:
-            self._continued = False
-            self._open = _Batch(asyncio.get_running_loop().create_future())
-            opening.set_result(self._open)
-            return
-        if began:  # nobody to use it
-            self._release_continued()
-        opening.set_result(None)
-
-    def _release_continued(self) -> None:
-        self._continued = False
-        with contextlib.suppress(sqlite3.Error):
-            self._connection.execute("ROLLBACK")
-        self._lock.release()
+        done = asyncio.get_running_loop().run_in_executor(self._thread, self._commit_and_unlock)
+        done.add_done_callback(lambda finished: _settle(batch, finished.exception()))
 
     def _commit_and_unlock(self) -> None:
         try:
@@ -216,8 +152,6 @@ class LoopCommitter:
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
-        if self._continued:  # the loop stopped before it took or released it
-            self._release_continued()
 
 
 class _LostBatch(Exception):

@@ -72,7 +72,6 @@ class SqliteStore:
             self._write_lock,
             self._unit_of_work,
             commit_inline=self._synchronous in ("OFF", "NORMAL"),
-            threads_waiting=lambda: self._queued > 0,
         )
         self._checkpointer: _Checkpointer | None = None
         if checkpoint_interval_s:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -111,48 +110,3 @@ def test_loop_writers_and_thread_writers_take_turns_and_every_write_lands(store,
     expected = {f"thread-{i:02d}" for i in range(30)}
     expected |= {f"loop-{i:02d}-{x}" for i in range(30) for x in "ab"}
     assert stored(sqlite_path) == expected
-
-
-def test_a_thread_writer_gets_the_lock_while_loop_writers_keep_coming(store, sqlite_path):
-    # Under FULL the loop keeps the lock from one batch to the next while its writers wait. A
-    # thread that queues for the lock gets it within a few batches, not when the loop pauses.
-    thread_wrote = threading.Event()
-    loop_writes = [0]
-
-    async def writer(name: str, index: int) -> None:
-        count = 0
-        while not thread_wrote.is_set():
-            await put(store, f"{name}-{count:05d}")
-            loop_writes[0] += 1
-            count += 1
-            await asyncio.sleep(0.0001 * (index % 7))  # out of step: some arrive in each COMMIT
-
-    async def loop_writing() -> None:
-        await asyncio.gather(*(writer(f"loop-{index}", index) for index in range(32)))
-
-    waited_for: list[int] = []
-
-    def thread_writing() -> None:
-        while loop_writes[0] < 100:  # the loop's writers are under way
-            time.sleep(0.001)
-        queued_at = loop_writes[0]
-        with store.write() as uow:
-            waited_for.append(loop_writes[0] - queued_at)
-            uow.put_locations([site("thread")])
-        thread_wrote.set()
-
-    thread = threading.Thread(target=thread_writing)
-    thread.start()
-    asyncio.run(asyncio.wait_for(loop_writing(), timeout=60))
-    thread.join(60)
-
-    # 32 writers: the batch committing and the batch open when the thread queued, and a few
-    # more should the loop's next BEGIN win the lock first. Without the hand-over it is
-    # thousands of writes (the thread waits for a moment with no loop writer waiting).
-    assert waited_for[0] <= 10 * 32
-    other = SqliteStore(sqlite_path, synchronous="FULL", checkpoint_interval_s=None)
-    try:
-        with other.read() as uow:
-            assert uow.known_locations(["thread", "loop-0-00000"]) == {"thread", "loop-0-00000"}
-    finally:
-        other.close()
