@@ -17,17 +17,13 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from omniroute.inventory.v1 import (
-    inventory_pb2,
-    inventory_pb2_grpc,
-    reservation_pb2,
-    reservation_pb2_grpc,
-)
-from omniroute.routing.v1 import routing_pb2, routing_pb2_grpc
+from omniroute.inventory.v1 import inventory_pb2, reservation_pb2
+from omniroute.routing.v1 import routing_pb2
 
 from server.domain.ledger import Ledger
 from server.storage.contract import Store
 from server.sweeper import Sweeper
+from server.transport import handlers
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
@@ -37,11 +33,10 @@ from solver import geo
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
-SERVICE_NAMES = (
-    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
-    reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
-    routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
-)
+INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
+RESERVATIONS = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
+ROUTING = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"]
+SERVICE_NAMES = (INVENTORY.full_name, RESERVATIONS.full_name, ROUTING.full_name)
 
 
 @dataclass
@@ -114,15 +109,12 @@ async def _serve(
         ],
     )
     transactions = Transactions(store, ledger.clock)
-    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(transactions, ledger), server
-    )
-    reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
-        ReservationServicer(transactions, ledger), server
-    )
-    routing_pb2_grpc.add_RoutingServiceServicer_to_server(
-        RoutingServicer(transactions, ledger), server
-    )
+    for service, servicer in (
+        (INVENTORY, InventoryServicer(transactions, ledger)),
+        (RESERVATIONS, ReservationServicer(transactions, ledger)),
+        (ROUTING, RoutingServicer(transactions, ledger)),
+    ):
+        handlers.add_servicer(server, service, servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -13,7 +13,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.domain.errors import DomainError, ErrorKind, InvalidRequest
+from server.domain.errors import DomainError, ErrorKind, FieldViolation, InvalidRequest
+from server.transport.handlers import Undecodable
 
 DOMAIN = "omniroute"
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def rpc(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: Context) -> Any:
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidRequest([_malformed(request)])
             return await handler(self, request, context)
         except DomainError as error:
             await context.abort_with_status(to_status(error))
@@ -76,3 +79,11 @@ def rpc(handler: Handler) -> Handler:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _malformed(request: Undecodable) -> FieldViolation:
+    return FieldViolation(
+        "request",
+        "MALFORMED_REQUEST",
+        f"the bytes sent are not a valid {request.message_type}: {request.error}",
+    )

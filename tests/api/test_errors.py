@@ -33,7 +33,7 @@ from tests.api.helpers import (
     transfer_item,
     wait_until,
 )
-from tests.support import at, at_group, item, level, location
+from tests.support import at, at_group, failure, item, level, location
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -732,23 +732,32 @@ def test_server_still_serves_after_every_kind_of_bad_input(world, channel):
     assert (record.reserved, record.available_to_order) == (10, 0)
 
 
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc-python decodes requests before any omniroute code runs and answers INTERNAL "
-    "'Exception deserializing request!' (no ErrorInfo); returning INVALID_ARGUMENT needs "
-    "hand-built method handlers with a tolerant deserializer and a new documented reason",
+@pytest.mark.parametrize(
+    "method",
+    [
+        "omniroute.inventory.v1.ReservationService/GetReservation",
+        "omniroute.inventory.v1.ReservationService/CreateReservation",
+        "omniroute.inventory.v1.InventoryService/SetStock",
+        "omniroute.routing.v1.RoutingService/RouteOrder",
+    ],
 )
-def test_undecodable_request_bytes_are_invalid_argument_not_internal(world, channel):
-    # GetReservationRequest.reservation_id (field 1) holding bytes that are not UTF-8.
-    get = channel.unary_unary("/omniroute.inventory.v1.ReservationService/GetReservation")
+def test_undecodable_request_bytes_are_invalid_argument_not_internal(world, channel, method):
+    # Field 1 (a string in each of these requests) holding bytes that are not UTF-8, and then
+    # bytes that are no protobuf at all.
+    call = channel.unary_unary(f"/{method}")
     before = world.snapshot()
 
-    with pytest.raises(grpc.RpcError) as caught:
-        get(b"\x0a\x02\xff\xfe", timeout=RPC_TIMEOUT_S)
+    for garbage in (b"\x0a\x02\xff\xfe", b"\xff\xff\xff"):
+        with pytest.raises(grpc.RpcError) as caught:
+            call(garbage, timeout=RPC_TIMEOUT_S)
+        refused = failure(caught.value)
+        assert (refused.code, refused.reason, refused.fields) == (
+            INVALID,
+            "MALFORMED_REQUEST",
+            ["request"],
+        )
 
     assert world.snapshot() == before
-    assert caught.value.code() == INVALID
 
 
 @pytest.mark.slow
