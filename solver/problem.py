@@ -101,6 +101,12 @@ def _is_real(value: object) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
+# Exact types the vectorised checks accept; anything else (bool, str, rarer numpy scalars) takes
+# the item-by-item checks, which accept or name it precisely.
+_INT_TYPES = frozenset({int, np.int64, np.int32})
+_REAL_TYPES = _INT_TYPES | {float, np.float64, np.float32}
+
+
 def _check_position(latitude: object, longitude: object, field_: str) -> None:
     if not (_is_real(latitude) and _is_real(longitude)):
         raise _invalid("INVALID_COORDINATES", "not numbers", field_, (latitude, longitude))
@@ -232,6 +238,36 @@ class Problem:
                 )
 
     def _validate_locations(self) -> None:
+        """All at once with numpy when every location is well formed (RouteOrder builds problems
+        of 1,000+ candidates: one by one, this was most of `Problem.build`), else one by one
+        to name the first bad field."""
+        if not self._locations_look_valid():
+            self._validate_locations_one_by_one()
+
+    def _locations_look_valid(self) -> bool:
+        locations = self.locations
+        if not all(type(x) is Location for x in locations):
+            return False
+        ids = [x.id for x in locations]
+        if not all(type(x) is str and x for x in ids) or len(set(ids)) != len(ids):
+            return False
+        latitude = [x.latitude for x in locations]
+        longitude = [x.longitude for x in locations]
+        cost = [x.shipment_cost for x in locations]
+        if not {type(x) for x in (*latitude, *longitude, *cost)} <= _REAL_TYPES:
+            return False
+        if not {type(x.priority) for x in locations} <= _INT_TYPES:
+            return False
+        lat = np.array(latitude, dtype=np.float64)
+        lon = np.array(longitude, dtype=np.float64)
+        costs = np.array(cost, dtype=np.float64)
+        return bool(
+            np.all(np.isfinite(lat) & np.isfinite(lon))
+            and np.all((np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+            and np.all((costs >= 0) & (costs <= MAX_SHIPMENT_COST))
+        )
+
+    def _validate_locations_one_by_one(self) -> None:
         seen: set[str] = set()
         for j, location in enumerate(self.locations):
             where = f"locations[{j}]"
@@ -334,26 +370,8 @@ class Problem:
         sku_index = {line.sku: i for i, line in enumerate(line_list)}
         location_index = {location.id: j for j, location in enumerate(location_list)}
         matrix = np.zeros((len(line_list), len(location_list)), dtype=np.int64)
-        for (sku, location_id), units in atf.items():
-            if sku not in sku_index:
-                raise _invalid(
-                    "UNKNOWN_SKU",
-                    "ATF given for a SKU that is not ordered",
-                    "atf",
-                    (sku, location_id),
-                )
-            if location_id not in location_index:
-                raise _invalid(
-                    "UNKNOWN_LOCATION",
-                    "ATF given for a location that is not a candidate",
-                    "atf",
-                    (sku, location_id),
-                )
-            if not _is_int(units):
-                raise _invalid(
-                    "INVALID_ATF", "must be whole units", "atf", (sku, location_id, units)
-                )
-            matrix[sku_index[sku], location_index[location_id]] = units
+        if not _fill_atf(matrix, atf, sku_index, location_index):
+            _fill_atf_one_by_one(matrix, atf, sku_index, location_index)
         if "excluded_locations" in options:
             options["excluded_locations"] = frozenset(options["excluded_locations"])
         if "objective" in options and isinstance(options["objective"], str):
@@ -376,3 +394,46 @@ class Problem:
         return np.fromiter(
             (line.quantity for line in self.lines), dtype=np.int64, count=len(self.lines)
         )
+
+
+def _fill_atf(
+    matrix: IntArray,
+    atf: Mapping[tuple[str, str], int],
+    sku_index: Mapping[str, int],
+    location_index: Mapping[str, int],
+) -> bool:
+    """Fills `matrix` from `atf` in one numpy assignment; False (nothing written) if any entry
+    needs the item-by-item checks."""
+    try:
+        rows = [sku_index[sku] for sku, _ in atf]
+        columns = [location_index[location_id] for _, location_id in atf]
+    except (KeyError, TypeError, ValueError):
+        return False
+    units = list(atf.values())
+    if not {type(x) for x in units} <= _INT_TYPES:
+        return False
+    matrix[rows, columns] = units
+    return True
+
+
+def _fill_atf_one_by_one(
+    matrix: IntArray,
+    atf: Mapping[tuple[str, str], int],
+    sku_index: Mapping[str, int],
+    location_index: Mapping[str, int],
+) -> None:
+    for (sku, location_id), units in atf.items():
+        if sku not in sku_index:
+            raise _invalid(
+                "UNKNOWN_SKU", "ATF given for a SKU that is not ordered", "atf", (sku, location_id)
+            )
+        if location_id not in location_index:
+            raise _invalid(
+                "UNKNOWN_LOCATION",
+                "ATF given for a location that is not a candidate",
+                "atf",
+                (sku, location_id),
+            )
+        if not _is_int(units):
+            raise _invalid("INVALID_ATF", "must be whole units", "atf", (sku, location_id, units))
+        matrix[sku_index[sku], location_index[location_id]] = units
