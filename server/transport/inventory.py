@@ -94,4 +94,4 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def GetAvailability(self, request: Any, context: Context) -> Any:
         skus, places = validate.availability(request)
         records = await self.tx.query(lambda uow: self.ledger.availability(uow, skus, places))
-        return inv.GetAvailabilityResponse(records=[convert.availability(x) for x in records])
+        return convert.availability_response(records)
