@@ -68,7 +68,7 @@ class LoopCommitter:
         try:
             result = work(self._unit_of_work())
         except BaseException as error:
-            if self._connection.total_changes != changes or not self._connection.in_transaction:
+            if wrote(self._connection, changes):
                 self._roll_back(batch)
                 raise
             refused = error
@@ -107,10 +107,7 @@ class LoopCommitter:
     def _lock_and_begin(self) -> None:
         self._lock.acquire()
         try:
-            self._connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:  # busy past the timeout: another process
-            self._lock.release()
-            raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+            begin(self._connection)
         except BaseException:
             self._lock.release()
             raise
@@ -134,28 +131,20 @@ class LoopCommitter:
         try:
             self._connection.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
+            roll_back_quietly(self._connection)
             raise
         finally:
             self._lock.release()
 
     def _roll_back(self, batch: _Batch) -> None:
         """Undoes the batch (if SQLite has not already); its earlier writers retry."""
-        with contextlib.suppress(sqlite3.Error):
-            if self._connection.in_transaction:
-                self._connection.execute("ROLLBACK")
+        roll_back_quietly(self._connection)
         self._open = None
         self._lock.release()
-        _settle(batch, _LostBatch("rolled back before commit") if batch.members else None)
+        _settle(batch, LostBatch("rolled back before commit") if batch.members else None)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
-
-
-class _LostBatch(Exception):
-    pass
 
 
 def _settle(batch: _Batch, error: BaseException | None) -> None:
@@ -163,12 +152,43 @@ def _settle(batch: _Batch, error: BaseException | None) -> None:
         return
     if error is None:
         batch.committed.set_result(None)
-        return
-    # A failed COMMIT may or may not have landed: only the client can retry safely (with the
-    # same request_id). A batch undone before its COMMIT is safe to run again.
+    else:
+        batch.committed.set_exception(commit_failure(error))
+
+
+# --- shared with SqliteStore.write's group commit -------------------------------------------
+
+
+class LostBatch(Exception):
+    """A batch undone before its COMMIT: its writers can safely run again."""
+
+
+def commit_failure(error: BaseException) -> StoreUnavailable:
+    """What a batch's writers learn when it did not commit. A failed COMMIT may or may not have
+    landed: only the client can retry safely (with the same request_id), as with PostgreSQL."""
     failure = StoreUnavailable(
         f"the commit this change was part of failed: {error}",
-        retry_safe=isinstance(error, _LostBatch),
+        retry_safe=isinstance(error, LostBatch),
     )
     failure.__cause__ = error
-    batch.committed.set_exception(failure)
+    return failure
+
+
+def begin(connection: sqlite3.Connection, statement: str = "BEGIN IMMEDIATE") -> None:
+    try:
+        connection.execute(statement)
+    except sqlite3.OperationalError as error:  # busy past the timeout: another process
+        raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+
+
+def roll_back_quietly(connection: sqlite3.Connection) -> None:
+    """Ends the transaction, if SQLite has not already (after an I/O error, say)."""
+    with contextlib.suppress(sqlite3.Error):
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+
+
+def wrote(connection: sqlite3.Connection, changes_before: int) -> bool:
+    """Whether a writer that failed had changed anything (or lost the transaction): then its
+    batch cannot commit without it."""
+    return connection.total_changes != changes_before or not connection.in_transaction

@@ -16,7 +16,6 @@ change under FULL, where the fsync of every commit dominates; benchmarks/ledger_
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -24,10 +23,16 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from server.domain.errors import Conflict, StoreUnavailable
 from server.storage import migrations
 from server.storage.contract import Result, UnitOfWork
-from server.storage.loop_commit import LoopCommitter
+from server.storage.loop_commit import (
+    LoopCommitter,
+    LostBatch,
+    begin,
+    commit_failure,
+    roll_back_quietly,
+    wrote,
+)
 from server.storage.network_cache import NetworkCache
 from server.storage.sql import SqlUnitOfWork
 
@@ -132,7 +137,7 @@ class SqliteStore:
             try:
                 yield self._unit_of_work()
             except BaseException as error:
-                if self._writer.total_changes != changes or not self._writer.in_transaction:
+                if wrote(self._writer, changes):
                     self._roll_back(batch)
                     raise
                 refused = error
@@ -160,28 +165,23 @@ class SqliteStore:
         )
 
     def _begin_batch(self) -> _Batch:
-        try:
-            self._writer.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:  # busy past the timeout: another process
-            raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+        begin(self._writer)
         self._batch = _Batch()
         return self._batch
 
     def _roll_back(self, batch: _Batch) -> None:
         """Undoes the batch's transaction (if SQLite has not already, after an I/O error, say);
         its earlier writers are told to retry."""
-        with contextlib.suppress(sqlite3.Error):
-            if self._writer.in_transaction:
-                self._writer.execute("ROLLBACK")
+        roll_back_quietly(self._writer)
         self._batch = None
-        batch.finish(None if batch.members == 0 else _LostBatch("rolled back before commit"))
+        batch.finish(None if batch.members == 0 else LostBatch("rolled back before commit"))
 
     def _end_batch_unless_continued(self, batch: _Batch) -> None:
         if self._batch is not batch:
             return
         if not self._writer.in_transaction:
             self._batch = None
-            batch.finish(_LostBatch("the transaction was rolled back before its commit"))
+            batch.finish(LostBatch("the transaction was rolled back before its commit"))
             return
         if self._queued and batch.members < MAX_GROUP_COMMIT:
             return  # the next writer in the queue continues the batch and ends it
@@ -189,9 +189,7 @@ class SqliteStore:
         try:
             self._writer.execute("COMMIT")
         except BaseException as error:
-            with contextlib.suppress(sqlite3.Error):
-                if self._writer.in_transaction:
-                    self._writer.execute("ROLLBACK")
+            roll_back_quietly(self._writer)
             batch.finish(error)
             raise
         batch.finish(None)
@@ -203,7 +201,7 @@ class SqliteStore:
             connection = self._local.connection = self._connect()
             with self._readers_lock:
                 self._readers.append(connection)
-        yield from _transaction(connection, "BEGIN", self._network)
+        yield from _transaction(connection, self._network)
 
     def close(self) -> None:
         self._loop_committer.close()
@@ -211,15 +209,11 @@ class SqliteStore:
             self._checkpointer.stop()
         with self._write_lock, self._readers_lock:
             if self._batch is not None:  # its last writer still queues: it will find us closed
-                self._batch.finish(_LostBatch("the store was closed before the commit"))
+                self._batch.finish(LostBatch("the store was closed before the commit"))
                 self._batch = None
             for connection in [self._writer, *self._readers]:
                 connection.close()
             self._readers.clear()
-
-
-class _LostBatch(Exception):
-    pass
 
 
 class _Batch:
@@ -244,12 +238,7 @@ class _Batch:
         with self._done:  # every writer of the batch passes through, one after another
             pass
         if self.error is not None:
-            # A failed COMMIT may or may not have landed: only the client can retry safely
-            # (with the same request_id), as with PostgreSQL.
-            raise StoreUnavailable(
-                f"the commit this change was part of failed: {self.error}",
-                retry_safe=isinstance(self.error, _LostBatch),
-            ) from self.error
+            raise commit_failure(self.error)
 
 
 class _Checkpointer:
@@ -278,13 +267,8 @@ class _Checkpointer:
         self._thread.join()
 
 
-def _transaction(
-    connection: sqlite3.Connection, begin: str, network: NetworkCache
-) -> Iterator[SqlUnitOfWork]:
-    try:
-        connection.execute(begin)
-    except sqlite3.OperationalError as error:  # busy past the timeout: another process writes
-        raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+def _transaction(connection: sqlite3.Connection, network: NetworkCache) -> Iterator[SqlUnitOfWork]:
+    begin(connection, "BEGIN")
     try:
         yield SqlUnitOfWork(connection.execute, "qmark", network_cache=network, json_rows=True)
     except BaseException:

@@ -24,9 +24,11 @@ def timestamp_fields(us: int) -> dict[str, int]:
 
 
 def place(value: Place) -> inv.Place:
-    if value.is_location:
-        return inv.Place(location_id=value.id)
-    return inv.Place(location_group_id=value.id)
+    return inv.Place(**place_fields(value))
+
+
+def place_fields(value: Place) -> dict[str, str]:
+    return {"location_id" if value.is_location else "location_group_id": value.id}
 
 
 def location(value: Location) -> inv.Location:
@@ -85,9 +87,7 @@ def availability_response(values: list[commands.Availability]) -> inv.GetAvailab
     add = response.records.add
     for value in values:
         fields = {
-            "place": {"location_id": value.place.id}
-            if value.place.is_location
-            else {"location_group_id": value.place.id},
+            "place": place_fields(value.place),
             "sku": value.sku,
             "exists": value.exists,
             "on_hand": value.on_hand,
