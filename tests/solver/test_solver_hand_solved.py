@@ -4,6 +4,7 @@ ties are legitimate."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -207,6 +208,17 @@ def test_four_to_six_locations_are_found_by_the_budgeted_search() -> None:
     plan = solve(order(dict.fromkeys("ABCDE", 1), stock), PATHS)
     assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
     assert plan.method == "five-location"
+
+
+def test_a_spent_search_budget_hands_the_same_optimum_to_the_mip() -> None:
+    """The order above with no search work allowed above three locations: the MIP stages
+    answer it, with the same five boxes at 15 deg."""
+    stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDE", start=1)}
+    plan = solve(order(dict.fromkeys("ABCDE", 1), stock), replace(PATHS, search_work=0))
+    assert plan.objective == Score(0, 0, 5, sum(metres(k) for k in range(1, 6)))
+    assert plan.method.startswith("mip-")
+    assert plan.proven_optimal
 
 
 def test_nothing_in_stock_with_partial_is_an_empty_plan() -> None:
