@@ -35,6 +35,7 @@ import itertools
 import random
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -443,7 +444,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
                 textcoords="offset points",
             )
 
-    pretty = [LABELS[name].replace(", ", ",\n").replace(" (", "\n(") for name in names]
+    pretty = [textwrap.fill(LABELS[name], 18, break_long_words=False) for name in names]
     left.set_xticks(x, pretty, fontsize=8)
     left.set_ylabel("RPC/s (median of repeats)")
     left.set_title("Throughput (label: RPC/s and ratio to echo)", fontsize=10)
