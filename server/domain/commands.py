@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from server.domain.model import Future, Place
 
@@ -95,9 +96,8 @@ class ReservedItem:
     reserved: int
 
 
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """One SKU at one place (DESIGN.md section 2)."""
+class Availability(NamedTuple):
+    """One SKU at one place (DESIGN.md section 2). A NamedTuple, as StockRecord is."""
 
     place: Place
     sku: str

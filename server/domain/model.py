@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_QUANTITY = 1_000_000_000_000
 """Largest quantity accepted anywhere: keeps every sum well inside int64."""
@@ -66,14 +67,17 @@ class LocationGroup:
     location_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Future:
+# Stock records, their futures and availability answers are NamedTuples, not frozen
+# dataclasses: equally immutable, and built ~4x faster (0.3 vs 1.4 us for 12 fields), which
+# GetAvailability does hundreds of times per call.
+
+
+class Future(NamedTuple):
     quantity: int
     expected_us: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class StockRecord:
+class StockRecord(NamedTuple):
     """Stock of one SKU at one location. `reserved` is the location-level open reservation
     quantity, kept equal to the sum of open reservation lines at the location."""
 
@@ -91,7 +95,7 @@ class StockRecord:
 
     def changed_by(self, reserved: int, on_hand: int = 0) -> StockRecord:
         """This record with `reserved` and `on_hand` moved by the given deltas (built directly:
-        dataclasses.replace costs more than the rest of a reservation's arithmetic)."""
+        `_replace` costs more than the rest of a reservation's arithmetic)."""
         return StockRecord(
             self.sku,
             self.location_id,
