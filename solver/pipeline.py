@@ -74,9 +74,9 @@ class SolveParams:
     """Work budget of the search for each size above three, in candidate columns handled
     (deterministic, unlike time; 1,500,000 is about 0.3-1 s on the benchmark machine). None:
     600,000 per second of the problem's time limit, at least 1,500,000. On 50-line scarce
-    orders the search settles sizes the MIP needs seconds for: with a 10 s limit, 6,000,000
-    instead of 1,500,000 took their p50 from 3.2 to 1.9 s (100 candidates) and, at 1,000
-    candidates, found better plans in time (one fewer shipment on 1 order of 5)."""
+    orders the search settles sizes the MIP needs seconds for: with the benchmark's 10 s limit,
+    6,000,000 instead of 1,500,000 took their p50 from 4.3 to 1.5 s at 100 candidates, and at
+    1,000 and 10,000 found a plan with one fewer shipment in time for 1 order of 20 each."""
     reduce: bool = True
     """Drop candidates the incumbent rules out before the MIP."""
     exhaustive_up_to: int = 12
