@@ -699,8 +699,9 @@ def capacity_text(results: dict[str, Any]) -> str:
         f"(reservation row, line, remembered response, indexes), ~"
         f"{cap['bytes_per_reservation'] / 1000:.1f} GB per million; request ids are forgotten "
         "after 7 days, reservations are kept until deleted. A single hot SKU does not scale "
-        "out: its writers take turns on the SKU's lock, and the lock is held for ~10 "
-        "statement round trips plus the commit's WAL flush, which capped one SKU at "
+        "out: its writers take turns on the SKU's lock, and the lock is held for the "
+        "transaction's round trips (4, pipelined) plus the commit's WAL flush, which capped "
+        "one SKU at "
         f"~{cap['hot_sku_rps']:,.0f} reservations/s here whatever the number of servers. "
         "Measured on a 2-core machine shared with the load generator and other work; "
         "dedicated hardware should do better per reservation, not worse."
@@ -727,8 +728,8 @@ def reading(results: dict[str, Any]) -> list[str]:
             f"Database round trips: the handler alone (no gRPC) costs {pg['cpu_ms_per_call']:.2f}"
             f" ms of CPU on PostgreSQL against {lite['cpu_ms_per_call']:.2f} ms on SQLite; "
             f"{driver:.0%} of it is psycopg issuing {pg['statements_per_call']:.0f} statements "
-            "per reservation (one round trip each). The ledger rules themselves are a few "
-            "percent."
+            "per reservation (in 4 round trips: pipeline mode). The ledger rules themselves "
+            "are a few percent."
         )
         if pg_one and "create" in pg_one["scenarios"]:
             loaded = pg_one["scenarios"]["create"]["server_cpu_s_per_1k"]
@@ -759,8 +760,7 @@ def reading(results: dict[str, Any]) -> list[str]:
         out.append(
             "Hot SKU: sessions wait for the SKU lock "
             f"{hot.get('waiting for a SKU lock (advisory)', 0):.0%} of the time; the lock "
-            "holder's round trips and WAL flush set the rate. Fewer statements while holding "
-            "the lock (psycopg pipeline mode, or one statement per table) is the lever."
+            "holder's round trips (4 per reservation, pipelined) and WAL flush set the rate."
         )
     return out
 
@@ -835,7 +835,7 @@ def time_lines(results: dict[str, Any]) -> list[str]:
             f"- {backend}, CreateReservation handler called directly (no gRPC, one thread, "
             f"{found['calls']:,} calls): {found['cpu_ms_per_call']:.2f} ms CPU and "
             f"{found['wall_ms_per_call']:.2f} ms wall per call"
-            + (f", {statements:.0f} SQL statements (round trips) per call" if statements else "")
+            + (f", {statements:.0f} SQL statements per call" if statements else "")
             + (f", {pg:.2f} ms PostgreSQL backend CPU per call" if pg is not None else "")
             + f". Its CPU under cProfile: {shares}."
         )

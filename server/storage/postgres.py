@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,6 +36,9 @@ _CONFLICTS = (
     errors.DeadlockDetected,
     errors.UniqueViolation,
     errors.LockNotAvailable,
+    # A statement psycopg believes prepared while the server does not (see _recover): it did
+    # not run, and the retry finds the connection's prepared statements forgotten.
+    errors.InvalidSqlStatementName,
 )
 
 
@@ -145,32 +148,57 @@ def _run(
     lock_reservations: bool,
     network: NetworkCache,
 ) -> Iterator[SqlUnitOfWork]:
+    """One transaction in pipeline mode: statements whose results nobody reads yet (BEGIN, the
+    locks, the writes, COMMIT) go out together and wait for their answers at the next read or
+    at the end, so a reservation costs 4 round trips instead of 9 (benchmarks/postgres_bench.py:
+    +6-33% reservations/s, 7-21% less CPU per reservation). An error of a queued statement
+    surfaces at that next read, or at the end, and is handled the same."""
+    committing = False
     try:
-        connection.execute(begin)
-        if lock:
-            connection.execute(lock, keys)
+        with _pipeline(connection) as sync:
+            try:
+                connection.execute(begin)
+                if lock:
+                    connection.execute(lock, keys)
+                yield SqlUnitOfWork(
+                    connection.execute,
+                    "format",
+                    lock_reservations=lock_reservations,
+                    network_cache=network,
+                    sync=sync,
+                )
+                committing = True
+                connection.execute("COMMIT")
+            except psycopg.Error:
+                _recover(connection)  # here, so that the pipeline ends cleanly
+                raise
+            except BaseException:
+                _rollback(connection)
+                raise
     except psycopg.Error as error:
-        _rollback(connection)
-        raise _translate(error, retry_safe=True) from error
-    try:
-        yield SqlUnitOfWork(
-            connection.execute,
-            "format",
-            lock_reservations=lock_reservations,
-            network_cache=network,
-        )
-    except psycopg.Error as error:
-        _rollback(connection)
-        raise _translate(error, retry_safe=True) from error
-    except BaseException:
-        _rollback(connection)
-        raise
-    try:
-        connection.execute("COMMIT")
-    except psycopg.Error as error:
-        # The outcome is unknown: the commit may have landed. Retrying is only safe for the
-        # client, with the same request_id.
-        raise _translate(error, retry_safe=False) from error
+        _recover(connection)
+        # A failure once COMMIT went out leaves the outcome unknown: the commit may have
+        # landed, and only the client can retry safely (with the same request_id).
+        raise _translate(error, retry_safe=not committing) from error
+
+
+@contextmanager
+def _pipeline(connection: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
+    """Pipeline mode where libpq supports it (14+; the psycopg[binary] wheel bundles one);
+    yields what waits for every answer still due."""
+    if not psycopg.Pipeline.is_supported():
+        yield lambda: None
+        return
+    with connection.pipeline() as pipeline:
+        yield pipeline.sync
+
+
+def _recover(connection: psycopg.Connection[Any]) -> None:
+    """After a database error: `Connection.rollback` also takes the pipeline out of its aborted
+    state and forgets the connection's prepared statements, which an aborted pipeline can leave
+    out of step with the server ("prepared statement _pg3_1 does not exist")."""
+    with contextlib.suppress(psycopg.Error):
+        connection.rollback()
 
 
 def _rollback(connection: psycopg.Connection[Any]) -> None:
