@@ -71,8 +71,7 @@ class Transactions:
                 network=network,
             )
         store = self._on_loop
-        request_id: str = request.request_id  # type: ignore[attr-defined]
-        digest = fingerprint(request) if request_id else b""
+        request_id, digest = _identity(request)
         return await retrying_on_loop(
             lambda: store.write_on_loop(
                 lambda uow: _replay_or_run(
@@ -124,6 +123,12 @@ def query(store: Store, run: Callable[[UnitOfWork], Result]) -> Result:
     return retrying(attempt)
 
 
+def _identity(request: Message) -> tuple[str, bytes]:
+    """The request's request_id and, if it has one, its fingerprint."""
+    request_id: str = request.request_id  # type: ignore[attr-defined]
+    return request_id, fingerprint(request) if request_id else b""
+
+
 def fingerprint(request: Message) -> bytes:
     """Digest of the request without its request_id: what "the same request" means."""
     body = type(request)()
@@ -145,8 +150,7 @@ def mutate(
 ) -> Response:
     """Runs `run` in a write unit of work; replays the first response for a repeated
     request_id and refuses a request_id reused for a different request."""
-    request_id: str = request.request_id  # type: ignore[attr-defined]
-    digest = fingerprint(request) if request_id else b""
+    request_id, digest = _identity(request)
     return retrying(
         lambda: _mutate_once(
             store, now_us, method, request_id, digest, response_type, skus, run, network
