@@ -3,10 +3,12 @@ connection.
 
 Each writer's work runs inline on the loop, with no thread switch: Python's sqlite3 hands the
 GIL to other threads on every statement, and under load each hand-over cost a switch, which
-made the ledger cost more than the transport (benchmarks/ledger_bench.py). Only taking the
-write lock (with BEGIN IMMEDIATE, which can wait for another process) and, under FULL, the
-COMMIT with its fsync run on a thread of their own. Writers that arrive while one COMMIT runs
-form the next batch, which commits once for all of them.
+made the ledger cost more than the transport (benchmarks/ledger_bench.py). Under FULL, the
+COMMIT with its fsync runs on a thread of its own, and so does the BEGIN IMMEDIATE of the next
+batch, queued behind it: writers that arrive while one COMMIT runs form the next batch, which
+commits once for all of them. Under NORMAL or OFF, where a COMMIT does not fsync, the loop
+also begins a batch itself when the write lock is free and SQLite's file lock is not held by
+another process; only then does a batch need the thread, which waits for them.
 
 The lock is the store's process-wide write lock, so threads that write through
 `SqliteStore.write` (the sweeper, RouteOrder) take turns with the loop's batches. No writer
@@ -47,10 +49,13 @@ class LoopCommitter:
         unit_of_work: Callable[[], SqlUnitOfWork],
         *,
         commit_inline: bool,
+        busy_timeout_ms: int,
     ) -> None:
-        """`commit_inline`: COMMIT on the loop itself, for when it does not fsync (synchronous
-        NORMAL or OFF): a thread hop costs more than such a COMMIT (measured -7% server CPU
-        per CreateReservation under NORMAL)."""
+        """`commit_inline`: BEGIN and COMMIT on the loop itself, for when a COMMIT does not
+        fsync (synchronous NORMAL or OFF): a thread hop costs more than such a COMMIT (-7%
+        server CPU per CreateReservation under NORMAL) or such a BEGIN (+4-13%
+        CreateReservation RPC/s under NORMAL). `busy_timeout_ms` is the connection's, restored
+        after the loop's own BEGIN, which does not wait."""
         self._connection = connection
         self._lock = lock
         self._unit_of_work = unit_of_work
@@ -59,6 +64,7 @@ class LoopCommitter:
         self._open: _Batch | None = None  # the batch writers on the loop join now
         self._opening: asyncio.Future[_Batch] | None = None
         self._commit_inline = commit_inline
+        self._busy_timeout_ms = busy_timeout_ms
 
     async def write(self, work: Callable[[SqlUnitOfWork], Result]) -> Result:
         """Runs `work` in the current batch and returns its result once the batch commits."""
@@ -90,6 +96,9 @@ class LoopCommitter:
             if self._open is not None:  # joinable until its COMMIT is handed to the thread
                 return self._open
             if self._opening is None:
+                if self._commit_inline and self._begin_here():
+                    self._open = _Batch(asyncio.get_running_loop().create_future())
+                    return self._open
                 self._opening = asyncio.ensure_future(self._begin())
             batch = await asyncio.shield(self._opening)
             if batch is self._open:  # else it committed or rolled back before this writer woke
@@ -103,6 +112,26 @@ class LoopCommitter:
             return self._open
         finally:
             self._opening = None
+
+    def _begin_here(self) -> bool:
+        """Begins a batch on the loop if nothing makes that wait: the lock held by a thread's
+        writer, or SQLite's file lock by another process (then BEGIN fails at once)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        connection = self._connection
+        try:
+            connection.execute("PRAGMA busy_timeout = 0")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        except sqlite3.OperationalError:
+            self._lock.release()
+            return False
+        except BaseException:
+            self._lock.release()
+            raise
+        return True
 
     def _lock_and_begin(self) -> None:
         self._lock.acquire()

@@ -77,6 +77,7 @@ class SqliteStore:
             self._write_lock,
             self._unit_of_work,
             commit_inline=self._synchronous in ("OFF", "NORMAL"),
+            busy_timeout_ms=busy_timeout_ms,
         )
         self._checkpointer: _Checkpointer | None = None
         if checkpoint_interval_s:

@@ -5,6 +5,7 @@ writer take turns on the one connection."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 
 import pytest
@@ -110,3 +111,54 @@ def test_loop_writers_and_thread_writers_take_turns_and_every_write_lands(store,
     expected = {f"thread-{i:02d}" for i in range(30)}
     expected |= {f"loop-{i:02d}-{x}" for i in range(30) for x in "ab"}
     assert stored(sqlite_path) == expected
+
+
+def beginning_threads(store: SqliteStore) -> list[str]:
+    """The name of the thread that ran each BEGIN IMMEDIATE on the writer connection."""
+    threads: list[str] = []
+    store._writer.set_trace_callback(
+        lambda statement: threads.append(threading.current_thread().name)
+        if statement == "BEGIN IMMEDIATE"
+        else None
+    )
+    return threads
+
+
+def test_without_an_fsync_to_wait_for_the_loop_begins_its_own_batches(sqlite_path):
+    store = SqliteStore(sqlite_path, synchronous="NORMAL")
+    try:
+        threads = beginning_threads(store)
+        assert asyncio.run(put(store, "a")) == "a"
+        assert threads == [threading.current_thread().name]  # no hop to the commit thread
+        assert stored(sqlite_path) == {"a"}
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(20)  # a loop that waited out the busy timeout would hang here for 30 s
+def test_a_file_lock_held_by_another_process_never_blocks_the_loop(sqlite_path):
+    store = SqliteStore(sqlite_path, synchronous="NORMAL", busy_timeout_ms=30_000)
+    other = sqlite3.connect(sqlite_path, isolation_level=None)  # as another process would
+    try:
+        threads = beginning_threads(store)
+        other.execute("BEGIN IMMEDIATE")
+
+        async def main() -> tuple[int, str]:
+            writer = asyncio.ensure_future(put(store, "a"))
+            ticks = 0
+            for _ in range(10):  # the loop goes on running while the writer waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not writer.done()
+            other.execute("COMMIT")
+            return ticks, await writer
+
+        assert asyncio.run(main()) == (10, "a")
+        # The loop's attempt failed at once; the commit thread waited for the lock.
+        assert threads[0] == threading.current_thread().name
+        assert len(threads) == 2
+        assert threads[1].startswith("sqlite-commit")
+        assert stored(sqlite_path) == {"a"}
+    finally:
+        other.close()
+        store.close()
