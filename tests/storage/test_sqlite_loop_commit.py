@@ -117,9 +117,11 @@ def beginning_threads(store: SqliteStore) -> list[str]:
     """The name of the thread that ran each BEGIN IMMEDIATE on the writer connection."""
     threads: list[str] = []
     store._writer.set_trace_callback(
-        lambda statement: threads.append(threading.current_thread().name)
-        if statement == "BEGIN IMMEDIATE"
-        else None
+        lambda statement: (
+            threads.append(threading.current_thread().name)
+            if statement == "BEGIN IMMEDIATE"
+            else None
+        )
     )
     return threads
 
