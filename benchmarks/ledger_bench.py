@@ -423,6 +423,8 @@ def plot(path: Path, results: dict[str, Any]) -> None:
                 va="bottom",
                 fontsize=7,
                 color=colours[mode],
+                xytext=(0, 1 + 9 * offset),  # the modes' lines are close: stack their labels
+                textcoords="offset points",
             )
 
         p50 = [scenarios[name]["p50_ms"] for name in names]
