@@ -7,8 +7,8 @@ made the ledger cost more than the transport (benchmarks/ledger_bench.py). Under
 COMMIT with its fsync runs on a thread of its own, and so does the BEGIN IMMEDIATE of the next
 batch, queued behind it: writers that arrive while one COMMIT runs form the next batch, which
 commits once for all of them. Under NORMAL or OFF, where a COMMIT does not fsync, the loop
-also begins a batch itself when the write lock is free and SQLite's file lock is not held by
-another process; only then does a batch need the thread, which waits for them.
+also begins each batch itself, unless a thread's writer holds the write lock or another
+process holds SQLite's: then the thread waits for it, not the loop.
 
 The lock is the store's process-wide write lock, so threads that write through
 `SqliteStore.write` (the sweeper, RouteOrder) take turns with the loop's batches. No writer
@@ -54,8 +54,8 @@ class LoopCommitter:
         """`commit_inline`: BEGIN and COMMIT on the loop itself, for when a COMMIT does not
         fsync (synchronous NORMAL or OFF): a thread hop costs more than such a COMMIT (-7%
         server CPU per CreateReservation under NORMAL) or such a BEGIN (+4-13%
-        CreateReservation RPC/s under NORMAL). `busy_timeout_ms` is the connection's, restored
-        after the loop's own BEGIN, which does not wait."""
+        CreateReservation RPC/s under NORMAL, in paired runs). `busy_timeout_ms` is the
+        connection's, restored after the loop's own BEGIN, which does not wait."""
         self._connection = connection
         self._lock = lock
         self._unit_of_work = unit_of_work
