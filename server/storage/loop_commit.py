@@ -97,8 +97,7 @@ class LoopCommitter:
                 return self._open
             if self._opening is None:
                 if self._commit_inline and self._begin_here():
-                    self._open = _Batch(asyncio.get_running_loop().create_future())
-                    return self._open
+                    return self._opened()
                 self._opening = asyncio.ensure_future(self._begin())
             batch = await asyncio.shield(self._opening)
             if batch is self._open:  # else it committed or rolled back before this writer woke
@@ -108,10 +107,14 @@ class LoopCommitter:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._thread, self._lock_and_begin)
-            self._open = _Batch(loop.create_future())
-            return self._open
+            return self._opened()
         finally:
             self._opening = None
+
+    def _opened(self) -> _Batch:
+        """The batch whose transaction just began, open for writers to join."""
+        self._open = _Batch(asyncio.get_running_loop().create_future())
+        return self._open
 
     def _begin_here(self) -> bool:
         """Begins a batch on the loop if nothing makes that wait: the lock held by a thread's
