@@ -19,12 +19,16 @@ import numpy.typing as npt
 
 from solver import geo
 
+# The bounds a problem is validated against; callers (the server's request validation) import
+# them, so what they accept is exactly what the solver takes.
 MAX_QUANTITY = 10**9
 """Largest demand per line (units); keeps every sum the solver forms far from int64 limits."""
 MAX_SHIPMENT_COST = 10**9
 MAX_COST_PER_KM = 10**6
 MAX_ALTERNATIVES = 100
 MAX_TIME_LIMIT = 3600.0
+MAX_LATITUDE = 90.0
+MAX_LONGITUDE = 180.0
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -111,10 +115,16 @@ def _check_position(latitude: object, longitude: object, field_: str) -> None:
     if not (_is_real(latitude) and _is_real(longitude)):
         raise _invalid("INVALID_COORDINATES", "not numbers", field_, (latitude, longitude))
     lat, lon = float(latitude), float(longitude)  # type: ignore[arg-type]
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+    if not (
+        math.isfinite(lat)
+        and math.isfinite(lon)
+        and abs(lat) <= MAX_LATITUDE
+        and abs(lon) <= MAX_LONGITUDE
+    ):
         raise _invalid(
             "INVALID_COORDINATES",
-            "latitude must be in [-90, 90] and longitude in [-180, 180]",
+            f"latitude must be in [-{MAX_LATITUDE:g}, {MAX_LATITUDE:g}] and longitude in "
+            f"[-{MAX_LONGITUDE:g}, {MAX_LONGITUDE:g}]",
             field_,
             (lat, lon),
         )
@@ -263,7 +273,7 @@ class Problem:
         costs = np.array(cost, dtype=np.float64)
         return bool(
             np.all(np.isfinite(lat) & np.isfinite(lon))
-            and np.all((np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+            and np.all((np.abs(lat) <= MAX_LATITUDE) & (np.abs(lon) <= MAX_LONGITUDE))
             and np.all((costs >= 0) & (costs <= MAX_SHIPMENT_COST))
         )
 
