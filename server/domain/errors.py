@@ -54,13 +54,19 @@ class DeadlineExceeded(DomainError):
 
 class StoreUnavailable(DomainError):
     """The database could not be reached. `retry_safe`: the transaction never reached its
-    commit, so nothing was applied and running it again is safe."""
+    commit, so nothing was applied and running it again is safe. Callers get a fixed message;
+    `detail` (the driver's text, which may name hosts and users) is for the server log only."""
 
     kind = ErrorKind.UNAVAILABLE
+    MESSAGE = "the database is unavailable; retry with the same request_id"
 
-    def __init__(self, message: str, *, retry_safe: bool) -> None:
-        super().__init__("STORE_UNAVAILABLE", message)
+    def __init__(self, detail: str, *, retry_safe: bool) -> None:
+        super().__init__("STORE_UNAVAILABLE", self.MESSAGE)
+        self.detail = detail
         self.retry_safe = retry_safe
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class FieldViolation:

@@ -1,5 +1,10 @@
 """Domain errors become google.rpc.Status in one place: canonical code, exactly one ErrorInfo
-(domain "omniroute"), and a BadRequest with field violations for malformed input."""
+(domain "omniroute"), and a BadRequest with field violations for malformed input.
+
+Errors echo what callers sent, and grpc refuses trailers over 8 KiB at random (always over
+16 KiB) with RESOURCE_EXHAUSTED instead of our status; so every echoed string is cut to
+MAX_ECHO_BYTES and the violations sent to VIOLATION_BYTES, which keeps the whole trailer
+under 8 KiB."""
 
 from __future__ import annotations
 
@@ -17,6 +22,12 @@ from server.domain.errors import DomainError, ErrorKind, FieldViolation, Invalid
 from server.transport.handlers import Undecodable
 
 DOMAIN = "omniroute"
+MAX_ECHO_BYTES = 256
+"""Longest message, ErrorInfo metadata value, violation field or description sent (UTF-8)."""
+MAX_VIOLATIONS = 100
+VIOLATION_BYTES = 3072
+"""Violations are sent in request order while they fit in this many bytes (at least one);
+ErrorInfo metadata `omitted_violations` counts the rest."""
 log = logging.getLogger(__name__)
 
 _CODES = {
@@ -31,29 +42,55 @@ _CODES = {
 
 
 def to_status(error: DomainError) -> grpc.Status:
+    if error.kind is ErrorKind.UNAVAILABLE:
+        log.warning("%s: %s", error.reason, error)  # the driver's text stays in the server log
+    metadata = {key: bounded(value) for key, value in error.metadata.items()}
+    details = []
+    if isinstance(error, InvalidRequest):
+        violations = _violations(error.violations)
+        if len(violations) < len(error.violations):
+            metadata["omitted_violations"] = str(len(error.violations) - len(violations))
+        bad_request = any_pb2.Any()
+        bad_request.Pack(error_details_pb2.BadRequest(field_violations=violations))
+        details.append(bad_request)
     info = any_pb2.Any()
     info.Pack(
-        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+        error_details_pb2.ErrorInfo(reason=bounded(error.reason), domain=DOMAIN, metadata=metadata)
     )
-    details = [info]
-    if isinstance(error, InvalidRequest):
-        bad_request = any_pb2.Any()
-        bad_request.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=violation.field,
-                        description=violation.description,
-                        reason=violation.reason,
-                    )
-                    for violation in error.violations
-                ]
-            )
-        )
-        details.append(bad_request)
     return rpc_status.to_status(
-        status_pb2.Status(code=_CODES[error.kind], message=error.message, details=details)
+        status_pb2.Status(
+            code=_CODES[error.kind], message=bounded(error.message), details=[info, *details]
+        )
     )
+
+
+def bounded(text: str, limit: int = MAX_ECHO_BYTES) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, ending in an ellipsis when cut."""
+    if len(text) * 4 <= limit:
+        return text
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - len("…".encode())].decode(errors="ignore") + "…"
+
+
+def _violations(
+    violations: list[FieldViolation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The first violations, bounded, while they fit in VIOLATION_BYTES (always the first)."""
+    sent: list[error_details_pb2.BadRequest.FieldViolation] = []
+    size = 0
+    for violation in violations[:MAX_VIOLATIONS]:
+        message = error_details_pb2.BadRequest.FieldViolation(
+            field=bounded(violation.field),
+            description=bounded(violation.description),
+            reason=bounded(violation.reason),
+        )
+        size += message.ByteSize()
+        if sent and size > VIOLATION_BYTES:
+            break
+        sent.append(message)
+    return sent
 
 
 Context = grpc.aio.ServicerContext[Any, Any]

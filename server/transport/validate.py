@@ -25,6 +25,13 @@ from server.domain.model import (
     Place,
     ReservationState,
 )
+from solver.problem import (
+    MAX_COST_PER_KM,
+    MAX_LATITUDE,
+    MAX_LONGITUDE,
+    MAX_SHIPMENT_COST,
+)
+from solver.problem import MAX_QUANTITY as MAX_ROUTING_QUANTITY
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 256
@@ -39,6 +46,10 @@ MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_LENGTH = 4 * math.ceil(4 * MAX_ID_LENGTH / 3)
 DEFAULT_PAGE_SIZE = 100
 MAX_TTL_US = 30 * 24 * 3600 * 1_000_000
+MAX_POSTAL_CODE_LENGTH = 32
+# ISO 3166-1 alpha-2 on locations; a destination may also give alpha-3 ("USA"), which the
+# bundled postal-code table accepts.
+MAX_COUNTRY_CODE_LENGTH = 3
 # The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 MIN_TIMESTAMP_S = -62_135_596_800
 MAX_TIMESTAMP_S = 253_402_300_799
@@ -122,6 +133,17 @@ class Checker:
             return 0
         return timestamp_us(message)
 
+    def duration(self, field: str, message: Any) -> int | None:
+        """Microseconds of a google.protobuf.Duration, or None if it is not one: nanos beyond a
+        second, or of the other sign than seconds (seconds=1, nanos=-1 is no 0.999999999 s)."""
+        seconds, nanos = message.seconds, message.nanos
+        if abs(nanos) >= 1_000_000_000 or seconds * nanos < 0:
+            self.fail(
+                field, "INVALID_FIELD", "must be a valid duration: seconds and nanos of one sign"
+            )
+            return None
+        return int(seconds) * 1_000_000 + int(nanos) // 1000
+
     def page(self, page_size: int, page_token: str) -> tuple[int, str]:
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
             self.fail("page_size", "INVALID_FIELD", f"must be between 0 and {MAX_PAGE_SIZE}")
@@ -154,7 +176,7 @@ def locations(request: Any) -> list[Location]:
         field = f"locations[{index}]"
         check.identifier(f"{field}.id", message.id)
         check.text(f"{field}.display_name", message.display_name)
-        check.text(f"{field}.postal_code", message.postal_code, 32)
+        check.text(f"{field}.postal_code", message.postal_code, MAX_POSTAL_CODE_LENGTH)
         if message.type not in {t.value for t in LocationType}:
             check.fail(f"{field}.type", "INVALID_FIELD", "must be a known location type")
         if not _has(message, "position"):
@@ -169,8 +191,12 @@ def locations(request: Any) -> list[Location]:
             check.fail(
                 f"{field}.country_code", "INVALID_FIELD", "must be ISO 3166-1 alpha-2, e.g. US"
             )
-        if not math.isfinite(message.shipment_cost) or message.shipment_cost < 0:
-            check.fail(f"{field}.shipment_cost", "INVALID_FIELD", "must be a finite number >= 0")
+        if not 0 <= message.shipment_cost <= MAX_SHIPMENT_COST:  # NaN fails every comparison
+            check.fail(
+                f"{field}.shipment_cost",
+                "INVALID_FIELD",
+                f"must be a number in [0, {MAX_SHIPMENT_COST:g}]",
+            )
         if check.violations:
             continue
         result.append(
@@ -192,7 +218,7 @@ def locations(request: Any) -> list[Location]:
 
 
 def _coordinates(check: Checker, field: str, position: Any) -> None:
-    for name, limit in (("latitude", 90.0), ("longitude", 180.0)):
+    for name, limit in (("latitude", MAX_LATITUDE), ("longitude", MAX_LONGITUDE)):
         value = getattr(position, name)
         if not math.isfinite(value) or abs(value) > limit:
             check.fail(
@@ -332,9 +358,7 @@ def create_reservation(request: Any) -> commands.CreateReservation:
     items = _items(check, "items", request.items)
     ttl_us = None
     if request.HasField("ttl"):
-        ttl_us = request.ttl.seconds * 1_000_000 + request.ttl.nanos // 1000
-        if ttl_us <= 0 or ttl_us > MAX_TTL_US:
-            check.fail("ttl", "INVALID_FIELD", "must be positive and at most 30 days")
+        ttl_us = _ttl(check, "ttl", request.ttl)
     check.done()
     return commands.CreateReservation(
         request.reservation_id, request.external_ref, items, request.allow_partial, ttl_us
@@ -437,7 +461,6 @@ def reservation_page(request: Any) -> tuple[int, str, ReservationState | None]:
 MAX_ORDER_LINES = 100
 MAX_CANDIDATES = 10_000
 MAX_ALTERNATIVES = 10
-MAX_ROUTING_QUANTITY = 1_000_000_000
 DEFAULT_TIME_LIMIT_S = 2.0
 MAX_TIME_LIMIT_S = 60.0
 
@@ -497,6 +520,8 @@ def _destination(check: Checker, request: Any) -> tuple[float, float]:
         return (request.destination.position.latitude, request.destination.position.longitude)
     if kind == "postal_code":
         postal = request.destination.postal_code
+        if not _short_postal_code(check, "destination.postal_code", postal):
+            return (0.0, 0.0)
         found = solver.geo.postal_code_centroid(postal.country_code, postal.postal_code)
         if found is None:
             check.fail(
@@ -511,11 +536,26 @@ def _destination(check: Checker, request: Any) -> tuple[float, float]:
     return (0.0, 0.0)
 
 
+def _short_postal_code(check: Checker, field: str, postal: Any) -> bool:
+    """Whether the codes are short enough to look up (and to echo in an error)."""
+    short = True
+    for name, limit in (
+        ("country_code", MAX_COUNTRY_CODE_LENGTH),
+        ("postal_code", MAX_POSTAL_CODE_LENGTH),
+    ):
+        if len(getattr(postal, name)) > limit:
+            check.fail(f"{field}.{name}", "INVALID_FIELD", f"must be at most {limit} characters")
+            short = False
+    return short
+
+
 def _routing_options(check: Checker, options: Any) -> solver.Options:
     if options.objective not in (0, 1, 2):
         check.fail("options.objective", "INVALID_FIELD", "must be a known objective")
-    if not math.isfinite(options.cost_per_km) or not 0 <= options.cost_per_km <= 1e6:
-        check.fail("options.cost_per_km", "INVALID_FIELD", "must be a finite number in [0, 1e6]")
+    if not 0 <= options.cost_per_km <= MAX_COST_PER_KM:  # NaN fails every comparison
+        check.fail(
+            "options.cost_per_km", "INVALID_FIELD", f"must be a number in [0, {MAX_COST_PER_KM:g}]"
+        )
     if options.max_shipments < 0:
         check.fail("options.max_shipments", "INVALID_FIELD", "must not be negative")
     if not 0 <= options.alternatives <= MAX_ALTERNATIVES:
@@ -527,8 +567,9 @@ def _routing_options(check: Checker, options: Any) -> solver.Options:
             check.identifier(f"options.excluded_location_ids[{index}]", location_id)
     time_limit = DEFAULT_TIME_LIMIT_S
     if options.HasField("time_limit"):
-        time_limit = _duration_us(options.time_limit) / 1e6
-        if not 0 < time_limit <= MAX_TIME_LIMIT_S:
+        time_limit_us = check.duration("options.time_limit", options.time_limit)
+        time_limit = DEFAULT_TIME_LIMIT_S if time_limit_us is None else time_limit_us / 1e6
+        if time_limit_us is not None and not 0 < time_limit <= MAX_TIME_LIMIT_S:
             check.fail(
                 "options.time_limit", "INVALID_FIELD", f"must be in (0, {MAX_TIME_LIMIT_S:g}] s"
             )
@@ -555,9 +596,16 @@ def _commit_mode(check: Checker, request: Any) -> routing.CommitMode:
         "reservation_id", request.reservation_id, required=mode is routing.CommitMode.TRANSFER
     )
     if request.HasField("reservation_ttl"):
-        ttl = _duration_us(request.reservation_ttl)
         if mode is not routing.CommitMode.RESERVE:
             check.fail("reservation_ttl", "INVALID_FIELD", "applies to COMMIT_MODE_RESERVE only")
-        elif not 0 < ttl <= MAX_TTL_US:
-            check.fail("reservation_ttl", "INVALID_FIELD", "must be positive and at most 30 days")
+        else:
+            _ttl(check, "reservation_ttl", request.reservation_ttl)
     return mode
+
+
+def _ttl(check: Checker, field: str, message: Any) -> int | None:
+    """A reservation's time to live in microseconds: positive and at most 30 days."""
+    ttl_us = check.duration(field, message)
+    if ttl_us is not None and not 0 < ttl_us <= MAX_TTL_US:
+        check.fail(field, "INVALID_FIELD", "must be positive and at most 30 days")
+    return ttl_us
