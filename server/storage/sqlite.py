@@ -16,7 +16,9 @@ change under FULL, where the fsync of every commit dominates; benchmarks/ledger_
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -69,6 +71,7 @@ class SqliteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        _create_private(self.path)
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self.migrate()
@@ -276,6 +279,14 @@ def _transaction(connection: sqlite3.Connection, network: NetworkCache) -> Itera
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+def _create_private(path: str) -> None:
+    """Creates the database file readable by its owner only (0600), unless it exists: stock and
+    reservations are private, and SQLite gives the -wal and -shm files it creates later the
+    database file's permissions. An existing file keeps the mode its owner gave it."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _statements(script: str) -> list[str]:
