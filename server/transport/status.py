@@ -1,10 +1,10 @@
 """Domain errors become google.rpc.Status in one place: canonical code, exactly one ErrorInfo
 (domain "omniroute"), and a BadRequest with field violations for malformed input.
 
-Errors echo what callers sent, and grpc refuses trailers over 8 KiB at random (always over
-16 KiB) with RESOURCE_EXHAUSTED instead of our status; so every echoed string is cut to
-MAX_ECHO_BYTES and the violations sent to VIOLATION_BYTES, which keeps the whole trailer
-under 8 KiB."""
+Errors echo what callers sent, and a grpc client refuses trailers over 8 KiB at random (always
+over 16 KiB), reporting RESOURCE_EXHAUSTED instead of our status; so every echoed string is cut to
+MAX_ECHO_BYTES and the violations sent to VIOLATION_BYTES, which keeps the whole trailer under
+8 KiB."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from server.domain.errors import DomainError, ErrorKind, FieldViolation, Invalid
 from server.transport.handlers import Undecodable
 
 DOMAIN = "omniroute"
-MAX_ECHO_BYTES = 256
-"""Longest message, ErrorInfo metadata value, violation field or description sent (UTF-8)."""
-MAX_VIOLATIONS = 100
+MAX_ECHO_BYTES = 512
+"""Longest message, ErrorInfo metadata value, violation field or description sent, in UTF-8
+bytes: an id (at most 128 characters of at most 4 bytes) always arrives whole."""
 VIOLATION_BYTES = 3072
-"""Violations are sent in request order while they fit in this many bytes (at least one);
-ErrorInfo metadata `omitted_violations` counts the rest."""
+"""Violations are sent in request order while they fit in this many bytes (at least one; about
+40 typical ones); ErrorInfo metadata `omitted_violations` counts the rest."""
 log = logging.getLogger(__name__)
 
 _CODES = {
@@ -80,7 +80,7 @@ def _violations(
     """The first violations, bounded, while they fit in VIOLATION_BYTES (always the first)."""
     sent: list[error_details_pb2.BadRequest.FieldViolation] = []
     size = 0
-    for violation in violations[:MAX_VIOLATIONS]:
+    for violation in violations:
         message = error_details_pb2.BadRequest.FieldViolation(
             field=bounded(violation.field),
             description=bounded(violation.description),
