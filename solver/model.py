@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,6 +69,9 @@ from solver.problem import IntArray
 
 BACKENDS = ("cpsat", "scip", "highs")
 DEFAULT_BACKEND = "highs"
+_PRESOLVE_SECONDS_PER_NONZERO = 3e-5
+"""HiGHS's MIP presolve runs to its end whatever the time limit: a stage given less time than
+this per nonzero (the slowest presolve seen) solves without it, and so ends near its limit."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,9 @@ class _Builder(Protocol):
     def add(self, terms: Sequence[Any], coefs: Sequence[int], lo: float, hi: float) -> None: ...
     def minimize(self, terms: Sequence[Any], coefs: Sequence[int]) -> None: ...
     def hint(self, terms: Sequence[Any], values: Sequence[int]) -> None: ...
-    def solve(self, time_limit: float, threads: int) -> tuple[str, float | None, float]: ...
+    def solve(
+        self, time_limit: float, threads: int, presolve: bool
+    ) -> tuple[str, float | None, float]: ...
     def value(self, term: Any) -> float: ...
 
 
@@ -165,7 +171,9 @@ class _CpSat:
         for term, value in zip(terms, values, strict=True):
             self.model.add_hint(term, int(value))
 
-    def solve(self, time_limit: float, threads: int) -> tuple[str, float | None, float]:
+    def solve(
+        self, time_limit: float, threads: int, presolve: bool
+    ) -> tuple[str, float | None, float]:
         params = self.solver.parameters
         params.max_time_in_seconds = max(time_limit, 0.001)
         params.num_workers = threads
@@ -212,7 +220,9 @@ class _MathOpt:
     def hint(self, terms: Sequence[Any], values: Sequence[int]) -> None:
         self.hints.update({t: float(v) for t, v in zip(terms, values, strict=True)})
 
-    def solve(self, time_limit: float, threads: int) -> tuple[str, float | None, float]:
+    def solve(
+        self, time_limit: float, threads: int, presolve: bool
+    ) -> tuple[str, float | None, float]:
         mo = self.mo
         solver_type = mo.SolverType.GSCIP if self.backend == "scip" else mo.SolverType.HIGHS
         params = mo.SolveParameters(
@@ -222,6 +232,7 @@ class _MathOpt:
             # asking doubles for exactly 0 at 1e13 can keep a solver proving forever).
             absolute_gap_tolerance=0.5,
             threads=threads if self.backend == "scip" else None,
+            presolve=None if presolve else mo.Emphasis.OFF,
         )
         model_params = mo.ModelSolveParameters()
         if self.hints and self.backend == "scip":
@@ -255,9 +266,23 @@ def _builder(backend: str) -> _Builder:
 # -- constraint families (numbers as in the module docstring) -----------------------------------
 
 
-def _add_cover_split(b: _Builder, data: MipData, x: list[Any], u: list[Any] | None) -> None:
+class _OutOfTime(Exception):
+    """The stage's time limit ran out while its model was being built."""
+
+
+def _check_clock(deadline: float) -> None:
+    # Building is Python work proportional to the nonzeros: checked line by line, so a stage
+    # whose build outlasts its limit stops within one line's work of it.
+    if time.perf_counter() > deadline:
+        raise _OutOfTime
+
+
+def _add_cover_split(
+    b: _Builder, data: MipData, x: list[Any], u: list[Any] | None, deadline: float
+) -> None:
     """(1) sum_l c_il x_l + u_i >= q_i for every line i."""
     for i, demand in enumerate(data.demand):
+        _check_clock(deadline)
         cols = np.flatnonzero(data.coverage[i])
         terms = [x[j] for j in cols]
         coefs = [int(data.coverage[i, j]) for j in cols]
@@ -267,9 +292,12 @@ def _add_cover_split(b: _Builder, data: MipData, x: list[Any], u: list[Any] | No
         b.add(terms, coefs, float(demand), math.inf)
 
 
-def _add_cover_whole(b: _Builder, data: MipData, x: list[Any], u: list[Any]) -> None:
+def _add_cover_whole(
+    b: _Builder, data: MipData, x: list[Any], u: list[Any], deadline: float
+) -> None:
     """(2) w_iv <= sum_{l: c_il >= v} x_l and u_i + sum_v (v - v_prev) w_iv >= q_i."""
     for i, demand in enumerate(data.demand):
+        _check_clock(deadline)
         levels = np.unique(data.coverage[i][data.coverage[i] > 0])
         w = b.bools(len(levels))
         previous = 0
@@ -313,19 +341,48 @@ def _add_stage_bounds(
 def solve_stage(
     data: MipData, stage: Stage, *, backend: str, time_limit: float, threads: int = 1
 ) -> MipResult:
-    """Build the stage's model with `backend` and solve it to gap 0 within `time_limit`."""
-    import time  # noqa: PLC0415
-
+    """Build the stage's model with `backend` and solve it to gap 0, both within `time_limit`.
+    Out of time before the solve: no members, not optimal, not infeasible (the caller's
+    incumbent stands)."""
     started = time.perf_counter()
+    deadline = started + time_limit
+    try:
+        b, x = _build(data, stage, backend, deadline)
+    except _OutOfTime:
+        return MipResult(None, None, -math.inf, False, False, backend)
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        return MipResult(None, None, -math.inf, False, False, backend)
+    presolve = left >= _PRESOLVE_SECONDS_PER_NONZERO * int(np.count_nonzero(data.coverage))
+    status, objective, bound = b.solve(left, threads, presolve)
+    m = len(data.cand)
+    members = None
+    if objective is not None:
+        members = tuple(int(data.cand[j]) for j in range(m) if b.value(x[j]) > 0.5)
+    return MipResult(
+        members=members,
+        objective=None if objective is None else round(objective),
+        bound=bound,
+        optimal=status == "optimal",
+        infeasible=status == "infeasible",
+        backend=backend,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _build(
+    data: MipData, stage: Stage, backend: str, deadline: float
+) -> tuple[_Builder, list[Any]]:
+    """The stage's model and its x variables; raises `_OutOfTime` past `deadline`."""
     b = _builder(backend)
     m = len(data.cand)
     x = b.bools(m)
     u = b.ints([int(v) for v in data.demand]) if data.partial else None
     if data.whole_levels:
         assert u is not None
-        _add_cover_whole(b, data, x, u)
+        _add_cover_whole(b, data, x, u, deadline)
     else:
-        _add_cover_split(b, data, x, u)
+        _add_cover_split(b, data, x, u, deadline)
     _add_shipment_count(b, x, stage.count_lo, stage.count_hi)
     position = {int(member): j for j, member in enumerate(data.cand)}
     _add_no_good_cuts(b, x, position, stage.cuts)
@@ -342,16 +399,4 @@ def solve_stage(
     if stage.hint:
         chosen = {position[h] for h in stage.hint if h in position}
         b.hint(x, [1 if j in chosen else 0 for j in range(m)])
-    status, objective, bound = b.solve(time_limit, threads)
-    members = None
-    if objective is not None:
-        members = tuple(int(data.cand[j]) for j in range(m) if b.value(x[j]) > 0.5)
-    return MipResult(
-        members=members,
-        objective=None if objective is None else round(objective),
-        bound=bound,
-        optimal=status == "optimal",
-        infeasible=status == "infeasible",
-        backend=backend,
-        seconds=time.perf_counter() - started,
-    )
+    return b, x

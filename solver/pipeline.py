@@ -130,18 +130,19 @@ class _Solver:
         return self.deadline - time.perf_counter()
 
     def mip(self, data: MipData, stage: Stage) -> MipResult:
-        # Building the model is Python work the solver's time limit does not cover; when it
-        # alone would overrun the deadline, the stage is skipped and the incumbent stands.
+        # A stage is started only with time to build its model and as long again to solve it
+        # (a MIP solver's start-up runs to its end whatever the limit); otherwise the incumbent
+        # stands. A started stage stops building at the deadline.
         build = _BUILD_SECONDS_PER_NONZERO[self.params.backend] * int(
             np.count_nonzero(data.coverage)
         )
-        if build > self.remaining():
+        if 2 * build > self.remaining():
             return MipResult(None, None, -math.inf, False, False, self.params.backend)
         result = solve_stage(
             data,
             stage,
             backend=self.params.backend,
-            time_limit=max(self.remaining() - build, 0.001),
+            time_limit=self.remaining(),
             threads=self.params.threads,
         )
         if result.infeasible and stage.hint and self.params.backend != "cpsat":
