@@ -16,6 +16,7 @@ class ErrorKind(enum.Enum):
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
+    RESOURCE = "resource"
 
 
 class DomainError(Exception):

@@ -38,6 +38,7 @@ _CODES = {
     ErrorKind.CONFLICT: code_pb2.ABORTED,
     ErrorKind.UNAVAILABLE: code_pb2.UNAVAILABLE,
     ErrorKind.DEADLINE: code_pb2.DEADLINE_EXCEEDED,
+    ErrorKind.RESOURCE: code_pb2.RESOURCE_EXHAUSTED,
 }
 
 
