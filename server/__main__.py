@@ -47,8 +47,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=_env("WORKERS", "16"),
-        help="threads for the work that leaves the event loop: RouteOrder solves, and every "
-        "PostgreSQL transaction (env OMNIROUTE_WORKERS)",
+        help="threads for the ledger transactions that leave the event loop: every PostgreSQL "
+        "transaction, and RouteOrder's reads and commits (env OMNIROUTE_WORKERS)",
+    )
+    parser.add_argument(
+        "--solve-workers",
+        type=int,
+        default=_env("SOLVE_WORKERS", "2"),
+        help="threads that run RouteOrder's solves, apart from --workers so that long solves "
+        "never hold back ledger transactions; one solve uses one core "
+        "(env OMNIROUTE_SOLVE_WORKERS)",
+    )
+    parser.add_argument(
+        "--solve-queue",
+        type=int,
+        default=_env("SOLVE_QUEUE", "8"),
+        help="RouteOrder solves that may wait for a solve thread; beyond that RouteOrder is "
+        "refused with RESOURCE_EXHAUSTED, reason ROUTING_BUSY (env OMNIROUTE_SOLVE_QUEUE)",
     )
     parser.add_argument(
         "--pool-size",
@@ -76,9 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sqlite_synchronous not in SYNCHRONOUS_MODES:
         parser.error(f"--sqlite-synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
-    for name in ("workers", "pool_size"):
+    for name in ("workers", "solve_workers", "pool_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.solve_queue < 0:
+        parser.error("--solve-queue must not be negative")
     if args.grace < 0:
         parser.error("--grace must not be negative")
     return args
@@ -100,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
         logging.info("schema is up to date")
         return 0
-    running = start_server(args.address, store, workers=args.workers)
+    running = start_server(
+        args.address,
+        store,
+        workers=args.workers,
+        solve_workers=args.solve_workers,
+        solve_queue=args.solve_queue,
+    )
     print(f"omniroute listening on port {running.port} (store: {args.store})", flush=True)
     stopping = threading.Event()
 

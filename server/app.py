@@ -2,9 +2,11 @@
 
 The server is grpc.aio, on an event loop of its own thread. Servicers are coroutines: on SQLite
 the ledger's units of work run on the loop itself (see server/storage/loop_commit.py), with no
-thread switch per call; RouteOrder's solve and every PostgreSQL unit of work run on `workers`
-threads. Measured with benchmarks/ledger_bench.py against grpc's thread-pool server: Health/Check
-rose from ~2,500 to ~3,400 RPC/s and CreateReservation (synchronous=FULL) from ~1,100 to ~1,700."""
+thread switch per call; every PostgreSQL unit of work runs on `workers` threads, and RouteOrder's
+solves on a bounded pool of their own (`solve_workers` threads, `solve_queue` waiting), so that
+long solves never hold back ledger transactions. Measured with benchmarks/ledger_bench.py against
+grpc's thread-pool server: Health/Check rose from ~2,500 to ~3,400 RPC/s and CreateReservation
+(synchronous=FULL) from ~1,100 to ~1,700."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from server.sweeper import Sweeper
 from server.transport import handlers
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
-from server.transport.routing import RoutingServicer
+from server.transport.routing import RoutingServicer, SolvePool
 from server.transport.transactions import Transactions
 from solver import geo
 
@@ -51,6 +53,7 @@ class Running:
     loop: asyncio.AbstractEventLoop
     loop_thread: threading.Thread
     workers: ThreadPoolExecutor
+    solves: SolvePool
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Reports NOT_SERVING first, lets in-flight calls finish within `grace_s`, then
@@ -59,7 +62,8 @@ class Running:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.loop_thread.join()
         self.loop.close()
-        self.workers.shutdown(wait=True)  # a solve past the grace period ends within its limit
+        self.workers.shutdown(wait=True)
+        self.solves.shutdown()  # a solve past the grace period ends within its limit
         self.sweeper.stop()
         self.store.close()
 
@@ -74,6 +78,8 @@ def start_server(
     *,
     ledger: Ledger | None = None,
     workers: int = 16,
+    solve_workers: int = 2,
+    solve_queue: int = 8,
     sweep_interval_s: float = 0.5,
 ) -> Running:
     """Binds `address` (port 0 picks a free port), starts serving and returns the handle."""
@@ -81,26 +87,28 @@ def start_server(
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
     loop.set_default_executor(pool)
+    solves = SolvePool(solve_workers, solve_queue)
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
     try:
         server, port, health_servicer = asyncio.run_coroutine_threadsafe(
-            _serve(address, store, ledger), loop
+            _serve(address, store, ledger, solves), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         loop_thread.join()
         loop.close()
         pool.shutdown()
+        solves.shutdown()
         raise
     sweeper = Sweeper(store, ledger, sweep_interval_s)
     sweeper.start()
     log.info("omniroute serving on port %d", port)
-    return Running(port, store, sweeper, server, health_servicer, loop, loop_thread, pool)
+    return Running(port, store, sweeper, server, health_servicer, loop, loop_thread, pool, solves)
 
 
 async def _serve(
-    address: str, store: Store, ledger: Ledger
+    address: str, store: Store, ledger: Ledger, solves: SolvePool
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     server = grpc.aio.server(
         options=[
@@ -112,7 +120,7 @@ async def _serve(
     for service, servicer in (
         (INVENTORY, InventoryServicer(transactions, ledger)),
         (RESERVATIONS, ReservationServicer(transactions, ledger)),
-        (ROUTING, RoutingServicer(transactions, ledger)),
+        (ROUTING, RoutingServicer(transactions, ledger, solves)),
     ):
         handlers.add_servicer(server, service, servicer)
     health_servicer = health.aio.HealthServicer()

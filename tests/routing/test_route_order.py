@@ -141,24 +141,21 @@ def test_reserve_commit_creates_the_reservation_at_the_chosen_locations(
 
 
 def test_a_deadline_too_short_to_solve_is_deadline_exceeded_and_reserves_nothing(
-    inventory, reservations, routing, monkeypatch
+    inventory, reservations, routing
 ):
     publish(inventory, {"miami": {"jeans": 3}})
     before = state(inventory, reservations)
     request = order(("jeans", 2), commit=rt.COMMIT_MODE_RESERVE)
-    # The server keeps a margin of its caller's deadline for answering; with a margin longer
-    # than the whole deadline it must refuse at once, and the caller still has time to hear why.
-    monkeypatch.setattr(routing_transport, "DEADLINE_MARGIN_S", 60.0)
 
+    # Too short for even the greedy plan, but long enough to hear why.
     with pytest.raises(grpc.RpcError) as refused:
-        routing.RouteOrder(request, timeout=30)
+        routing.RouteOrder(request, timeout=0.8 * routing_transport.SHORTEST_ATTEMPT_S)
 
     assert (failure(refused.value).code, failure(refused.value).reason) == (
         grpc.StatusCode.DEADLINE_EXCEEDED,
         "DEADLINE_EXCEEDED",
     )
     assert state(inventory, reservations) == before
-    monkeypatch.undo()
     assert shipped(routing.RouteOrder(request, timeout=30).plan) == {"miami": {"jeans": 2}}
 
 
