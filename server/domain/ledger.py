@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 from server.domain import commands
 from server.domain.commands import Availability, ReservedItem
-from server.domain.coverage import CoverageNetwork
+from server.domain.coverage import LocationCoverage
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from server.domain.model import (
     MAX_QUANTITY,
@@ -81,8 +81,8 @@ class Ledger:
                 loc: max(0, records[loc].free_to_order) if loc in records else 0
                 for loc in locations
             }
-            before = CoverageNetwork(capacity, demand, old).covered
-            after = CoverageNetwork(capacity, demand, new).covered
+            before = LocationCoverage(capacity, demand, old).covered
+            after = LocationCoverage(capacity, demand, new).covered
             if after < before:
                 raise FailedPrecondition(
                     "GROUP_RESERVATIONS_UNCOVERABLE",
@@ -174,8 +174,8 @@ class Ledger:
         self, uow: UnitOfWork, skus: Sequence[str], places: Sequence[Place]
     ) -> list[Availability]:
         """For each place, for each SKU (request order), the quantities of DESIGN.md section 2."""
-        groups = require_places(uow, places)
-        positions = _load_positions(uow, {sku: set(places) for sku in skus}, groups)
+        require_places(uow, places)
+        positions = _load_positions(uow, {sku: set(places) for sku in skus})
         return [_availability(positions[sku], place) for place in places for sku in skus]
 
     def shippable(
@@ -186,7 +186,8 @@ class Ledger:
         *,
         releasing: Reservation | None = None,
     ) -> dict[str, dict[str, int]]:
-        """ATF per SKU per location, as routing may use it. The group lines of `releasing` (the
+        """ATF per SKU per location, as routing may use it, for the locations that can ship
+        some (absent: none). The group lines of `releasing` (the
         order being routed) count as released, so the order does not compete with itself."""
         held = [
             line
@@ -196,16 +197,20 @@ class Ledger:
         places_by_sku: dict[str, set[Place]] = {sku: set() for sku in skus}
         for line in held:
             places_by_sku[line.sku].add(line.place)
-        groups = require_places(uow, {line.place for line in held})
-        # The candidates go in by id: at 1,000 of them, Place objects per SKU cost more than
-        # reading the stock.
-        positions = _load_positions(uow, places_by_sku, groups, location_ids)
+        require_places(uow, {line.place for line in held})
+        positions = _load_positions(uow, places_by_sku, location_ids)
         for line in held:
             positions[line.sku].hold(line.place, -line.open)
-        shippable = {}
+        candidates = set(location_ids)
+        shippable: dict[str, dict[str, int]] = {}
         for sku in skus:
-            available = positions[sku].location_available_to_fulfill
-            shippable[sku] = {location_id: available(location_id) for location_id in location_ids}
+            position = positions[sku]
+            # Only locations with a record can ship: the loop is over records, not candidates.
+            shippable[sku] = {
+                location_id: units
+                for location_id in position.records.keys() & candidates
+                if (units := position.location_available_to_fulfill(location_id)) > 0
+            }
         return shippable
 
     # --- reservations --------------------------------------------------------------------
@@ -370,8 +375,8 @@ class Ledger:
         for item in items:
             places_by_sku[item.sku].add(item.place)
         places = {place for places in places_by_sku.values() for place in places}
-        groups = require_places(uow, {place for place in places if not place.is_location})
-        positions = _load_positions(uow, places_by_sku, groups)
+        require_places(uow, {place for place in places if not place.is_location})
+        positions = _load_positions(uow, places_by_sku)
         # A stock record proves its location exists (a foreign key): only locations without
         # one are looked up, which spares the lookup on every ordinary reservation.
         require_places(
@@ -478,45 +483,36 @@ def require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, Loca
 def _load_positions(
     uow: UnitOfWork,
     places_by_sku: dict[str, set[Place]],
-    groups: dict[str, LocationGroup],
     location_ids: Collection[str] = (),
 ) -> dict[str, SkuPosition]:
-    """Loads, per SKU, the stock the rules need: the places' own (and that of `location_ids`,
-    for every SKU), and that of every group holding reservations of the SKU that can compete
-    with them (transitively, through shared members). Groups elsewhere in the network cannot
-    change the answer and are not read."""
+    """Loads, per SKU, the records of the locations named (`places_by_sku`'s, and
+    `location_ids` for every SKU), and, where groups matter (a group is named, or holds
+    reservations of the SKU), the SKU's totals per membership class."""
     demands = uow.group_reserved(places_by_sku)
-    groups.update(
-        uow.groups({group_id for demand in demands.values() for group_id in demand} - groups.keys())
-    )
-    locations_by_sku, relevant_by_sku = {}, {}
-    for sku, places in places_by_sku.items():
-        demand = demands[sku]
-        relevant = {place.id for place in places if not place.is_location}
-        locations = {place.id for place in places if place.is_location}
-        locations.update(location_ids)
-        for group_id in relevant:
-            locations.update(groups[group_id].location_ids)
-        grew = True
-        while grew:
-            grew = False
-            for group_id in demand.keys() - relevant:
-                if not locations.isdisjoint(groups[group_id].location_ids):
-                    relevant.add(group_id)
-                    locations.update(groups[group_id].location_ids)
-                    grew = True
-        locations_by_sku[sku], relevant_by_sku[sku] = locations, relevant
-    # One read for every SKU at every location any of them needs; each keeps its own.
-    records = uow.stock(places_by_sku, set().union(*locations_by_sku.values()))
-    return {
-        sku: SkuPosition(
-            sku,
-            {at: record for at, record in records[sku].items() if at in locations_by_sku[sku]},
-            {group_id: demands[sku][group_id] for group_id in relevant if group_id in demands[sku]},
-            {group_id: groups[group_id].location_ids for group_id in relevant},
-        )
-        for sku, relevant in relevant_by_sku.items()
+    named_groups = {
+        sku: {place.id for place in places if not place.is_location}
+        for sku, places in places_by_sku.items()
     }
+    grouped = [sku for sku in places_by_sku if demands[sku] or named_groups[sku]]
+    classes = uow.membership_classes() if grouped else None
+    totals = uow.stock_totals(grouped) if classes is not None else {}
+    locations = {
+        place.id for places in places_by_sku.values() for place in places if place.is_location
+    }
+    locations.update(location_ids)
+    # One read for every SKU at every location any of them needs.
+    records = uow.stock(places_by_sku, locations)
+    positions = {}
+    for sku in places_by_sku:
+        positions[sku] = SkuPosition(
+            sku,
+            records[sku],
+            demands[sku],
+            classes if sku in totals else None,
+            totals.get(sku),
+            named_groups[sku],
+        )
+    return positions
 
 
 def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
@@ -567,20 +563,21 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
             ato,
             record.effective_us,
         )
-    records = [position.record(location) for location in position.group_members(place.id)]
+    exists, on_hand, reserved, safety_stock, futures_total, effective = position.group_stock(
+        place.id
+    )
     group_reserved = position.group_reserved.get(place.id, 0)
-    effective = [record.effective_us for record in records if record.effective_us is not None]
     return Availability(
         place,
         position.sku,
-        any(record.exists for record in records),
-        sum(record.on_hand for record in records),
-        sum(record.reserved for record in records) + group_reserved,
+        exists,
+        on_hand,
+        reserved + group_reserved,
         group_reserved,
-        sum(record.safety_stock for record in records),
-        _merged_futures(future for record in records for future in record.futures),
-        sum(record.futures_total for record in records),
+        safety_stock,
+        _merged_futures(position.group_futures(place.id)),
+        futures_total,
         atf,
         ato,
-        max(effective) if effective else None,
+        effective,
     )

@@ -3,31 +3,52 @@ and the changes that reservations make to it."""
 
 from __future__ import annotations
 
-from server.domain.coverage import CoverageNetwork
-from server.domain.model import Place, StockRecord
+from collections.abc import Collection, Mapping, Sequence
+
+from server.domain.coverage import Coverage, MembershipClasses
+from server.domain.model import Future, Place, StockRecord
+from server.domain.totals import StockTotals
 
 
 class SkuPosition:
-    """Stock records of one SKU at every location that matters to the places a command touches
-    (the places themselves and the members of every group whose reservations can compete with
-    them), the open group reservations among those groups, and their membership."""
+    """The stock records of one SKU at the locations a command names, its totals per membership
+    class (when groups matter: a group is named, or holds reservations of the SKU), and its open
+    group reservations."""
 
     def __init__(
         self,
         sku: str,
         records: dict[str, StockRecord],
         group_reserved: dict[str, int],
-        members: dict[str, tuple[str, ...]],
+        classes: MembershipClasses | None = None,
+        totals: StockTotals | None = None,
+        groups: Collection[str] = (),
     ) -> None:
+        """`totals` are those of `classes` (both or neither); `groups`: the groups that will be
+        asked about besides those holding reservations."""
         self.sku = sku
         self.records = records
         self.group_reserved = group_reserved
-        self.members = members
         self.changed_locations: set[str] = set()
         self.changed_groups: set[str] = set()
-        self._order_network: CoverageNetwork | None = None
-        self._fulfill_network: CoverageNetwork | None = None
-        self._contested: set[str] | None = None  # members of groups holding reservations
+        self._classes = classes
+        self._totals = totals
+        self._own_totals = False  # copied before the first change: the given ones are shared
+        self._groups = tuple(groups)
+        self._coverage: dict[bool, Coverage] = {}
+
+    @classmethod
+    def of_records(
+        cls,
+        sku: str,
+        records: Mapping[str, StockRecord],
+        group_reserved: Mapping[str, int],
+        members: Mapping[str, Sequence[str]],
+    ) -> SkuPosition:
+        """A position over an explicit membership, every member's record given."""
+        classes = MembershipClasses.of(members)
+        totals = StockTotals.of(records.values(), classes)
+        return cls(sku, dict(records), dict(group_reserved), classes, totals, tuple(members))
 
     # --- reading -------------------------------------------------------------------------
 
@@ -35,43 +56,35 @@ class SkuPosition:
         found = self.records.get(location_id)
         return found if found is not None else StockRecord(self.sku, location_id)
 
-    def _network(self, *, fulfill: bool) -> CoverageNetwork:
-        cached = self._fulfill_network if fulfill else self._order_network
-        if cached is None:
-            locations = {location for group in self.members.values() for location in group}
-            capacity = {
-                location: max(
-                    0,
-                    self.record(location).free_to_fulfill
-                    if fulfill
-                    else self.record(location).free_to_order,
-                )
-                for location in locations
-            }
-            cached = CoverageNetwork(capacity, self.group_reserved, self.members)
-            if fulfill:
-                self._fulfill_network = cached
-            else:
-                self._order_network = cached
-        return cached
+    def _by_class(self) -> tuple[MembershipClasses, StockTotals]:
+        if self._classes is None or self._totals is None:
+            raise ValueError(f"{self.sku} was loaded without its totals: no group was named")
+        return self._classes, self._totals
 
-    def _need(self, location_id: str) -> int:
-        if self._contested is None:
-            self._contested = {
-                location
-                for group, units in self.group_reserved.items()
-                if units
-                for location in self.members[group]
-            }
-        if location_id not in self._contested:
+    def _network(self, *, fulfill: bool) -> Coverage:
+        found = self._coverage.get(fulfill)
+        if found is None:
+            classes, totals = self._by_class()
+            found = Coverage(
+                totals.capacity(fulfill=fulfill), classes, self.group_reserved, self._groups
+            )
+            self._coverage[fulfill] = found
+        return found
+
+    def _need(self, record: StockRecord) -> int:
+        """need_l of the record's location (server/domain/coverage.py)."""
+        if self._classes is None or not any(self.group_reserved.values()):
             return 0
-        return self._network(fulfill=False).need(location_id)
+        k = self._classes.class_of.get(record.location_id)
+        if k is None:
+            return 0
+        return max(0, max(0, record.free_to_order) - self._network(fulfill=False).slack(k))
 
     def available_to_order(self, place: Place) -> int:
         """What can still be reserved at the place without uncovering any group reservation."""
         if place.is_location:
-            capacity = max(0, self.record(place.id).free_to_order)
-            return max(0, capacity - self._need(place.id))
+            record = self.record(place.id)
+            return max(0, max(0, record.free_to_order) - self._need(record))
         return self._network(fulfill=False).headroom(place.id)
 
     def available_to_fulfill(self, place: Place) -> int:
@@ -85,38 +98,46 @@ class SkuPosition:
         return min(self.available_to_order(place), shippable)
 
     def location_available_to_fulfill(self, location_id: str) -> int:
-        """`available_to_fulfill` at a location, by id. Routing asks it for every SKU at every
-        candidate (5,000 times for 5 lines x 1,000 candidates) and most have no stock record,
-        so that case answers 0 without building a Place or an empty record."""
+        """`available_to_fulfill` at a location, by id: routing asks it for every candidate,
+        and one without a stock record answers 0 at once."""
         record = self.records.get(location_id)
         if record is None:
             return 0  # no stock: nothing to ship, whatever group reservations need
-        return max(0, record.free_to_fulfill - self._need(location_id))
+        return max(0, record.free_to_fulfill - self._need(record))
 
-    def group_members(self, group_id: str) -> tuple[str, ...]:
-        return self.members[group_id]
+    def group_stock(self, group_id: str) -> tuple[bool, int, int, int, int, int | None]:
+        """(any record exists, on hand, reserved at members, safety stock, futures total,
+        latest effective time) summed over the group's members."""
+        classes, totals = self._by_class()
+        return totals.summed(classes.of_group(group_id))
+
+    def group_futures(self, group_id: str) -> list[Future]:
+        classes, totals = self._by_class()
+        return totals.futures_of(classes.of_group(group_id))
 
     # --- changing ------------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        self._order_network = None
-        self._fulfill_network = None
-        self._contested = None
 
     def hold(self, place: Place, quantity: int) -> None:
         """Count `quantity` more units as reserved at the place (negative to give back)."""
         if place.is_location:
-            record = self.record(place.id)
-            self.records[place.id] = record.changed_by(reserved=quantity)
-            self.changed_locations.add(place.id)
+            self._replace(self.record(place.id).changed_by(reserved=quantity))
         else:
             self.group_reserved[place.id] = self.group_reserved.get(place.id, 0) + quantity
             self.changed_groups.add(place.id)
-        self._changed()
+            self._coverage.clear()
 
     def ship(self, location_id: str, quantity: int) -> None:
         """Units leave the building: out of reserved and out of on hand."""
-        record = self.record(location_id)
-        self.records[location_id] = record.changed_by(reserved=-quantity, on_hand=-quantity)
+        self._replace(self.record(location_id).changed_by(reserved=-quantity, on_hand=-quantity))
+
+    def _replace(self, new: StockRecord) -> None:
+        location_id = new.location_id
+        old = self.record(location_id)
+        self.records[location_id] = new
         self.changed_locations.add(location_id)
-        self._changed()
+        k = self._classes.class_of.get(location_id) if self._classes else None
+        if k is not None and self._totals is not None:
+            if not self._own_totals:
+                self._totals, self._own_totals = self._totals.copy(), True
+            self._totals.replace(k, old, new)
+            self._coverage.clear()

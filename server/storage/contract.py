@@ -16,7 +16,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
+from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
+from server.domain.totals import StockTotals
 
 Result = TypeVar("Result")
 
@@ -28,6 +30,11 @@ class RememberedResponse:
     method: str
     fingerprint: bytes
     response: bytes
+
+
+class WouldBlock(Exception):
+    """A unit of work running on the event loop needs slow work (summing a big group's stock,
+    say) and stopped before doing it, having written nothing: run it again on a thread."""
 
 
 class UnitOfWork(Protocol):
@@ -53,6 +60,14 @@ class UnitOfWork(Protocol):
         ...
 
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...
+    def membership_classes(self) -> MembershipClasses:
+        """Every grouped location's class (the set of groups holding it)."""
+        ...
+
+    def stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
+        """Per SKU of `skus`, its stock summed per class of `membership_classes()`."""
+        ...
+
     def known_skus(self, skus: Collection[str]) -> set[str]:
         """The SKUs among `skus` that have a stock record at some location."""
         ...
@@ -95,9 +110,14 @@ class Store(Protocol):
 
 @runtime_checkable
 class LoopStore(Store, Protocol):
+    def read_on_loop(self) -> AbstractContextManager[UnitOfWork]:
+        """`read()` for the running event loop: raises WouldBlock rather than do slow work."""
+        ...
+
     async def write_on_loop(self, work: Callable[[UnitOfWork], Result]) -> Result:
         """Runs `work` (which must not block) in a write transaction on the running event loop,
-        excluding every other writer, and returns its result once that transaction commits."""
+        excluding every other writer, and returns its result once that transaction commits.
+        Its unit of work raises WouldBlock rather than do slow work."""
         ...
 
 

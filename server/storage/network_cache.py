@@ -1,18 +1,26 @@
-"""The network (locations and groups) cached across units of work, per network version.
+"""The network (locations, groups and their membership classes) cached across units of work,
+per network version, and each SKU's stock totals per class, per stock token.
 
 Every location or group change increments `network_version` in its own transaction. A unit of
 work reads the version its snapshot sees and uses only entries cached under that version, so it
 never sees a network its transaction could not have read; entries of other versions are dropped
 when a unit of work at a different version fills the cache. A checkout at a group of a thousand
-stores, or routing over it, then reads the group's stock instead of its membership and rows."""
+stores, or routing over it, then reads the group's stock instead of its membership and rows.
+
+A SKU's totals are kept under its stock token (changed by every write of its stock rows, see
+migration 0004) and the network version they were summed for, so a unit of work uses them only
+if its snapshot sees both."""
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from typing import Generic, TypeVar
 
+from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup
+from server.domain.totals import StockTotals
 
 Entry = TypeVar("Entry")
 
@@ -42,11 +50,40 @@ class VersionedCache(Generic[Entry]):
             self._entries.update(entries)
 
 
+class StockTotalsCache:
+    """The latest totals of the SKUs used most recently, at most `size` of them."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._lock = threading.Lock()
+        self._size = size
+        self._entries: OrderedDict[str, tuple[tuple[int, int], StockTotals]] = OrderedDict()
+
+    def get(self, sku: str, key: tuple[int, int]) -> StockTotals | None:
+        """The SKU's totals at (stock token, network version), if cached."""
+        with self._lock:
+            entry = self._entries.get(sku)
+            if entry is None or entry[0] != key:
+                return None
+            self._entries.move_to_end(sku)
+            return entry[1]
+
+    def put(self, sku: str, key: tuple[int, int], totals: StockTotals) -> None:
+        with self._lock:
+            self._entries[sku] = (key, totals)
+            self._entries.move_to_end(sku)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 class NetworkCache:
     SHIP_ENABLED = "ship-enabled"
     """The one key of `ship_enabled`: the ids of every ship-enabled location, in id order."""
+    ALL = "all"
+    """The one key of `classes`: the membership classes of every grouped location."""
 
     def __init__(self) -> None:
         self.locations: VersionedCache[Location] = VersionedCache()
         self.groups: VersionedCache[LocationGroup] = VersionedCache()
         self.ship_enabled: VersionedCache[tuple[str, ...]] = VersionedCache()
+        self.classes: VersionedCache[MembershipClasses] = VersionedCache()
+        self.totals = StockTotalsCache()

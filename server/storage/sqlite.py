@@ -78,7 +78,7 @@ class SqliteStore:
         self._loop_committer = LoopCommitter(
             self._writer,
             self._write_lock,
-            self._unit_of_work,
+            lambda: self._unit_of_work(on_loop=True),
             commit_inline=self._synchronous in ("OFF", "NORMAL"),
             busy_timeout_ms=busy_timeout_ms,
         )
@@ -163,9 +163,13 @@ class SqliteStore:
         (see server/storage/loop_commit.py)."""
         return await self._loop_committer.write(work)
 
-    def _unit_of_work(self) -> SqlUnitOfWork:
+    def _unit_of_work(self, *, on_loop: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self._writer.execute, "qmark", network_cache=self._network, json_rows=True
+            self._writer.execute,
+            "qmark",
+            network_cache=self._network,
+            json_rows=True,
+            on_loop=on_loop,
         )
 
     def _begin_batch(self) -> _Batch:
@@ -200,12 +204,20 @@ class SqliteStore:
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
-        connection = getattr(self._local, "connection", None)
+        yield from _transaction(self._reader(), self._network, on_loop=False)
+
+    @contextmanager
+    def read_on_loop(self) -> Iterator[SqlUnitOfWork]:
+        yield from _transaction(self._reader(), self._network, on_loop=True)
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._local.connection = self._connect()
             with self._readers_lock:
                 self._readers.append(connection)
-        yield from _transaction(connection, self._network)
+        return connection
 
     def close(self) -> None:
         self._loop_committer.close()
@@ -271,10 +283,14 @@ class _Checkpointer:
         self._thread.join()
 
 
-def _transaction(connection: sqlite3.Connection, network: NetworkCache) -> Iterator[SqlUnitOfWork]:
+def _transaction(
+    connection: sqlite3.Connection, network: NetworkCache, *, on_loop: bool
+) -> Iterator[SqlUnitOfWork]:
     begin(connection, "BEGIN")
     try:
-        yield SqlUnitOfWork(connection.execute, "qmark", network_cache=network, json_rows=True)
+        yield SqlUnitOfWork(
+            connection.execute, "qmark", network_cache=network, json_rows=True, on_loop=on_loop
+        )
     except BaseException:
         connection.execute("ROLLBACK")
         raise
@@ -290,6 +306,14 @@ def _create_private(path: str) -> None:
 
 
 def _statements(script: str) -> list[str]:
-    """Splits a migration into statements (migrations hold no semicolons in literals)."""
+    """Splits a migration into statements (a trigger's body keeps its own semicolons;
+    migrations hold no semicolons in literals)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+    statements, pending = [], ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

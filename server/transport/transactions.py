@@ -5,8 +5,11 @@ retried here with backoff, so clients see ABORTED or UNAVAILABLE only when retri
 
 `Transactions` is what the servicers, which run on the server's event loop, call: on a
 `LoopStore` (SQLite) the units of work run on the loop itself, otherwise (PostgreSQL, where each
-statement is a network round trip) on the loop's worker threads. `query` and `mutate` are the
-same on a thread of one's own (RouteOrder's, the sweeper's)."""
+statement is a network round trip) on the loop's worker threads. On the loop, a unit of work
+that would take long (summing a big group's stock: contract.WouldBlock), a network change, and
+a request the servicer calls big all run on a worker thread instead, so that no request holds
+the loop, and every other caller with it, for more than a few milliseconds. `query` and `mutate`
+are the same on a thread of one's own (RouteOrder's, the sweeper's)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,13 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from server.domain.errors import AlreadyExists, Conflict, StoreUnavailable
-from server.storage.contract import LoopStore, RememberedResponse, Store, UnitOfWork
+from server.storage.contract import (
+    LoopStore,
+    RememberedResponse,
+    Store,
+    UnitOfWork,
+    WouldBlock,
+)
 
 Response = TypeVar("Response", bound=Message)
 Result = TypeVar("Result")
@@ -36,16 +45,20 @@ class Transactions:
         self.now_us = now_us
         self._on_loop = store if isinstance(store, LoopStore) else None
 
-    async def query(self, run: Callable[[UnitOfWork], Result]) -> Result:
-        if self._on_loop is None:
-            return await asyncio.to_thread(query, self.store, run)
+    async def query(self, run: Callable[[UnitOfWork], Result], *, big: bool = False) -> Result:
+        """`run` on a read snapshot; `big`: on a worker thread even where the loop could."""
         store = self._on_loop
+        if store is None or big:
+            return await asyncio.to_thread(query, self.store, run)
 
         async def attempt() -> Result:
-            with store.read() as uow:
+            with store.read_on_loop() as uow:
                 return run(uow)
 
-        return await retrying_on_loop(attempt)
+        try:
+            return await retrying_on_loop(attempt)
+        except WouldBlock:
+            return await asyncio.to_thread(query, self.store, run)
 
     async def mutate(
         self,
@@ -56,29 +69,29 @@ class Transactions:
         run: Callable[[UnitOfWork], Response],
         *,
         network: bool = False,
+        big: bool = False,
     ) -> Response:
-        """`mutate` (below), run on the loop or on a worker thread."""
-        if self._on_loop is None:
-            return await asyncio.to_thread(
-                mutate,
-                self.store,
-                self.now_us,
-                method,
-                request,
-                response_type,
-                skus,
-                run,
-                network=network,
+        """`mutate` (below), on the loop or on a worker thread."""
+
+        def on_thread() -> Response:
+            return mutate(
+                self.store, self.now_us, method, request, response_type, skus, run, network=network
             )
+
         store = self._on_loop
+        if store is None or network or big:
+            return await asyncio.to_thread(on_thread)
         request_id, digest = _identity(request)
-        return await retrying_on_loop(
-            lambda: store.write_on_loop(
-                lambda uow: _replay_or_run(
-                    uow, self.now_us, method, request_id, digest, response_type, run
+        try:
+            return await retrying_on_loop(
+                lambda: store.write_on_loop(
+                    lambda uow: _replay_or_run(
+                        uow, self.now_us, method, request_id, digest, response_type, run
+                    )
                 )
             )
-        )
+        except WouldBlock:
+            return await asyncio.to_thread(on_thread)
 
 
 def _backoff_s(attempt: int) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.domain.coverage import CoverageNetwork
+from server.domain.coverage import LocationCoverage
 from tests.ledger.oracle import max_flow
 
 Members = Mapping[str, tuple[str, ...]]
@@ -84,7 +84,7 @@ def instances(draw: st.DrawFn) -> tuple[dict[str, int], dict[str, int], dict[str
 @given(instances())
 def test_covered_is_the_largest_assignable_demand(instance):
     capacity, demand, members = instance
-    network = CoverageNetwork(capacity, demand, members)
+    network = LocationCoverage(capacity, demand, members)
     best, _ = enumerated(capacity, demand, members)
     assert network.covered == best == cut_flow(capacity, demand, members)
 
@@ -93,7 +93,7 @@ def test_covered_is_the_largest_assignable_demand(instance):
 @given(instances())
 def test_need_is_the_least_load_of_the_location_in_every_maximum_assignment(instance):
     capacity, demand, members = instance
-    network = CoverageNetwork(capacity, demand, members)
+    network = LocationCoverage(capacity, demand, members)
     _, least = enumerated(capacity, demand, members)
     for location in capacity:
         assert network.need(location) == least[location], location
@@ -104,7 +104,7 @@ def test_need_is_the_least_load_of_the_location_in_every_maximum_assignment(inst
 @given(instances())
 def test_headroom_is_the_largest_extra_group_demand_still_fully_covered(instance):
     capacity, demand, members = instance
-    network = CoverageNetwork(capacity, demand, members)
+    network = LocationCoverage(capacity, demand, members)
     covered = cut_flow(capacity, demand, members)
     for group in members:
         ceiling = sum(capacity[location] for location in members[group])
@@ -123,12 +123,12 @@ def test_headroom_is_the_largest_extra_group_demand_still_fully_covered(instance
 @given(instances(), st.data())
 def test_queries_in_any_order_give_the_same_answers(instance, data):
     capacity, demand, members = instance
-    reference = CoverageNetwork(capacity, demand, members)
+    reference = LocationCoverage(capacity, demand, members)
     expected = {("need", loc): reference.need(loc) for loc in capacity} | {
         ("headroom", group): reference.headroom(group) for group in members
     }
     queries = data.draw(st.permutations(sorted(expected)))
-    network = CoverageNetwork(capacity, demand, members)
+    network = LocationCoverage(capacity, demand, members)
     for kind, name in queries:
         answer = network.need(name) if kind == "need" else network.headroom(name)
         assert answer == expected[(kind, name)], (kind, name)
@@ -140,7 +140,7 @@ def test_overlapping_groups_share_a_location_only_once():
     # not B + C = 6 as a check of grp-bc on its own would promise.
     capacity = {"A": 2, "B": 4, "C": 2}
     members = {"grp-ab": ("A", "B"), "grp-bc": ("B", "C")}
-    network = CoverageNetwork(capacity, {"grp-ab": 5}, members)
+    network = LocationCoverage(capacity, {"grp-ab": 5}, members)
     assert network.covered == 5
     assert network.headroom("grp-bc") == 3
     # grp-ab itself can take the last 1 of B (A is full) and nothing of C.
@@ -157,7 +157,7 @@ def test_a_location_shared_by_two_groups_must_serve_the_one_with_no_alternative(
     # covered 7, need(B) = 7 - F(B=0) = 7 - 3 = 4, need(A) = 7 - F(A=0) = 7 - 4 = 3.
     capacity = {"A": 3, "B": 4}
     members = {"grp-ab": ("A", "B"), "grp-b": ("B",)}
-    network = CoverageNetwork(capacity, {"grp-ab": 4, "grp-b": 3}, members)
+    network = LocationCoverage(capacity, {"grp-ab": 4, "grp-b": 3}, members)
     assert network.covered == 7
     assert (network.need("A"), network.need("B")) == (3, 4)
     assert (network.headroom("grp-ab"), network.headroom("grp-b")) == (0, 0)
@@ -168,7 +168,7 @@ def test_demand_beyond_member_capacity_is_only_partly_covered():
     # of A is needed (need 4) and the group has no headroom; a disjoint group is unaffected.
     capacity = {"A": 4, "Z": 2}
     members = {"grp-a": ("A",), "grp-z": ("Z",)}
-    network = CoverageNetwork(capacity, {"grp-a": 6}, members)
+    network = LocationCoverage(capacity, {"grp-a": 6}, members)
     assert network.covered == 4
     assert network.need("A") == 4
     assert network.headroom("grp-a") == 0
@@ -177,7 +177,7 @@ def test_demand_beyond_member_capacity_is_only_partly_covered():
 
 
 def test_a_group_with_no_demand_has_its_members_whole_capacity_as_headroom():
-    network = CoverageNetwork({"A": 3, "B": 0}, {}, {"grp-ab": ("A", "B")})
+    network = LocationCoverage({"A": 3, "B": 0}, {}, {"grp-ab": ("A", "B")})
     assert network.covered == 0
     assert network.headroom("grp-ab") == 3
     assert network.need("A") == 0

@@ -41,7 +41,7 @@ def record(location: str, on_hand: int, safety: int = 0, futures=(), reserved: i
 
 
 def position(*records: StockRecord, demand=None, members=None) -> SkuPosition:
-    return SkuPosition(
+    return SkuPosition.of_records(
         SKU, {r.location_id: r for r in records}, dict(demand or {}), dict(members or {})
     )
 
