@@ -15,6 +15,9 @@ from Atlanta, 1,715 km from Newark and 1,773 km from Dallas (haversine from the 
 
 from __future__ import annotations
 
+import random
+
+from google.protobuf import duration_pb2
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.routing.v1 import routing_pb2 as rt
 
@@ -29,6 +32,7 @@ SITES = {
     "tampa": (27.9506, -82.4572, STORE),
     "miami": (25.7617, -80.1918, STORE),
 }
+BATCH = 1000
 FORT_LAUDERDALE = rt.Destination(postal_code=rt.PostalCode(country_code="US", postal_code="33301"))
 
 
@@ -74,3 +78,54 @@ def shipped(plan: rt.Plan) -> dict[str, dict[str, int]]:
         shipment.location_id: {line.sku: line.quantity for line in shipment.lines}
         for shipment in plan.shipments
     }
+
+
+SCATTERED = "scattered"
+
+
+def publish_scattered(
+    inventory, locations: int, skus: int, seed: int = 0
+) -> dict[tuple[str, str], int]:
+    """`locations` warehouses spread over the US, all in group `scattered`, each stocking each of
+    `skus` SKUs with probability 0.3 at 1-5 units: orders over many of these SKUs need four or
+    more shipments, which the solver cannot prove best in a second or two. Returns the stock."""
+    rng = random.Random(seed)
+    ids = [f"wh-{number:04d}" for number in range(locations)]
+    stock = {
+        (site, f"sku-{number:03d}"): rng.randint(1, 5)
+        for site in ids
+        for number in range(skus)
+        if rng.random() < 0.3
+    }
+    sites = [location(site, rng.uniform(26, 48), rng.uniform(-122, -70)) for site in ids]
+    levels = [level(site, sku, units) for (site, sku), units in stock.items()]
+    for start in range(0, len(sites), BATCH):
+        inventory.UpsertLocations(
+            inv.UpsertLocationsRequest(locations=sites[start : start + BATCH])
+        )
+    inventory.UpsertLocationGroups(
+        inv.UpsertLocationGroupsRequest(
+            location_groups=[inv.LocationGroup(id=SCATTERED, location_ids=ids)]
+        )
+    )
+    for start in range(0, len(levels), BATCH):
+        inventory.SetStock(inv.SetStockRequest(levels=levels[start : start + BATCH]))
+    return stock
+
+
+def scattered_order(
+    order_id: str, lines: int, seconds: float, **fields: object
+) -> rt.RouteOrderRequest:
+    """A dry run over `scattered` of 2 units of each of the first `lines` SKUs, to Kansas."""
+    return order(
+        *[(f"sku-{number:03d}", 2) for number in range(lines)],
+        order_id=order_id,
+        destination=rt.Destination(position=inv.GeoPoint(latitude=39.0, longitude=-95.7)),
+        location_group_id=SCATTERED,
+        options=rt.RoutingOptions(time_limit=duration(seconds)),
+        **fields,
+    )
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=int(seconds), nanos=int(seconds % 1 * 1e9))
