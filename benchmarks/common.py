@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -37,9 +38,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 import numpy as np
+import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -84,16 +87,18 @@ def omniroute_server(
     entry: Sequence[str] = ("-m", "server"),
     start_timeout_s: float = 60.0,
     stop_timeout_s: float = 30.0,
+    cwd: Path = REPO,
 ) -> Iterator[Server]:
     """Starts `python -m server --address localhost:0 --store STORE ARGS` and yields it once it
     says which port it listens on; SIGTERM (graceful stop) on exit, SIGKILL if that hangs.
-    `entry` replaces `-m server`, e.g. with a script that instruments the server first."""
+    `entry` replaces `-m server`, e.g. with a script that instruments the server first; `cwd`
+    is the checkout whose code serves (another commit's worktree, for a baseline)."""
     log_path = log_path or Path(f"{store}.server.log")
     command = [PYTHON, *entry, "--address", "localhost:0", "--store", str(store), *args]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -536,6 +541,26 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: i
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# --- PostgreSQL: a fresh schema per run ----------------------------------------------------
+
+
+@contextmanager
+def pg_schema(admin_dsn: str, application_name: str) -> Iterator[str]:
+    """A fresh schema; yields a DSN on it whose sessions carry `application_name`."""
+    schema = f"omniroute_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    joiner = "&" if "?" in admin_dsn else "?"
+    try:
+        yield (
+            f"{admin_dsn}{joiner}options={quote(f'-csearch_path={schema}')}"
+            f"&application_name={quote(application_name)}"
+        )
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 # --- the command line and the result files every load benchmark shares -----------------------

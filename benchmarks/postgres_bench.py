@@ -44,11 +44,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from common import (
@@ -60,6 +58,7 @@ from common import (
     markdown_table,
     median,
     omniroute_server,
+    pg_schema,
     process_cpu_seconds,
     run_load,
     save_results,
@@ -77,23 +76,6 @@ PY_SPY = Path(sys.executable).parent / "py-spy"
 
 
 # --- PostgreSQL: a schema per configuration, and its backends' CPU -----------------------------
-
-
-@contextlib.contextmanager
-def pg_schema(admin_dsn: str, application_name: str) -> Iterator[str]:
-    """A fresh schema; yields a DSN on it whose sessions carry `application_name`."""
-    schema = f"omniroute_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    joiner = "&" if "?" in admin_dsn else "?"
-    try:
-        yield (
-            f"{admin_dsn}{joiner}options={quote(f'-csearch_path={schema}')}"
-            f"&application_name={quote(application_name)}"
-        )
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def pg_backends(admin_dsn: str, application_name: str) -> list[int]:

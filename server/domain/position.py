@@ -36,6 +36,7 @@ class SkuPosition:
         self._own_totals = False  # copied before the first change: the given ones are shared
         self._groups = tuple(groups)
         self._coverage: dict[bool, Coverage] = {}
+        self._needs: dict[str, int] = {}
 
     @classmethod
     def of_records(
@@ -78,7 +79,11 @@ class SkuPosition:
         k = self._classes.class_of.get(record.location_id)
         if k is None:
             return 0
-        return max(0, max(0, record.free_to_order) - self._network(fulfill=False).slack(k))
+        need = self._needs.get(record.location_id)
+        if need is None:
+            slack = self._network(fulfill=False).slack(k)
+            need = self._needs[record.location_id] = max(0, max(0, record.free_to_order) - slack)
+        return need
 
     def available_to_order(self, place: Place) -> int:
         """What can still be reserved at the place without uncovering any group reservation."""
@@ -125,6 +130,7 @@ class SkuPosition:
             self.group_reserved[place.id] = self.group_reserved.get(place.id, 0) + quantity
             self.changed_groups.add(place.id)
             self._coverage.clear()
+            self._needs.clear()
 
     def ship(self, location_id: str, quantity: int) -> None:
         """Units leave the building: out of reserved and out of on hand."""
@@ -141,3 +147,4 @@ class SkuPosition:
                 self._totals, self._own_totals = self._totals.copy(), True
             self._totals.replace(k, old, new)
             self._coverage.clear()
+        self._needs.clear()

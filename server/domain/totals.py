@@ -14,30 +14,22 @@ from server.domain.model import Future, StockRecord
 _NONE = int(np.iinfo(np.int64).min)  # latest effective time of a class with no record set
 
 
-class StockTotals:
-    """Per class k: sums of on hand, reserved (location level), safety stock, futures, the
-    capacities the coverage uses (max(0, free to order) and max(0, free to fulfill) per
-    location), the latest effective time, how many records exist, and futures per time."""
+# Rows of StockTotals.values.
+ON_HAND, RESERVED, SAFETY_STOCK, FUTURES_TOTAL, ORDER_CAPACITY, FULFILL_CAPACITY, EXISTING = range(
+    7
+)
 
-    __slots__ = (
-        "effective_us",
-        "existing",
-        "fulfill_capacity",
-        "futures",
-        "futures_total",
-        "on_hand",
-        "order_capacity",
-        "reserved",
-        "safety_stock",
-    )
+
+class StockTotals:
+    """Per class k, `values[row, k]` for each row above: sums of on hand, reserved (location
+    level), safety stock and futures, the capacities the coverage uses (max(0, free to order)
+    and max(0, free to fulfill) per location), and how many records exist; then the latest
+    effective time and the futures per expected time."""
+
+    __slots__ = ("effective_us", "futures", "values")
 
     def __init__(self, classes: int) -> None:
-        def zeros() -> np.ndarray:
-            return np.zeros(classes, dtype=np.int64)
-
-        self.on_hand, self.reserved, self.safety_stock = zeros(), zeros(), zeros()
-        self.futures_total, self.order_capacity, self.fulfill_capacity = zeros(), zeros(), zeros()
-        self.existing = zeros()
+        self.values = np.zeros((EXISTING + 1, classes), dtype=np.int64)
         self.effective_us = np.full(classes, _NONE, dtype=np.int64)
         self.futures: dict[int, dict[int | None, int]] = {}
 
@@ -53,26 +45,28 @@ class StockTotals:
         if not rows:
             return totals
         index = np.array([k for k, _ in rows], dtype=np.intp)
-        values = np.array(
+        on_hand, reserved, safety, futures, effective = np.array(
             [
                 (r.on_hand, r.reserved, r.safety_stock, r.futures_total, r.effective_us or 0)
                 for _, r in rows
             ],
             dtype=np.int64,
-        )
+        ).T
         exists = np.array([r.effective_us is not None for _, r in rows])
-        on_hand, reserved, safety, futures, effective = values.T
         free = on_hand - reserved - safety
-        for target, column in (
-            (totals.on_hand, on_hand),
-            (totals.reserved, reserved),
-            (totals.safety_stock, safety),
-            (totals.futures_total, futures),
-            (totals.order_capacity, np.maximum(0, free + futures)),
-            (totals.fulfill_capacity, np.maximum(0, free)),
-            (totals.existing, exists.astype(np.int64)),
-        ):
-            np.add.at(target, index, column)
+        columns = np.stack(
+            [
+                on_hand,
+                reserved,
+                safety,
+                futures,
+                np.maximum(0, free + futures),
+                np.maximum(0, free),
+                exists.astype(np.int64),
+            ]
+        )
+        for row in range(EXISTING + 1):
+            totals.values[row] = np.bincount(index, columns[row], classes.count).astype(np.int64)
         np.maximum.at(totals.effective_us, index[exists], effective[exists])
         for k, record in rows:
             if record.futures:
@@ -86,32 +80,34 @@ class StockTotals:
     def copy(self) -> StockTotals:
         """A copy to change (the futures are shared: reservations never change them)."""
         copied = StockTotals.__new__(StockTotals)
-        for name in StockTotals.__slots__:
-            value = getattr(self, name)
-            setattr(copied, name, value if name == "futures" else value.copy())
+        copied.values = self.values.copy()
+        copied.effective_us = self.effective_us
+        copied.futures = self.futures
         return copied
 
     def replace(self, k: int, old: StockRecord, new: StockRecord) -> None:
         """Class k's totals with `old` (a location's record) become `new`: reservations and
         shipments change reserved and on hand, never safety stock, futures or effective time."""
-        self.on_hand[k] += new.on_hand - old.on_hand
-        self.reserved[k] += new.reserved - old.reserved
-        self.order_capacity[k] += max(0, new.free_to_order) - max(0, old.free_to_order)
-        self.fulfill_capacity[k] += max(0, new.free_to_fulfill) - max(0, old.free_to_fulfill)
+        column = self.values[:, k]
+        column[ON_HAND] += new.on_hand - old.on_hand
+        column[RESERVED] += new.reserved - old.reserved
+        column[ORDER_CAPACITY] += max(0, new.free_to_order) - max(0, old.free_to_order)
+        column[FULFILL_CAPACITY] += max(0, new.free_to_fulfill) - max(0, old.free_to_fulfill)
 
     def capacity(self, *, fulfill: bool) -> np.ndarray:
-        return self.fulfill_capacity if fulfill else self.order_capacity
+        return self.values[FULFILL_CAPACITY if fulfill else ORDER_CAPACITY]
 
     def summed(self, at: np.ndarray) -> tuple[bool, int, int, int, int, int | None]:
         """(any record exists, on hand, reserved, safety stock, futures total, latest effective
         time) over the classes `at`."""
+        on_hand, reserved, safety, futures, _, _, existing = self.values[:, at].sum(axis=1).tolist()
         effective = int(self.effective_us[at].max(initial=_NONE))
         return (
-            bool(self.existing[at].sum()),
-            int(self.on_hand[at].sum()),
-            int(self.reserved[at].sum()),
-            int(self.safety_stock[at].sum()),
-            int(self.futures_total[at].sum()),
+            bool(existing),
+            on_hand,
+            reserved,
+            safety,
+            futures,
             None if effective == _NONE else effective,
         )
 

@@ -13,6 +13,13 @@ from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
 
 
+BIG_ANSWER = 200
+"""Records above which a GetAvailability answer is read and built on a worker thread: at the
+largest (100 x 100) it takes tens of milliseconds, too long to hold the event loop."""
+BIG_BATCH = 100
+"""Stock updates above which SetStock and AdjustStock run on a worker thread."""
+
+
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self, transactions: Transactions, ledger: Ledger) -> None:
         self.tx = transactions
@@ -75,6 +82,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             lambda uow: inv.SetStockResponse(
                 results=[convert.stock_update(x) for x in self.ledger.set_stock(uow, levels)]
             ),
+            big=len(levels) > BIG_BATCH,
         )
 
     @rpc
@@ -88,10 +96,14 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             lambda uow: inv.AdjustStockResponse(
                 results=[convert.adjustment(x) for x in self.ledger.adjust_stock(uow, adjustments)]
             ),
+            big=len(adjustments) > BIG_BATCH,
         )
 
     @rpc
     async def GetAvailability(self, request: Any, context: Context) -> Any:
         skus, places = validate.availability(request)
-        records = await self.tx.query(lambda uow: self.ledger.availability(uow, skus, places))
-        return convert.availability_response(records)
+        # The answer is built inside the unit of work, so a big one is built off the loop too.
+        return await self.tx.query(
+            lambda uow: convert.availability_response(self.ledger.availability(uow, skus, places)),
+            big=len(skus) * len(places) > BIG_ANSWER,
+        )

@@ -1,0 +1,358 @@
+"""Big overlapping groups: the heaviest in-limits requests, and how long a health check waits
+while each runs, on the current code and on a baseline commit, side by side in one run.
+
+The shape a national retailer has: LOCATIONS locations, GROUPS groups that each hold all of
+them, SKUS SKUs stocked at every location, and a group reservation on every SKU. For each
+request, its latency (client side, over loopback) and the latency of Health/Check calls sent
+every few milliseconds meanwhile, from another thread on its own channel. A server that
+computes on its event loop makes the health check wait as long as the request.
+
+    .venv/bin/python benchmarks/group_bench.py                 # SQLite, and PostgreSQL if set
+    .venv/bin/python benchmarks/group_bench.py --quick         # 2,000 locations, 2 repeats
+    .venv/bin/python benchmarks/group_bench.py --baseline REV  # compare with commit REV
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import common
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from omniroute.inventory.v1 import inventory_pb2 as inv
+from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
+from omniroute.inventory.v1 import reservation_pb2 as res
+from omniroute.routing.v1 import routing_pb2 as rt
+from omniroute.routing.v1 import routing_pb2_grpc
+
+GROUPS = 10
+SKUS = 100
+PROBE_INTERVAL_S = 0.005
+CALL_TIMEOUT_S = 600.0
+
+
+def place(location: str = "", group: str = "") -> inv.Place:
+    return inv.Place(location_id=location) if location else inv.Place(location_group_id=group)
+
+
+def load(channel: grpc.Channel, locations: int) -> None:
+    """The network, dense stock, and one group reservation on every SKU."""
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    ids = [f"loc-{i:05d}" for i in range(locations)]
+    for start in range(0, locations, 1000):
+        inventory.UpsertLocations(
+            inv.UpsertLocationsRequest(
+                locations=[
+                    inv.Location(
+                        id=location_id,
+                        display_name=location_id,
+                        type=inv.LOCATION_TYPE_STORE,
+                        position=inv.GeoPoint(
+                            latitude=30 + (i % 100) * 0.15, longitude=-120 + (i // 100) * 0.4
+                        ),
+                        ship_enabled=True,
+                    )
+                    for i, location_id in enumerate(ids[start : start + 1000], start)
+                ]
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
+    inventory.UpsertLocationGroups(
+        inv.UpsertLocationGroupsRequest(
+            location_groups=[
+                inv.LocationGroup(id=f"grp-{g}", display_name=f"grp-{g}", location_ids=ids)
+                for g in range(GROUPS)
+            ]
+        ),
+        timeout=CALL_TIMEOUT_S,
+    )
+    levels = [
+        inv.StockLevel(location_id=location_id, sku=f"sku-{s:03d}", on_hand=20)
+        for s in range(SKUS)
+        for location_id in ids
+    ]
+    for start in range(0, len(levels), 1000):
+        inventory.SetStock(
+            inv.SetStockRequest(levels=levels[start : start + 1000]), timeout=CALL_TIMEOUT_S
+        )
+    reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
+    reservations.CreateReservation(
+        res.CreateReservationRequest(
+            items=[
+                res.ReservationItem(sku=f"sku-{s:03d}", place=place(group="grp-0"), quantity=3)
+                for s in range(SKUS)
+            ]
+        ),
+        timeout=CALL_TIMEOUT_S,
+    )
+
+
+def requests(channel: grpc.Channel, locations: int) -> dict[str, Callable[[], Any]]:
+    """The heaviest in-limits call of each kind, by name."""
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
+    routing = routing_pb2_grpc.RoutingServiceStub(channel)
+    skus = [f"sku-{s:03d}" for s in range(SKUS)]
+    step = max(1, locations // 100)
+    counter = iter(range(10**9))
+
+    def availability(locations: list[str] = (), groups: list[str] = ()) -> Callable[[], Any]:
+        request = inv.GetAvailabilityRequest(
+            skus=skus, location_ids=locations, location_group_ids=groups
+        )
+        return lambda: inventory.GetAvailability(request, timeout=CALL_TIMEOUT_S)
+
+    def reserve_at_group() -> Any:
+        return reservations.CreateReservation(
+            res.CreateReservationRequest(
+                items=[
+                    res.ReservationItem(sku=sku, place=place(group="grp-1"), quantity=1)
+                    for sku in skus
+                ],
+                external_ref=f"bench-{next(counter)}",
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
+
+    def set_stock() -> Any:
+        return inventory.SetStock(
+            inv.SetStockRequest(
+                levels=[
+                    inv.StockLevel(location_id=f"loc-{i:05d}", sku=skus[i % SKUS], on_hand=20)
+                    for i in range(min(1000, locations))
+                ]
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
+
+    def route() -> Any:
+        return routing.RouteOrder(
+            rt.RouteOrderRequest(
+                order_id=f"order-{next(counter)}",
+                lines=[rt.OrderLine(sku=sku, quantity=2) for sku in skus[:20]],
+                destination=rt.Destination(position=inv.GeoPoint(latitude=40.7, longitude=-74.0)),
+                location_group_id="grp-2",
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
+
+    return {
+        "GetAvailability 100 SKUs x 10 groups": availability(
+            groups=[f"grp-{g}" for g in range(GROUPS)]
+        ),
+        "GetAvailability 100 SKUs x 100 locations": availability(
+            locations=[f"loc-{i:05d}" for i in range(0, locations, step)][:100]
+        ),
+        "CreateReservation 100 items at a group": reserve_at_group,
+        "SetStock 1,000 levels (invalidates the totals)": set_stock,
+        "RouteOrder 20 lines over a group (dry run)": route,
+    }
+
+
+@contextlib.contextmanager
+def probing(address: str) -> Iterator[list[float]]:
+    """Health/Check latencies (s) measured every PROBE_INTERVAL_S until the block ends."""
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        with grpc.insecure_channel(address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+            while not stop.is_set():
+                started = time.perf_counter()
+                health.Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
+                latencies.append(time.perf_counter() - started)
+                stop.wait(PROBE_INTERVAL_S)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    latencies.clear()  # only the probes sent while the request runs
+    try:
+        yield latencies
+    finally:
+        stop.set()
+        thread.join()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(address: str, locations: int, repeats: int) -> dict[str, Any]:
+    results = {}
+    with grpc.insecure_channel(address) as channel:
+        for name, call in requests(channel, locations).items():
+            call()  # warm: caches filled, as in steady state
+            latencies, probes = [], []
+            for _ in range(repeats):
+                with probing(address) as probed:
+                    started = time.perf_counter()
+                    call()
+                    latencies.append(time.perf_counter() - started)
+                probes.extend(probed)
+            results[name] = {
+                "p50_ms": statistics.median(latencies) * 1000,
+                "max_ms": max(latencies) * 1000,
+                "health_p50_ms": percentile(probes, 0.5) * 1000,
+                "health_p99_ms": percentile(probes, 0.99) * 1000,
+                "health_probes": len(probes),
+            }
+            common.log(f"  {name}: {results[name]}")
+    return results
+
+
+def run_one(code: Path, store: str, locations: int, repeats: int) -> dict[str, Any]:
+    with common.omniroute_server(store, cwd=code) as server:
+        common.wait_ready(server.address)
+        started = time.perf_counter()
+        with grpc.insecure_channel(server.address) as channel:
+            load(channel, locations)
+        common.log(f"  loaded in {time.perf_counter() - started:.0f} s")
+        return measure(server.address, locations, repeats)
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="omniroute-baseline-"))
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(folder), revision],
+        cwd=common.REPO,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(folder)], cwd=common.REPO, check=False
+        )
+
+
+def postgres_store() -> str | None:
+    dsn = os.environ.get("OMNIROUTE_BENCH_POSTGRES_DSN") or os.environ.get(
+        "OMNIROUTE_TEST_POSTGRES_DSN"
+    )
+    return dsn or None
+
+
+def write_markdown(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(
+        "# Big overlapping groups\n\n"
+        f"{results['shape']}\n\n"
+        + common.markdown_table(*table(results))
+        + f"\n\n{common.shared_machine_note(results['machine'])}\n"
+    )
+
+
+def table(results: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
+    headers = ["backend", "request", "code", "p50 ms", "max ms", "health p50 ms", "health p99 ms"]
+    rows: list[list[object]] = []
+    for backend, by_code in results["runs"].items():
+        for code, by_request in by_code.items():
+            for request, figures in by_request.items():
+                rows.append(
+                    [
+                        backend,
+                        request,
+                        code,
+                        f"{figures['p50_ms']:.1f}",
+                        f"{figures['max_ms']:.1f}",
+                        f"{figures['health_p50_ms']:.1f}",
+                        f"{figures['health_p99_ms']:.1f}",
+                    ]
+                )
+    return headers, rows
+
+
+def plot(path: Path, results: dict[str, Any]) -> None:
+    import matplotlib  # noqa: PLC0415  (the load needs no plotting)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    runs = results["runs"]
+    backends = list(runs)
+    figure, axes = plt.subplots(len(backends), 2, figsize=(14, 4.5 * len(backends)), squeeze=False)
+    for row, backend in enumerate(backends):
+        codes = list(runs[backend])
+        names = list(next(iter(runs[backend].values())))
+        width = 0.8 / len(codes)
+        for column, (key, title) in enumerate(
+            (("p50_ms", "request p50"), ("health_p99_ms", "Health/Check p99 meanwhile"))
+        ):
+            ax = axes[row][column]
+            for i, code in enumerate(codes):
+                values = [
+                    runs[backend][code].get(name, {}).get(key, float("nan")) for name in names
+                ]
+                ax.barh([y + i * width for y in range(len(names))], values, width, label=code)
+            ax.set_yticks([y + width * (len(codes) - 1) / 2 for y in range(len(names))])
+            ax.set_yticklabels(names if column == 0 else [""] * len(names), fontsize=8)
+            ax.set_xscale("log")
+            ax.set_xlabel("ms (log)")
+            ax.set_title(f"{backend}: {title}")
+            ax.legend(fontsize=8)
+    figure.suptitle(results["shape"], fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--locations", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline", default="", help="commit to compare with (none: skip)")
+    parser.add_argument("--baseline-repeats", type=int, default=1)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--quick", action="store_true", help="2,000 locations, 2 repeats")
+    parser.add_argument("--out", type=Path, default=common.RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.locations, args.repeats = 2_000, 2
+    shape = (
+        f"{args.locations:,} locations, {GROUPS} groups each holding all of them, {SKUS} SKUs "
+        f"stocked at every location, a group reservation on every SKU"
+    )
+    results: dict[str, Any] = {"shape": shape, "machine": common.machine_info(), "runs": {}}
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
+        codes = [("current", common.REPO, args.repeats)]
+        if args.baseline:
+            baseline = stack.enter_context(worktree(args.baseline))
+            codes.append((f"baseline {args.baseline}", baseline, args.baseline_repeats))
+        for backend in args.backends.split(","):
+            dsn = postgres_store() if backend == "postgres" else None
+            if backend == "postgres" and dsn is None:
+                common.log("postgres: skipped (set OMNIROUTE_TEST_POSTGRES_DSN)")
+                continue
+            for label, code, repeats in codes:
+                common.log(f"{backend}, {label}:")
+                name = f"groups-{label.split()[0]}"
+                store = (
+                    stack.enter_context(common.pg_schema(dsn, name))
+                    if dsn
+                    else str(Path(scratch) / f"{name}.sqlite3")
+                )
+                results["runs"].setdefault(backend, {})[label] = run_one(
+                    code, store, args.locations, repeats
+                )
+    print(common.text_table(*table(results)))
+    common.save_results(args.out, "groups", results, write_markdown, plot)
+
+
+if __name__ == "__main__":
+    main()
