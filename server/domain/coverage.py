@@ -40,6 +40,7 @@ from ortools.graph.python import max_flow
 
 _SOURCE, _SINK = 0, 1
 UNLIMITED = np.iinfo(np.int64).max
+MAX_LAYOUTS = 1024  # distinct sets of groups at stake kept per network version
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,9 @@ class MembershipClasses:
     groups: tuple[str, ...]
     pair_class: np.ndarray
     pair_group: np.ndarray
-    _group_index: dict[str, int] = field(init=False, repr=False)
+    group_index: dict[str, int] = field(init=False, repr=False)
     _of_group: dict[str, np.ndarray] = field(init=False, repr=False)
+    _layouts: dict[tuple[str, ...], Layout] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         index = {group: position for position, group in enumerate(self.groups)}
@@ -63,8 +65,9 @@ class MembershipClasses:
             group: self.pair_class[order[bounds[i] : bounds[i + 1]]]
             for i, group in enumerate(self.groups)
         }
-        object.__setattr__(self, "_group_index", index)
+        object.__setattr__(self, "group_index", index)
         object.__setattr__(self, "_of_group", of_group)
+        object.__setattr__(self, "_layouts", {})
 
     @classmethod
     def of(cls, members: Mapping[str, Iterable[str]]) -> MembershipClasses:
@@ -89,9 +92,44 @@ class MembershipClasses:
         """Indices of the classes whose locations `group` holds (empty for an unknown group)."""
         return self._of_group.get(group, np.empty(0, dtype=np.int32))
 
-    def group_positions(self, groups: Iterable[str]) -> np.ndarray:
-        return np.array(
-            [self._group_index[g] for g in groups if g in self._group_index], dtype=np.int32
+    def layout(self, names: tuple[str, ...]) -> Layout:
+        """The arcs of a coverage network over the groups `names` (sorted), kept for reuse:
+        every SKU with the same groups at stake has the same network but for capacities."""
+        found = self._layouts.get(names)
+        if found is None:
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            found = self._layouts[names] = Layout.of(self, names)
+        return found
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Nodes: 0 source, 1 sink, 2 + i for group names[i], class_nodes[j] for class members[j].
+    Arc a from group node tails[a] to the class members[arc_class[a]]."""
+
+    names: tuple[str, ...]
+    members: np.ndarray
+    class_nodes: np.ndarray
+    tails: np.ndarray
+    arc_class: np.ndarray
+
+    @classmethod
+    def of(cls, classes: MembershipClasses, names: tuple[str, ...]) -> Layout:
+        node_of_position = np.zeros(len(classes.groups), dtype=np.int32)
+        for i, group in enumerate(names):
+            position = classes.group_index.get(group)
+            if position is not None:
+                node_of_position[position] = 2 + i
+        in_network = node_of_position[classes.pair_group] > 0
+        pair_class = classes.pair_class[in_network]
+        members = np.unique(pair_class)
+        return cls(
+            names,
+            members,
+            (2 + len(names) + np.arange(len(members))).astype(np.int32),
+            node_of_position[classes.pair_group[in_network]],
+            np.searchsorted(members, pair_class),
         )
 
 
@@ -108,38 +146,28 @@ class Coverage:
         """`capacity[k]` >= 0 is class k's summed capacity; the network holds the groups with
         demand and `groups` (those whose headroom will be asked)."""
         self._capacity = capacity
+        self._classes = classes
         self._demand = {group: units for group, units in demand.items() if units}
-        names = sorted(set(self._demand) | set(groups))
-        group_node = {group: 2 + i for i, group in enumerate(names)}
-        known = classes.group_positions(names)
-        node_of_position = np.zeros(len(classes.groups), dtype=np.int32)
-        node_of_position[known] = [group_node[classes.groups[p]] for p in known]
-        in_network = np.isin(classes.pair_group, known)
-        pair_class = classes.pair_class[in_network]
-        self._members = np.unique(pair_class)
-        class_node = (2 + len(names) + np.arange(len(self._members))).astype(np.int32)
-        at = np.searchsorted(self._members, pair_class)
+        layout = classes.layout(tuple(sorted(set(self._demand) | set(groups))))
         self._flow = max_flow.SimpleMaxFlow()
         self._demand_arc = {
-            group: int(self._flow.add_arc_with_capacity(_SOURCE, node, self._demand.get(group, 0)))
-            for group, node in group_node.items()
+            group: int(self._flow.add_arc_with_capacity(_SOURCE, 2 + i, self._demand.get(group, 0)))
+            for i, group in enumerate(layout.names)
         }
-        member_capacity = capacity[self._members].astype(np.int64)
+        member_capacity = capacity[layout.members]
         # Group -> class arcs carry the class's capacity rather than infinity: same flows, and
         # no int64 overflow in the solver.
         self._flow.add_arcs_with_capacity(
-            node_of_position[classes.pair_group[in_network]], class_node[at], member_capacity[at]
+            layout.tails, layout.class_nodes[layout.arc_class], member_capacity[layout.arc_class]
         )
         supply = self._flow.add_arcs_with_capacity(
-            class_node, np.full(len(self._members), _SINK, dtype=np.int32), member_capacity
+            layout.class_nodes, np.full(len(layout.members), _SINK, dtype=np.int32), member_capacity
         )
-        self._supply_arc = dict(zip(self._members.tolist(), supply.tolist(), strict=True))
-        self._group_capacity = {
-            group: int(capacity[classes.of_group(group)].sum()) for group in group_node
-        }
+        self._supply_arc = dict(zip(layout.members.tolist(), supply.tolist(), strict=True))
         self.covered = self._solve()
         self._carried = {k: int(self._flow.flow(arc)) for k, arc in self._supply_arc.items()}
         self._slack: dict[int, int] = {}
+        self._headroom: dict[str, int] = {}
 
     def _solve(self) -> int:
         status = self._flow.solve(_SOURCE, _SINK)
@@ -166,12 +194,17 @@ class Coverage:
 
     def headroom(self, group: str) -> int:
         """Units that can still be reserved at `group` with every other reservation covered."""
+        found = self._headroom.get(group)
+        if found is not None:
+            return found
         arc = self._demand_arc[group]
         demand = self._demand.get(group, 0)
-        self._flow.set_arc_capacity(arc, demand + self._group_capacity[group])
+        group_capacity = int(self._capacity[self._classes.of_group(group)].sum())
+        self._flow.set_arc_capacity(arc, demand + group_capacity)
         unbounded = self._solve()
         self._flow.set_arc_capacity(arc, demand)
-        return unbounded - self.covered
+        found = self._headroom[group] = unbounded - self.covered
+        return found
 
 
 class LocationCoverage:

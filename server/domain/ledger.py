@@ -545,10 +545,8 @@ def _merged_futures(futures: Iterable[Future]) -> tuple[Future, ...]:
 
 
 def _availability(position: SkuPosition, place: Place) -> Availability:
-    ato = position.available_to_order(place)
-    atf = position.available_to_fulfill(place)
     if place.is_location:
-        record = position.record(place.id)
+        record, atf, ato = position.location_available(place.id)
         return Availability(
             place,
             position.sku,
@@ -563,6 +561,8 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
             ato,
             record.effective_us,
         )
+    ato = position.available_to_order(place)
+    atf = position.available_to_fulfill(place)
     exists, on_hand, reserved, safety_stock, futures_total, effective = position.group_stock(
         place.id
     )

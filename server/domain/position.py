@@ -72,24 +72,35 @@ class SkuPosition:
             self._coverage[fulfill] = found
         return found
 
-    def _need(self, record: StockRecord) -> int:
-        """need_l of the record's location (server/domain/coverage.py)."""
+    def _need(self, location_id: str, free_to_order: int) -> int:
+        """need_l of a location whose free stock to order is `free_to_order` (see
+        server/domain/coverage.py)."""
         if self._classes is None or not any(self.group_reserved.values()):
             return 0
-        k = self._classes.class_of.get(record.location_id)
+        k = self._classes.class_of.get(location_id)
         if k is None:
             return 0
-        need = self._needs.get(record.location_id)
+        need = self._needs.get(location_id)
         if need is None:
             slack = self._network(fulfill=False).slack(k)
-            need = self._needs[record.location_id] = max(0, max(0, record.free_to_order) - slack)
+            need = self._needs[location_id] = max(0, max(0, free_to_order) - slack)
         return need
+
+    def location_available(self, location_id: str) -> tuple[StockRecord, int, int]:
+        """The location's record, its ATF and its ATO, computed together (GetAvailability
+        asks for up to 10,000 of them in one call)."""
+        record = self.record(location_id)
+        free_to_fulfill = record.on_hand - record.reserved - record.safety_stock
+        free_to_order = (
+            free_to_fulfill + record.futures_total if record.futures else free_to_fulfill
+        )
+        need = self._need(location_id, free_to_order)
+        return record, max(0, free_to_fulfill - need), max(0, max(0, free_to_order) - need)
 
     def available_to_order(self, place: Place) -> int:
         """What can still be reserved at the place without uncovering any group reservation."""
         if place.is_location:
-            record = self.record(place.id)
-            return max(0, max(0, record.free_to_order) - self._need(record))
+            return self.location_available(place.id)[2]
         return self._network(fulfill=False).headroom(place.id)
 
     def available_to_fulfill(self, place: Place) -> int:
@@ -108,7 +119,7 @@ class SkuPosition:
         record = self.records.get(location_id)
         if record is None:
             return 0  # no stock: nothing to ship, whatever group reservations need
-        return max(0, record.free_to_fulfill - self._need(record))
+        return max(0, record.free_to_fulfill - self._need(location_id, record.free_to_order))
 
     def group_stock(self, group_id: str) -> tuple[bool, int, int, int, int, int | None]:
         """(any record exists, on hand, reserved at members, safety stock, futures total,

@@ -95,7 +95,8 @@ class StockTotals:
         column[FULFILL_CAPACITY] += max(0, new.free_to_fulfill) - max(0, old.free_to_fulfill)
 
     def capacity(self, *, fulfill: bool) -> np.ndarray:
-        return self.values[FULFILL_CAPACITY if fulfill else ORDER_CAPACITY]
+        row: np.ndarray = self.values[FULFILL_CAPACITY if fulfill else ORDER_CAPACITY]
+        return row
 
     def summed(self, at: np.ndarray) -> tuple[bool, int, int, int, int, int | None]:
         """(any record exists, on hand, reserved, safety stock, futures total, latest effective
