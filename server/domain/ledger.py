@@ -516,6 +516,7 @@ def _load_positions(
 
 
 def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
+    totals = {}
     for position in positions.values():
         uow.put_stock(position.records[location] for location in position.changed_locations)
         if position.changed_groups:
@@ -523,6 +524,9 @@ def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
                 position.sku,
                 {group: position.group_reserved[group] for group in position.changed_groups},
             )
+        if (changed := position.changed_totals) is not None:
+            totals[position.sku] = changed
+    uow.put_stock_totals(totals)
 
 
 def _expected_first(future: Future) -> tuple[bool, int]:

@@ -131,6 +131,11 @@ class SkuPosition:
         classes, totals = self._by_class()
         return totals.futures_of(classes.of_group(group_id))
 
+    @property
+    def changed_totals(self) -> StockTotals | None:
+        """The totals after this position's changes to records, if it has any."""
+        return self._totals if self._own_totals else None
+
     # --- changing ------------------------------------------------------------------------
 
     def hold(self, place: Place, quantity: int) -> None:

@@ -11,7 +11,7 @@ server's event loop then runs its reads itself and its writes through `write_on_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
@@ -66,6 +66,11 @@ class UnitOfWork(Protocol):
 
     def stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
         """Per SKU of `skus`, its stock summed per class of `membership_classes()`."""
+        ...
+
+    def put_stock_totals(self, totals: Mapping[str, StockTotals]) -> None:
+        """The SKUs' totals once this unit of work's writes of their stock are in: kept for
+        the next units of work, which then need not sum them again."""
         ...
 
     def known_skus(self, skus: Collection[str]) -> set[str]:

@@ -7,7 +7,7 @@ locking and error handling differ between backends."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from server.domain.coverage import MembershipClasses
@@ -334,6 +334,18 @@ class SqlUnitOfWork:
                 if cache:
                     cache.put(sku, (int(tokens[sku]), version), found[sku])
         return found
+
+    def put_stock_totals(self, totals: Mapping[str, StockTotals]) -> None:
+        # Under the tokens this transaction's writes drew: should it roll back, no snapshot
+        # ever sees them, and the entries are never used.
+        cache = self._cache.totals if self._cache else None
+        if cache is None or not totals:
+            return
+        version = self._version()
+        for sku, token in self._rows_in(
+            "SELECT sku, version FROM stock_version WHERE sku IN ({ids})", (), totals
+        ):
+            cache.put(sku, (int(token), version), totals[sku])
 
     def _may_block(self) -> None:
         if self._on_loop:

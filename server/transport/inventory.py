@@ -12,7 +12,6 @@ from server.transport import convert, paging, validate
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
 
-
 BIG_ANSWER = 200
 """Records above which a GetAvailability answer is read and built on a worker thread: at the
 largest (100 x 100) it takes tens of milliseconds, too long to hold the event loop."""

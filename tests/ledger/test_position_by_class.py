@@ -7,8 +7,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.domain.coverage import MembershipClasses
 from server.domain.model import Future, Place, StockRecord
 from server.domain.position import SkuPosition
+from server.domain.totals import StockTotals
 from tests.ledger.oracle import SkuState, Stock
 
 SKU = "sku-1"
@@ -107,3 +109,6 @@ def test_reservations_keep_class_totals_in_step_with_the_records(network, data):
     changed = {location: position.record(location) for location in locations}
     state = oracle(members, changed, position.group_reserved)
     assert_matches_definitions(position, state, locations)
+    if position.changed_totals is not None:  # what storage keeps for the next transaction
+        summed = StockTotals.of(changed.values(), MembershipClasses.of(members))
+        assert (position.changed_totals.values == summed.values).all()
