@@ -5,6 +5,7 @@ costs a handful of sums instead of thousands of records. Storage caches these pe
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,10 @@ from server.domain.model import Future, StockRecord
 
 _NONE = int(np.iinfo(np.int64).min)  # latest effective time of a class with no record set
 
+
+Row = tuple[Any, ...]
+"""A stock row for `StockTotals.of_rows`: (location id, on hand, reserved, safety stock,
+effective time or None, futures as a tuple of Future)."""
 
 # Rows of StockTotals.values.
 ON_HAND, RESERVED, SAFETY_STOCK, FUTURES_TOTAL, ORDER_CAPACITY, FULFILL_CAPACITY, EXISTING = range(
@@ -36,45 +41,50 @@ class StockTotals:
     @classmethod
     def of(cls, records: Iterable[StockRecord], classes: MembershipClasses) -> StockTotals:
         """Totals of the records at locations that have a class (others are ignored)."""
-        totals = cls(classes.count)
-        rows = [
-            (classes.class_of[r.location_id], r)
-            for r in records
-            if r.location_id in classes.class_of
-        ]
-        if not rows:
-            return totals
-        index = np.array([k for k, _ in rows], dtype=np.intp)
-        on_hand, reserved, safety, futures, effective = np.array(
-            [
-                (r.on_hand, r.reserved, r.safety_stock, r.futures_total, r.effective_us or 0)
-                for _, r in rows
-            ],
-            dtype=np.int64,
-        ).T
-        exists = np.array([r.effective_us is not None for _, r in rows])
-        free = on_hand - reserved - safety
-        columns = np.stack(
-            [
-                on_hand,
-                reserved,
-                safety,
-                futures,
-                np.maximum(0, free + futures),
-                np.maximum(0, free),
-                exists.astype(np.int64),
-            ]
+        return cls.of_rows(
+            (
+                (r.location_id, r.on_hand, r.reserved, r.safety_stock, r.effective_us, r.futures)
+                for r in records
+            ),
+            classes,
         )
-        for row in range(EXISTING + 1):
-            totals.values[row] = np.bincount(index, columns[row], classes.count).astype(np.int64)
-        np.maximum.at(totals.effective_us, index[exists], effective[exists])
-        for k, record in rows:
-            if record.futures:
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[Row], classes: MembershipClasses) -> StockTotals:
+        """Totals of stock rows (location id, on hand, reserved, safety stock, effective time,
+        futures) as storage reads them, without building a record per row: summing a SKU
+        across every member of a big group reads one row per member."""
+        totals = cls(classes.count)
+        class_of = classes.class_of
+        kept = [(class_of[row[0]], row) for row in rows if row[0] in class_of]
+        if not kept:
+            return totals
+        index = np.fromiter((k for k, _ in kept), dtype=np.intp, count=len(kept))
+        on_hand, reserved, safety = np.array([row[1:4] for _, row in kept], dtype=np.int64).T
+        exists = np.fromiter((row[4] is not None for _, row in kept), dtype=bool, count=len(kept))
+        effective = np.fromiter((row[4] or 0 for _, row in kept), dtype=np.int64, count=len(kept))
+        futures = np.zeros(len(kept), dtype=np.int64)
+        for i, (k, row) in enumerate(kept):
+            if row[5]:
                 by_time = totals.futures.setdefault(k, {})
-                for future in record.futures:
+                for future in row[5]:
                     by_time[future.expected_us] = by_time.get(future.expected_us, 0) + (
                         future.quantity
                     )
+                    futures[i] += future.quantity
+        free = on_hand - reserved - safety
+        columns = (
+            on_hand,
+            reserved,
+            safety,
+            futures,
+            np.maximum(0, free + futures),
+            np.maximum(0, free),
+            exists,
+        )
+        for row_index, column in enumerate(columns):
+            totals.values[row_index] = np.bincount(index, column, classes.count)
+        np.maximum.at(totals.effective_us, index[exists], effective[exists])
         return totals
 
     def copy(self) -> StockTotals:

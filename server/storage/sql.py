@@ -326,13 +326,19 @@ class SqlUnitOfWork:
                 missing.append(sku)
             else:
                 found[sku] = cached
-        if missing:
+        for sku in missing:
             self._may_block()
-            records = self.stock(missing, classes.class_of.keys())
-            for sku in missing:
-                found[sku] = StockTotals.of(records[sku].values(), classes)
-                if cache:
-                    cache.put(sku, (int(tokens[sku]), version), found[sku])
+            # One SKU per statement: a big group's rows decode in bounded pieces, so no single
+            # call holds the GIL (and the event loop's thread) for long.
+            found[sku] = StockTotals.of_rows(
+                (
+                    (row[1], row[2], row[5], row[3], row[6], _futures(row[4]))
+                    for row in self._stock_rows("sku = ?", (sku,))
+                ),
+                classes,
+            )
+            if cache:
+                cache.put(sku, (int(tokens[sku]), version), found[sku])
         return found
 
     def put_stock_totals(self, totals: Mapping[str, StockTotals]) -> None:
@@ -543,9 +549,10 @@ def _assemble_groups(names: list[Row], members: list[Row]) -> dict[str, Location
 def _stock(row: Row) -> StockRecord:
     # Positional, in _STOCK_COLUMNS order: keywords cost a third more, and routing over 1,000
     # candidates builds ~1,000 of these per order.
-    futures = (
-        ()
-        if row[4] == _NO_FUTURES_JSON
-        else tuple(Future(quantity, expected) for quantity, expected in json.loads(row[4]))
-    )
-    return StockRecord(row[0], row[1], row[2], row[3], futures, row[5], row[6])
+    return StockRecord(row[0], row[1], row[2], row[3], _futures(row[4]), row[5], row[6])
+
+
+def _futures(text: str) -> tuple[Future, ...]:
+    if text == _NO_FUTURES_JSON:
+        return ()
+    return tuple(Future(quantity, expected) for quantity, expected in json.loads(text))
