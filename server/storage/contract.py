@@ -103,10 +103,12 @@ class UnitOfWork(Protocol):
 
 class Store(Protocol):
     def write(
-        self, skus: Collection[str] = (), *, network: bool = False
+        self, skus: Collection[str] = (), *, network: bool = False, slow_reads: bool = True
     ) -> AbstractContextManager[UnitOfWork]:
         """A read-write transaction that excludes concurrent writers of the same `skus`;
-        `network=True` (location and group changes) excludes every other writer."""
+        `network=True` (location and group changes) excludes every other writer.
+        `slow_reads=False`: raise WouldBlock rather than sum a big group's stock while other
+        writers wait (the caller reads it first, outside, and tries again)."""
         ...
 
     def read(self) -> AbstractContextManager[UnitOfWork]: ...

@@ -105,14 +105,16 @@ class PostgresStore:
 
     @contextmanager
     def write(
-        self, skus: Collection[str] = (), *, network: bool = False
+        self, skus: Collection[str] = (), *, network: bool = False, slow_reads: bool = True
     ) -> Iterator[SqlUnitOfWork]:
         calls = ["pg_advisory_xact_lock(%s)" if network else "pg_advisory_xact_lock_shared(%s)"]
         keys = [self._network_key, *sorted({self._lock_key(sku) for sku in skus})]
         calls += ["pg_advisory_xact_lock(%s)"] * (len(keys) - 1)
         # Target-list expressions run left to right: one round trip takes every lock in order.
         lock = "SELECT " + ", ".join(calls)
-        yield from self._transaction("BEGIN", lock, keys, lock_reservations=True)
+        yield from self._transaction(
+            "BEGIN", lock, keys, lock_reservations=True, slow_reads=slow_reads
+        )
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
@@ -121,11 +123,19 @@ class PostgresStore:
         )
 
     def _transaction(
-        self, begin: str, lock: str | None, keys: Sequence[int], *, lock_reservations: bool
+        self,
+        begin: str,
+        lock: str | None,
+        keys: Sequence[int],
+        *,
+        lock_reservations: bool,
+        slow_reads: bool = True,
     ) -> Iterator[SqlUnitOfWork]:
         try:
             with self._pool.connection() as connection:
-                yield from _run(connection, begin, lock, keys, lock_reservations, self._network)
+                yield from _run(
+                    connection, begin, lock, keys, lock_reservations, slow_reads, self._network
+                )
         except PoolTimeout as error:
             raise StoreUnavailable(
                 f"no database connection available: {error}", retry_safe=True
@@ -146,6 +156,7 @@ def _run(
     lock: str | None,
     keys: Sequence[int],
     lock_reservations: bool,
+    slow_reads: bool,
     network: NetworkCache,
 ) -> Iterator[SqlUnitOfWork]:
     """One transaction in pipeline mode: statements whose results nobody reads yet (BEGIN, the
@@ -167,6 +178,7 @@ def _run(
                     lock_reservations=lock_reservations,
                     network_cache=network,
                     sync=sync,
+                    slow_reads=slow_reads,
                 )
                 committing = True
                 connection.execute("COMMIT")

@@ -55,7 +55,7 @@ class SqlUnitOfWork:
         network_cache: NetworkCache | None = None,
         json_rows: bool = False,
         sync: Callable[[], None] = lambda: None,
-        on_loop: bool = False,
+        slow_reads: bool = True,
     ) -> None:
         """`lock_reservations`: read reservations FOR UPDATE, so that two writers changing
         different SKUs of one reservation cannot overwrite each other's lines.
@@ -63,9 +63,9 @@ class SqlUnitOfWork:
         `json_rows`: read stock as one JSON row (SQLite): Python's sqlite3 lets go of the GIL
         for every row it steps, and under load each row then costs two thread switches
         (GetAvailability 10 x 10 measured ~600 switches and 7 ms of CPU per call).
-        `on_loop`: the unit of work runs on the server's event loop, so whatever would read a
-        big group's stock raises WouldBlock instead (contract.WouldBlock)."""
-        self._on_loop = on_loop
+        `slow_reads`: False makes whatever would sum a big group's stock raise WouldBlock instead
+        (contract.WouldBlock), for units of work on the event loop or holding write locks."""
+        self._slow_reads = slow_reads
         self._json_rows = json_rows
         self._sync = sync  # waits for statements a pipelined connection has not answered yet
         self._cache = network_cache
@@ -354,7 +354,7 @@ class SqlUnitOfWork:
             cache.put(sku, (int(token), version), totals[sku])
 
     def _may_block(self) -> None:
-        if self._on_loop:
+        if not self._slow_reads:
             raise WouldBlock
 
     def known_skus(self, skus: Collection[str]) -> set[str]:

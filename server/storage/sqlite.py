@@ -78,7 +78,7 @@ class SqliteStore:
         self._loop_committer = LoopCommitter(
             self._writer,
             self._write_lock,
-            lambda: self._unit_of_work(on_loop=True),
+            lambda: self._unit_of_work(slow_reads=False),
             commit_inline=self._synchronous in ("OFF", "NORMAL"),
             busy_timeout_ms=busy_timeout_ms,
         )
@@ -114,7 +114,7 @@ class SqliteStore:
 
     @contextmanager
     def write(
-        self, skus: Collection[str] = (), *, network: bool = False
+        self, skus: Collection[str] = (), *, network: bool = False, slow_reads: bool = True
     ) -> Iterator[SqlUnitOfWork]:
         """Group commit: writers run one at a time, but a writer that finishes while others
         queue for the lock leaves the transaction open for them, and the last of the batch
@@ -139,7 +139,7 @@ class SqliteStore:
             batch = self._batch or self._begin_batch()
             changes = self._writer.total_changes
             try:
-                yield self._unit_of_work()
+                yield self._unit_of_work(slow_reads=slow_reads)
             except BaseException as error:
                 if wrote(self._writer, changes):
                     self._roll_back(batch)
@@ -163,13 +163,13 @@ class SqliteStore:
         (see server/storage/loop_commit.py)."""
         return await self._loop_committer.write(work)
 
-    def _unit_of_work(self, *, on_loop: bool = False) -> SqlUnitOfWork:
+    def _unit_of_work(self, *, slow_reads: bool = True) -> SqlUnitOfWork:
         return SqlUnitOfWork(
             self._writer.execute,
             "qmark",
             network_cache=self._network,
             json_rows=True,
-            on_loop=on_loop,
+            slow_reads=slow_reads,
         )
 
     def _begin_batch(self) -> _Batch:
@@ -204,11 +204,11 @@ class SqliteStore:
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
-        yield from _transaction(self._reader(), self._network, on_loop=False)
+        yield from _transaction(self._reader(), self._network, slow_reads=True)
 
     @contextmanager
     def read_on_loop(self) -> Iterator[SqlUnitOfWork]:
-        yield from _transaction(self._reader(), self._network, on_loop=True)
+        yield from _transaction(self._reader(), self._network, slow_reads=False)
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection."""
@@ -284,12 +284,16 @@ class _Checkpointer:
 
 
 def _transaction(
-    connection: sqlite3.Connection, network: NetworkCache, *, on_loop: bool
+    connection: sqlite3.Connection, network: NetworkCache, *, slow_reads: bool
 ) -> Iterator[SqlUnitOfWork]:
     begin(connection, "BEGIN")
     try:
         yield SqlUnitOfWork(
-            connection.execute, "qmark", network_cache=network, json_rows=True, on_loop=on_loop
+            connection.execute,
+            "qmark",
+            network_cache=network,
+            json_rows=True,
+            slow_reads=slow_reads,
         )
     except BaseException:
         connection.execute("ROLLBACK")

@@ -5,10 +5,12 @@ retried here with backoff, so clients see ABORTED or UNAVAILABLE only when retri
 
 `Transactions` is what the servicers, which run on the server's event loop, call: on a
 `LoopStore` (SQLite) the units of work run on the loop itself, otherwise (PostgreSQL, where each
-statement is a network round trip) on the loop's worker threads. On the loop, a unit of work
-that would take long (summing a big group's stock: contract.WouldBlock), a network change, and
-a request the servicer calls big all run on a worker thread instead, so that no request holds
-the loop, and every other caller with it, for more than a few milliseconds. `query` and `mutate`
+statement is a network round trip) on the loop's worker threads. A network change, and a
+request the servicer calls big, run on a worker thread instead, so that no request holds the
+loop, and every other caller with it, for more than a few milliseconds. Summing a big group's
+stock is slow too: a unit of work on the loop, or a write on any thread, stops before it
+(contract.WouldBlock); the sums are then read into the cache on a thread, outside any write,
+and the unit of work runs again. `query` and `mutate`
 are the same on a thread of one's own (RouteOrder's, the sweeper's)."""
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ class Transactions:
         if store is None or network or big:
             return await asyncio.to_thread(on_thread)
         request_id, digest = _identity(request)
-        try:
+
+        async def on_loop() -> Response:
             return await retrying_on_loop(
                 lambda: store.write_on_loop(
                     lambda uow: _replay_or_run(
@@ -90,6 +93,13 @@ class Transactions:
                     )
                 )
             )
+
+        try:
+            return await on_loop()
+        except WouldBlock:
+            await asyncio.to_thread(read_totals, store, skus)
+        try:
+            return await on_loop()  # unless a writer changed the SKUs' stock meanwhile
         except WouldBlock:
             return await asyncio.to_thread(on_thread)
 
@@ -162,13 +172,36 @@ def mutate(
     network: bool = False,
 ) -> Response:
     """Runs `run` in a write unit of work; replays the first response for a repeated
-    request_id and refuses a request_id reused for a different request."""
+    request_id and refuses a request_id reused for a different request. Totals the write
+    needs and no cache holds are summed first, in a read, so that no writer waits for that."""
     request_id, digest = _identity(request)
-    return retrying(
-        lambda: _mutate_once(
-            store, now_us, method, request_id, digest, response_type, skus, run, network
+
+    def attempt(slow_reads: bool) -> Response:
+        return retrying(
+            lambda: _mutate_once(
+                store,
+                now_us,
+                method,
+                request_id,
+                digest,
+                response_type,
+                skus,
+                run,
+                network,
+                slow_reads,
+            )
         )
-    )
+
+    try:
+        return attempt(slow_reads=False)
+    except WouldBlock:
+        read_totals(store, skus)
+    return attempt(slow_reads=True)
+
+
+def read_totals(store: Store, skus: Collection[str]) -> None:
+    """Sums the SKUs' stock per membership class into the store's cache (a plain read)."""
+    query(store, lambda uow: uow.stock_totals(skus))
 
 
 def _mutate_once(
@@ -181,8 +214,9 @@ def _mutate_once(
     skus: Collection[str],
     run: Callable[[UnitOfWork], Response],
     network: bool,
+    slow_reads: bool,
 ) -> Response:
-    with store.write(skus, network=network) as uow:
+    with store.write(skus, network=network, slow_reads=slow_reads) as uow:
         return _replay_or_run(uow, now_us, method, request_id, digest, response_type, run)
 
 

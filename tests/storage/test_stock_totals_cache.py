@@ -11,7 +11,8 @@ from server.domain import commands
 from server.domain.ledger import Ledger
 from server.domain.model import Location, LocationGroup, LocationType, Place
 from server.domain.totals import StockTotals
-from server.storage.contract import LoopStore, Store
+from server.storage.contract import LoopStore, Store, WouldBlock
+from server.transport.transactions import read_totals
 
 SKU = "sku-1"
 LOCATIONS = [f"loc-{i:02d}" for i in range(12)]
@@ -130,3 +131,18 @@ def test_totals_follow_a_change_of_membership(store, ledger):
     with store.read() as uow:
         east = ledger.availability(uow, [SKU], [Place.group("east")])[0]
     assert east.on_hand == sum(5 + i for i in range(2, 12))
+
+
+def test_a_write_stops_before_summing_a_group_until_a_read_has_summed_it(store, ledger):
+    """So no writer holds the write lock (SQLite) or a SKU's lock (PostgreSQL) while a big
+    group's stock is summed: Transactions sums it in a read first, then writes."""
+    grouped(store, ledger)
+    with store.write([SKU]) as uow:  # a stock update: the cached totals are stale now
+        ledger.adjust_stock(uow, [commands.StockAdjustment("loc-03", SKU, 1)])
+    at_group = commands.CreateReservation("", "", (commands.Item(SKU, Place.group("east"), 2),))
+    with pytest.raises(WouldBlock), store.write([SKU], slow_reads=False) as uow:
+        ledger.create_reservation(uow, at_group)
+    read_totals(store, [SKU])
+    with store.write([SKU], slow_reads=False) as uow:
+        reservation, _ = ledger.create_reservation(uow, at_group)
+    assert reservation.lines[(SKU, Place.group("east"))].quantity == 2
