@@ -171,7 +171,7 @@ def plan_items(plan: solver.Plan) -> list[commands.Item]:
 
 def check_still_shippable(plan: solver.Plan, shippable: Mapping[str, Mapping[str, int]]) -> None:
     for item in plan_items(plan):
-        if item.quantity > shippable[item.sku][item.place.id]:
+        if item.quantity > shippable[item.sku].get(item.place.id, 0):
             raise StalePlan(f"{item.place.id} can no longer ship {item.quantity} of {item.sku}")
 
 
