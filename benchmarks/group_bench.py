@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -161,29 +161,38 @@ def requests(channel: grpc.Channel, locations: int) -> dict[str, Callable[[], An
 
 @contextlib.contextmanager
 def probing(address: str) -> Iterator[list[float]]:
-    """Health/Check latencies (s) measured every PROBE_INTERVAL_S until the block ends."""
+    """Health/Check latencies (s) measured every PROBE_INTERVAL_S until the block ends, from a
+    process of its own: a thread of this one would wait for this process's GIL, which decoding
+    a big answer holds, and blame the server for it."""
+    context = mp.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    results = context.Queue()
+    prober = context.Process(target=probe, args=(address, ready, stop, results), daemon=True)
+    prober.start()
+    if not ready.wait(30):
+        prober.kill()
+        raise RuntimeError("the health prober did not start")
     latencies: list[float] = []
-    stop = threading.Event()
-
-    def probe() -> None:
-        with grpc.insecure_channel(address) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            health.Check(health_pb2.HealthCheckRequest(), timeout=30)
-            while not stop.is_set():
-                started = time.perf_counter()
-                health.Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
-                latencies.append(time.perf_counter() - started)
-                stop.wait(PROBE_INTERVAL_S)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    time.sleep(0.2)
-    latencies.clear()  # only the probes sent while the request runs
     try:
         yield latencies
     finally:
         stop.set()
-        thread.join()
+        latencies.extend(results.get(timeout=CALL_TIMEOUT_S))
+        prober.join()
+
+
+def probe(address: str, ready: Any, stop: Any, results: Any) -> None:
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+        ready.set()
+        latencies = []
+        while not stop.is_set():
+            started = time.perf_counter()
+            health.Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
+            latencies.append(time.perf_counter() - started)
+            stop.wait(PROBE_INTERVAL_S)
+    results.put(latencies)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -101,8 +101,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+SWITCH_INTERVAL_S = 0.0005
+"""How long a thread holds the GIL while another waits for it (Python's default: 5 ms). The
+event loop gives up the GIL several times per RPC, so while a worker thread computes (a big
+GetAvailability, a RouteOrder's snapshot) each of those waits cost up to this long: at 5 ms a
+health check waited hundreds of milliseconds (benchmarks/group_bench.py, docs in README)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
