@@ -81,6 +81,11 @@ def load(channel: grpc.Channel, locations: int) -> None:
         for s in range(SKUS)
         for location_id in ids
     ]
+    levels += [  # the floor: the same answer shape, no group at stake
+        inv.StockLevel(location_id=location_id, sku=f"plain-{s:03d}", on_hand=20)
+        for s in range(SKUS)
+        for location_id in sampled(locations)
+    ]
     for start in range(0, len(levels), 1000):
         inventory.SetStock(
             inv.SetStockRequest(levels=levels[start : start + 1000]), timeout=CALL_TIMEOUT_S
@@ -97,18 +102,26 @@ def load(channel: grpc.Channel, locations: int) -> None:
     )
 
 
+def sampled(locations: int) -> list[str]:
+    """100 locations spread over the network."""
+    return [f"loc-{i:05d}" for i in range(0, locations, max(1, locations // 100))][:100]
+
+
 def requests(channel: grpc.Channel, locations: int) -> dict[str, Callable[[], Any]]:
     """The heaviest in-limits call of each kind, by name."""
     inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
     reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
     skus = [f"sku-{s:03d}" for s in range(SKUS)]
-    step = max(1, locations // 100)
     counter = iter(range(10**9))
 
-    def availability(locations: list[str] = (), groups: list[str] = ()) -> Callable[[], Any]:
+    def availability(
+        locations: list[str] = (), groups: list[str] = (), prefix: str = "sku"
+    ) -> Callable[[], Any]:
         request = inv.GetAvailabilityRequest(
-            skus=skus, location_ids=locations, location_group_ids=groups
+            skus=[f"{prefix}-{s:03d}" for s in range(SKUS)],
+            location_ids=locations,
+            location_group_ids=groups,
         )
         return lambda: inventory.GetAvailability(request, timeout=CALL_TIMEOUT_S)
 
@@ -150,8 +163,9 @@ def requests(channel: grpc.Channel, locations: int) -> dict[str, Callable[[], An
         "GetAvailability 100 SKUs x 10 groups": availability(
             groups=[f"grp-{g}" for g in range(GROUPS)]
         ),
-        "GetAvailability 100 SKUs x 100 locations": availability(
-            locations=[f"loc-{i:05d}" for i in range(0, locations, step)][:100]
+        "GetAvailability 100 SKUs x 100 locations": availability(locations=sampled(locations)),
+        "the same, SKUs with no group reservation (floor)": availability(
+            locations=sampled(locations), prefix="plain"
         ),
         "CreateReservation 100 items at a group": reserve_at_group,
         "SetStock 1,000 levels (invalidates the totals)": set_stock,

@@ -43,8 +43,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     @rpc
     async def ListLocations(self, request: Any, context: Context) -> Any:
         size, after = validate.page(request)
-        found = await self.tx.query(lambda uow: uow.list_locations(after, size + 1))
-        page, token = paging.fill(found, size, convert.location, lambda x: x.id)
+        page, token = await self.tx.query(
+            lambda uow: paging.fill(
+                uow.list_locations(after, size + 1), size, convert.location, lambda x: x.id
+            ),
+            big=size > paging.BIG_PAGE,
+        )
         return inv.ListLocationsResponse(locations=page, next_page_token=token)
 
     @rpc
@@ -66,8 +70,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     @rpc
     async def ListLocationGroups(self, request: Any, context: Context) -> Any:
         size, after = validate.page(request)
-        found = await self.tx.query(lambda uow: uow.list_groups(after, size + 1))
-        page, token = paging.fill(found, size, convert.location_group, lambda x: x.id)
+        page, token = await self.tx.query(
+            lambda uow: paging.fill(
+                uow.list_groups(after, size + 1), size, convert.location_group, lambda x: x.id
+            ),
+            big=size > paging.BIG_PAGE,
+        )
         return inv.ListLocationGroupsResponse(location_groups=page, next_page_token=token)
 
     @rpc

@@ -18,6 +18,8 @@ Element = TypeVar("Element")
 Encoded = TypeVar("Encoded", bound=Message)
 MAX_PAGE_BYTES = 3 * 1024 * 1024
 """Room under the 4 MiB message limit for the envelope, the token and per-element framing."""
+BIG_PAGE = 100
+"""Page sizes above which a page is read and encoded on a worker thread, off the event loop."""
 
 
 def fill(

@@ -47,8 +47,15 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     @rpc
     async def ListReservations(self, request: Any, context: Context) -> Any:
         size, after, state = validate.reservation_page(request)
-        found = await self.tx.query(lambda uow: uow.list_reservations(after, size + 1, state))
-        page, token = paging.fill(found, size, convert.reservation, lambda x: x.id)
+        page, token = await self.tx.query(
+            lambda uow: paging.fill(
+                uow.list_reservations(after, size + 1, state),
+                size,
+                convert.reservation,
+                lambda x: x.id,
+            ),
+            big=size > paging.BIG_PAGE,
+        )
         return res.ListReservationsResponse(reservations=page, next_page_token=token)
 
     @rpc
