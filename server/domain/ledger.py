@@ -12,6 +12,11 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
+from itertools import repeat
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from server.domain import commands
 from server.domain.commands import Availability, ReservedItem
@@ -47,6 +52,19 @@ def time_ordered_uuid() -> uuid.UUID:
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
     return uuid.UUID(int=value)
+
+
+class Shippable(NamedTuple):
+    """What one SKU can ship: `units` (ATF > 0) at the locations asked about whose positions
+    are `columns`."""
+
+    columns: npt.NDArray[np.intp]
+    units: npt.NDArray[np.int64]
+
+    def by_location(self, location_ids: Sequence[str]) -> dict[str, int]:
+        return {
+            location_ids[j]: int(units) for j, units in zip(self.columns, self.units, strict=True)
+        }
 
 
 class Ledger:
@@ -185,10 +203,11 @@ class Ledger:
         location_ids: Sequence[str],
         *,
         releasing: Reservation | None = None,
-    ) -> dict[str, dict[str, int]]:
-        """ATF per SKU per location, as routing may use it, for the locations that can ship
-        some (absent: none). The group lines of `releasing` (the
-        order being routed) count as released, so the order does not compete with itself."""
+    ) -> dict[str, Shippable]:
+        """ATF per SKU at the locations given that can ship some, as routing may use it. The
+        group lines of `releasing` (the order being routed) count as released, so the order
+        does not compete with itself. Read as arrays, so that its cost grows with the SKUs'
+        records where stock is free, not with SKUs x locations."""
         held = [
             line
             for line in (releasing.sorted_lines() if releasing else [])
@@ -198,19 +217,23 @@ class Ledger:
         for line in held:
             places_by_sku[line.sku].add(line.place)
         require_places(uow, {line.place for line in held})
-        positions = _load_positions(uow, places_by_sku, location_ids)
+        # No records: only what group coverage needs (totals per class, where groups matter).
+        positions = _load_positions(uow, places_by_sku)
         for line in held:
             positions[line.sku].hold(line.place, -line.open)
-        candidates = set(location_ids)
-        shippable: dict[str, dict[str, int]] = {}
+        free = uow.free_stock(skus)
+        column_of = {location_id: j for j, location_id in enumerate(location_ids)}
+        shippable = {}
         for sku in skus:
-            position = positions[sku]
-            # Only locations with a record can ship: the loop is over records, not candidates.
-            shippable[sku] = {
-                location_id: units
-                for location_id in position.records.keys() & candidates
-                if (units := position.location_available_to_fulfill(location_id)) > 0
-            }
+            stock = free[sku]
+            columns = np.fromiter(
+                map(column_of.get, stock.location_ids, repeat(-1)),
+                dtype=np.intp,
+                count=len(stock.location_ids),
+            )
+            units = positions[sku].locations_available_to_fulfill(*stock)
+            ships = (columns >= 0) & (units > 0)
+            shippable[sku] = Shippable(columns[ships], units[ships])
         return shippable
 
     # --- reservations --------------------------------------------------------------------
@@ -559,8 +582,8 @@ def _availability(position: SkuPosition, place: Place) -> Availability:
             record.reserved,
             0,
             record.safety_stock,
-            tuple(sorted(record.futures, key=_expected_first)),
-            record.futures_total,
+            tuple(sorted(record.futures, key=_expected_first)) if record.futures else (),
+            record.futures_total if record.futures else 0,
             atf,
             ato,
             record.effective_us,

@@ -4,6 +4,10 @@ and the changes that reservations make to it."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from itertools import repeat
+
+import numpy as np
+import numpy.typing as npt
 
 from server.domain.coverage import Coverage, MembershipClasses
 from server.domain.model import Future, Place, StockRecord
@@ -75,15 +79,13 @@ class SkuPosition:
     def _need(self, location_id: str, free_to_order: int) -> int:
         """need_l of a location whose free stock to order is `free_to_order` (see
         server/domain/coverage.py)."""
-        if self._classes is None or not any(self.group_reserved.values()):
-            return 0
-        k = self._classes.class_of.get(location_id)
-        if k is None:
-            return 0
         need = self._needs.get(location_id)
         if need is None:
-            slack = self._network(fulfill=False).slack(k)
-            need = self._needs[location_id] = max(0, max(0, free_to_order) - slack)
+            classes = self._classes if any(self.group_reserved.values()) else None
+            k = None if classes is None else classes.class_of.get(location_id)
+            slack = None if k is None else self._network(fulfill=False).slack(k)
+            need = 0 if slack is None else max(0, max(0, free_to_order) - slack)
+            self._needs[location_id] = need
         return need
 
     def location_available(self, location_id: str) -> tuple[StockRecord, int, int]:
@@ -120,6 +122,29 @@ class SkuPosition:
         if record is None:
             return 0  # no stock: nothing to ship, whatever group reservations need
         return max(0, record.free_to_fulfill - self._need(location_id, record.free_to_order))
+
+    def locations_available_to_fulfill(
+        self,
+        location_ids: Sequence[str],
+        free_to_fulfill: npt.NDArray[np.int64],
+        free_to_order: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.int64]:
+        """`location_available_to_fulfill` at many locations at once, from their free stock
+        (storage's arrays, not records): routing asks it for thousands of candidates."""
+        if self._classes is None or not any(self.group_reserved.values()):
+            return np.maximum(free_to_fulfill, 0)
+        classes = np.fromiter(
+            map(self._classes.class_of.get, location_ids, repeat(-1)),
+            dtype=np.intp,
+            count=len(location_ids),
+        )
+        grouped = classes >= 0
+        slack = np.zeros(self._classes.count, dtype=np.int64)
+        network = self._network(fulfill=False)
+        for k in np.unique(classes[grouped]):  # a few classes however many locations
+            slack[k] = network.slack(int(k))
+        need = np.where(grouped, np.maximum(0, np.maximum(0, free_to_order) - slack[classes]), 0)
+        return np.maximum(0, free_to_fulfill - need)
 
     def group_stock(self, group_id: str) -> tuple[bool, int, int, int, int, int | None]:
         """(any record exists, on hand, reserved at members, safety stock, futures total,
