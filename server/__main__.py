@@ -103,9 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 SWITCH_INTERVAL_S = 0.0005
 """How long a thread holds the GIL while another waits for it (Python's default: 5 ms). The
-event loop gives up the GIL several times per RPC, so while a worker thread computes (a big
-GetAvailability, a RouteOrder's snapshot) each of those waits cost up to this long: at 5 ms a
-health check waited hundreds of milliseconds (benchmarks/group_bench.py, docs in README)."""
+event loop gives up the GIL several times per RPC, and while a worker thread computes (a big
+GetAvailability, a RouteOrder's snapshot) each time costs the loop up to this long
+(benchmarks/group_bench.py measures a health check meanwhile)."""
 
 
 def main(argv: list[str] | None = None) -> int:
