@@ -1,12 +1,13 @@
 """RouteOrder end to end over the real gRPC server, next to the same solve in-process.
 
-One server (`python -m server`, fresh SQLite file) holds a network of 1,000 locations at distinct
-real US ZIP centroids, groups `g100` (100 of them) and `g1000` (all), and a catalog of SKUs with
+One server (`python -m server`, fresh SQLite file) holds a network of 3,251 locations at distinct
+real US ZIP centroids, groups `g100`, `g1000` (the first 100 and 1,000 of them) and `g3251` (all),
+and a catalog of SKUs with
 sparse stock: each location stocks each SKU with probability 0.2, 1-5 units, so that a typical
 5-line order needs 1-3 locations (the run reports the distribution it got). Orders: 5 distinct
 SKUs, 1-2 units each, shipped to another real ZIP centroid; a fixed seeded pool per group.
 
-For each group size (100 and 1,000 candidates):
+For each group size over gRPC (100 and 1,000 candidates by default, --sizes):
 
   unloaded, one caller (this process, sequential, interleaved per order):
     GetAvailability  the order's 5 SKUs x every candidate location; at 1,000 candidates this is
@@ -17,9 +18,6 @@ For each group size (100 and 1,000 candidates):
                      (what the server reads for a dry run), `solver.solve` timed alone; the
                      build is timed apart. Every in-process plan is checked against the
                      server's (same shipment count and distance).
-  in-process server breakdown (this process, the server's own code on its store file, no gRPC):
-    RoutingServicer's dry-run parts timed one by one (snapshot, problem, solve, convert) and the
-    whole servicer call, wall and thread CPU: where the server's time goes
   under load (several client processes, closed loop; benchmarks/common.py):
     dry run          RouteOrder COMMIT_MODE_DRY_RUN with random orders of the pool
     transfer         per call: CreateReservation of the order at the group (untimed set-up),
@@ -29,11 +27,23 @@ For each group size (100 and 1,000 candidates):
                      thread also spending time in the two untimed RPCs. Failures are counted
                      by code, prefixed with the RPC when it is a set-up or clean-up RPC.
 
-Target (issue 4): dry-run RouteOrder p50 <= 2 x (in-process solve p50 + GetAvailability p50),
-judged on the unloaded figures (like for like: one call at a time); the loaded p50 is shown too.
+In-process server breakdown, per cell of candidates x order lines (1,000 and 3,251 candidates x
+5 and 100 lines by default, --breakdown; this process, the server's own code on its store file, no
+gRPC): RoutingServicer's dry-run parts timed one by one (snapshot, problem, solve, convert) and the
+whole servicer call, wall and thread CPU: where the server's time goes. Orders carry a time limit
+(--breakdown-time-limit), so a 100-line solve that cannot be proven soon stops there.
 
-  .venv/bin/python benchmarks/routing_bench.py            # full run, ~3 minutes
-  .venv/bin/python benchmarks/routing_bench.py --quick    # smoke run, ~1 minute
+Targets: (issue 4) dry-run RouteOrder p50 <= 2 x (in-process solve p50 + GetAvailability p50),
+judged on the unloaded figures (like for like: one call at a time); the loaded p50 is shown too.
+(issue 12) In the breakdown, p50 of snapshot + problem (the time outside the solve) <= the solve's
+p50 for 5-line orders, and <= 20 ms for 100-line orders.
+
+  .venv/bin/python benchmarks/routing_bench.py            # full run, ~6 minutes
+  .venv/bin/python benchmarks/routing_bench.py --quick    # smoke run, ~2 minutes
+  .venv/bin/python benchmarks/routing_bench.py --sizes= --scenarios=   # the breakdown alone
+
+Run from another commit's worktree (`git worktree add /tmp/before <commit>`, this script copied
+there) to measure that commit's server with the same instances.
 
 Writes benchmarks/results/routing.{json,md,png} (routing-quick.* with --quick). Not a test:
 never run it from the test suite.
@@ -92,7 +102,11 @@ if TYPE_CHECKING:
 # processes re-import this module at start and need neither.
 
 TARGET_FACTOR = 2.0
-SIZES = (100, 1000)
+SIZES = (100, 1000, 3251)
+GRPC_SIZES = (100, 1000)
+BREAKDOWN_CELLS = ((1000, 5), (1000, 100), (3251, 5), (3251, 100))
+LONG_ORDER_LIMIT_MS = 20.0  # issue 12: snapshot + problem p50 for 100-line orders
+LONG_ORDER_LINES = 100
 ORDER_LINES = 5
 MAX_ORDER_UNITS = 2
 CATALOG = 200
@@ -157,10 +171,14 @@ def make_network(locations: int, catalog: int, seed: int = SEED) -> Network:
     return Network(sites, skus, stock, groups, tuple(codes[row] for row in picked))
 
 
-def make_orders(network: Network, size: int, count: int, seed: int = SEED) -> list[dict[str, Any]]:
-    """`count` orders over group g<size>: 5 distinct SKUs the group holds enough of, 1-2 units
-    each, to a random US ZIP centroid. Plain values, so they pickle to the clients."""
-    rng = np.random.default_rng([seed, size])
+def make_orders(
+    network: Network, size: int, count: int, line_count: int = ORDER_LINES, seed: int = SEED
+) -> list[dict[str, Any]]:
+    """`count` orders over group g<size>: `line_count` distinct SKUs the group holds enough of, 1-2
+    units each, to a random US ZIP centroid. Plain values, so they pickle to the clients."""
+    rng = np.random.default_rng(
+        [seed, size] if line_count == ORDER_LINES else [seed, size, line_count]
+    )
     members = set(network.groups[group_id(size)])
     from solver_instances import us_zip_centroids  # noqa: PLC0415
 
@@ -170,14 +188,14 @@ def make_orders(network: Network, size: int, count: int, seed: int = SEED) -> li
     codes, points = us_zip_centroids()
     orders = []
     while len(orders) < count:
-        skus = rng.choice(len(network.skus), size=ORDER_LINES, replace=False)
+        skus = rng.choice(len(network.skus), size=line_count, replace=False)
         lines = [(network.skus[i], int(rng.integers(1, MAX_ORDER_UNITS + 1))) for i in sorted(skus)]
         if any(held[sku] < 4 * quantity for sku, quantity in lines):
             continue  # keep every order routable even with other orders in flight
         row = int(rng.integers(len(codes)))
         orders.append(
             {
-                "id": f"order-{size}-{len(orders):04d}",
+                "id": f"order-{size}x{line_count}-{len(orders):04d}",
                 "lines": lines,
                 "destination": (float(points[row, 0]), float(points[row, 1])),
                 "zip": codes[row],
@@ -501,25 +519,36 @@ BREAKDOWN_PARTS = ("snapshot", "problem", "solve", "convert")
 
 
 def measure_breakdown(
-    store_path: Path, size: int, orders: list[dict[str, Any]], budget_s: float
+    store_path: Path,
+    size: int,
+    orders: list[dict[str, Any]],
+    budget_s: float,
+    min_orders: int,
+    time_limit_s: float,
 ) -> dict[str, Any]:
     """Where the server's time goes, without gRPC: the server's own code in this process on the
     server's store file (read-only use; WAL lets it share the file), one order at a time. Parts
-    of a dry run as RoutingServicer runs them, then the whole servicer call. Wall and CPU."""
+    of a dry run as RoutingServicer runs them, then the whole servicer call. Wall and CPU;
+    "outside_solve" is snapshot + problem per order."""
     import solver  # noqa: PLC0415
     from server.domain import routing  # noqa: PLC0415
     from server.domain.ledger import Ledger  # noqa: PLC0415
     from server.storage.sqlite import SqliteStore  # noqa: PLC0415
     from server.transport import convert, validate  # noqa: PLC0415
-    from server.transport.routing import RoutingServicer  # noqa: PLC0415
+    from server.transport import routing as transport  # noqa: PLC0415
     from server.transport.transactions import Transactions, query  # noqa: PLC0415
 
     store = SqliteStore(store_path)
     ledger = Ledger()
-    servicer = SyncServicer(RoutingServicer(Transactions(store, ledger.clock), ledger))
-    wall: dict[str, list[float]] = {name: [] for name in (*BREAKDOWN_PARTS, "servicer")}
+    solves = transport.SolvePool(1, 1)
+    servicer = SyncServicer(
+        transport.RoutingServicer(Transactions(store, ledger.clock), ledger, solves)
+    )
+    names = (*BREAKDOWN_PARTS, "outside_solve", "servicer")
+    wall: dict[str, list[float]] = {name: [] for name in names}
     cpu: Counter[str] = Counter()
     clock, cpu_clock = time.perf_counter, time.thread_time
+    limit = duration_pb2.Duration(seconds=int(time_limit_s), nanos=round(time_limit_s % 1 * 1e9))
 
     def timed(name: str, step: Any, *args: Any) -> Any:
         began, began_cpu = clock(), cpu_clock()
@@ -531,23 +560,50 @@ def measure_breakdown(
     try:
         deadline = clock() + budget_s
         for index, item in enumerate(orders):
-            if index >= 20 and clock() > deadline:
+            if index >= min_orders and clock() > deadline:
                 break
-            request = route_request(item, group_id(size), routing_pb2.COMMIT_MODE_DRY_RUN)
+            request = route_request(
+                item,
+                group_id(size),
+                routing_pb2.COMMIT_MODE_DRY_RUN,
+                options=routing_pb2.RoutingOptions(time_limit=limit),
+            )
             order = validate.route_order(request)
             read = functools.partial(routing.read_snapshot, ledger=ledger, order=order)
             snapshot = timed("snapshot", query, store, read)
-            problem = timed("problem", routing.problem, order, snapshot, 10.0)
+            time_limit = order.options.time_limit
+            problem = timed("problem", routing.problem, order, snapshot, time_limit)
+            wall["outside_solve"].append(wall["snapshot"][-1] + wall["problem"][-1])
             plan = timed("solve", solver.solve, problem)
             costs = {x.id: x.shipment_cost for x in snapshot.candidates}
             timed("convert", convert.plan, plan, order, costs)
             timed("servicer", servicer.RouteOrder, request, _Context())
     finally:
+        solves.shutdown()
         store.close()
     summary = {name: percentiles(values) for name, values in wall.items()}
     for name, seconds in cpu.items():
         summary[name]["cpu_ms_per_call"] = 1000 * seconds / max(1, summary[name]["n"])
+    summary["outside_solve"]["cpu_ms_per_call"] = (
+        summary["snapshot"]["cpu_ms_per_call"] + summary["problem"]["cpu_ms_per_call"]
+    )
     return summary
+
+
+def breakdown_target(size: int, lines: int, parts: dict[str, Any]) -> dict[str, Any]:
+    """Issue 12: the time outside the solve, at p50, within the solve's own for 5-line orders
+    and within LONG_ORDER_LIMIT_MS for 100-line orders."""
+    outside = parts["outside_solve"]["p50_ms"]
+    limit = parts["solve"]["p50_ms"] if lines < LONG_ORDER_LINES else LONG_ORDER_LIMIT_MS
+    return {
+        "candidates": size,
+        "lines": lines,
+        "outside_solve_p50_ms": outside,
+        "solve_p50_ms": parts["solve"]["p50_ms"],
+        "limit_ms": limit,
+        "limit_is": "solve p50" if lines < LONG_ORDER_LINES else f"{LONG_ORDER_LIMIT_MS:g} ms",
+        "met": bool(outside <= limit),
+    }
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -607,19 +663,28 @@ def run(args: argparse.Namespace, network: Network, workdir: Path) -> dict[str, 
                     f"  p99 {result.p99_ms:7.1f} ms  errors {result.errors or 0}  "
                     f"notes {result.notes}  server cores {result.server_cpu or 0:.2f}"
                 )
-            breakdown = measure_breakdown(store, size, orders, args.unloaded_seconds / 3)
-            log(
-                f"[{size}] in-process servicer p50 {breakdown['servicer']['p50_ms']:.1f} ms: "
-                + ", ".join(f"{k} {breakdown[k]['p50_ms']:.2f}" for k in BREAKDOWN_PARTS)
-            )
-            sizes[str(size)] = {
-                "group": group,
-                "unloaded": unloaded,
-                "breakdown": breakdown,
-                "load": load,
-            }
+            sizes[str(size)] = {"group": group, "unloaded": unloaded, "load": load}
             sizes[str(size)]["target"] = target(sizes[str(size)])
-    return {"seed_seconds": seconds, "sizes": sizes}
+        breakdown: dict[str, Any] = {}
+        for size, lines in args.breakdown:
+            orders = make_orders(network, size, args.orders, lines)
+            parts = measure_breakdown(
+                store,
+                size,
+                orders,
+                args.unloaded_seconds / 3,
+                args.min_samples,
+                args.breakdown_time_limit,
+            )
+            parts["target"] = breakdown_target(size, lines, parts)
+            breakdown[f"{size}x{lines}"] = parts
+            log(
+                f"[{size} x {lines} lines] in-process servicer p50 "
+                f"{parts['servicer']['p50_ms']:.1f} ms: "
+                + ", ".join(f"{k} {parts[k]['p50_ms']:.2f}" for k in BREAKDOWN_PARTS)
+                + f"; snapshot + problem {parts['outside_solve']['p50_ms']:.2f}"
+            )
+    return {"seed_seconds": seconds, "sizes": sizes, "breakdown": breakdown}
 
 
 def target(found: dict[str, Any]) -> dict[str, Any]:
@@ -702,12 +767,8 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
             ),
             ("solve", "solver.solve in-process", f"methods {_methods(unloaded)}"),
             ("build", "Problem.build in-process", ""),
-            ("servicer", "RouteOrder servicer in-process", _breakdown(found)),
         ):
-            figures = (found.get("breakdown") or {}) if key == "servicer" else unloaded
-            if key not in figures:
-                continue
-            figures = figures[key]
+            figures = unloaded[key]
             table.append(
                 [
                     f"{int(size):,}",
@@ -724,13 +785,40 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
     return table
 
 
-def _breakdown(found: dict[str, Any]) -> str:
-    parts = found.get("breakdown")
-    if not parts:
-        return ""
-    return "no gRPC; CPU ms: " + ", ".join(
-        f"{name} {parts[name]['cpu_ms_per_call']:.2f}" for name in BREAKDOWN_PARTS
-    )
+BREAKDOWN_HEADERS = (
+    "candidates",
+    "lines",
+    "orders",
+    "snapshot",
+    "problem",
+    "snapshot + problem",
+    "solve",
+    "convert",
+    "servicer",
+    "CPU ms: snapshot + problem",
+    "target",
+)
+
+
+def breakdown_rows(results: dict[str, Any]) -> list[list[object]]:
+    table: list[list[object]] = []
+    for parts in results.get("breakdown", {}).values():
+        t = parts["target"]
+        table.append(
+            [
+                f"{t['candidates']:,}",
+                t["lines"],
+                parts["servicer"]["n"],
+                *(
+                    f"{parts[name]['p50_ms']:.2f}"
+                    for name in ("snapshot", "problem", "outside_solve", "solve", "convert")
+                ),
+                f"{parts['servicer']['p50_ms']:.2f}",
+                _cpu(parts["outside_solve"].get("cpu_ms_per_call")),
+                f"{'meets' if t['met'] else 'MISSES'} <= {t['limit_is']}",
+            ]
+        )
+    return table
 
 
 def _cpu(value: float | None) -> str:
@@ -784,6 +872,13 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"server's: {unloaded['solve']['n'] - len(unloaded['plan_mismatches'])}/"
             f"{unloaded['solve']['n']}"
         )
+    for parts in results.get("breakdown", {}).values():
+        t = parts["target"]
+        lines.append(
+            f"{t['candidates']:,} candidates x {t['lines']} lines, in-process: snapshot + problem "
+            f"p50 {t['outside_solve_p50_ms']:.2f} ms vs solve p50 {t['solve_p50_ms']:.2f} ms; "
+            f"{'meets' if t['met'] else 'MISSES'} the target <= {t['limit_is']}"
+        )
     return lines
 
 
@@ -796,8 +891,9 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         f"`{results['command']}`",
         "",
         f"Network: {network['locations']:,} locations at distinct real US ZIP centroids, groups "
-        f"g100 and g1000 (the candidate scope), {network['skus']} SKUs, each stocked at a "
-        f"location with probability {network['stock_probability']} (1-{MAX_STOCK_UNITS} units; "
+        f"g100, g1000 and g{network['locations']} (the candidate scope), {network['skus']} SKUs, "
+        f"each stocked at a location with probability {network['stock_probability']} "
+        f"(1-{MAX_STOCK_UNITS} units; "
         f"{network['stock_rows']:,} stock rows). Orders: {ORDER_LINES} lines of 1-"
         f"{MAX_ORDER_UNITS} units to a random US ZIP centroid, {config['orders']} per group. "
         f"SQLite synchronous={config['sqlite_synchronous']}.",
@@ -811,10 +907,6 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "process, one call at a time, per order: GetAvailability for its 5 SKUs x every "
         f"candidate ({AVAILABILITY_PAGE} places per call, calls summed), RouteOrder dry run, then "
         "the same Problem built in-process from that ATF and `solver.solve` timed alone. "
-        "Servicer in-process: the server's own RoutingServicer in this process on the same store "
-        "file, no gRPC, its dry-run parts timed one by one (snapshot = ledger reads and ATF, "
-        "problem = candidates to solver.Problem incl. Problem.build, solve, convert = plan to "
-        "protobuf): where the server's time goes. "
         "Latencies are client-side. CPU ms/call: the server process's CPU per call (under "
         "load: per RouteOrder, for transfer per create + route + release cycle; 1 caller: "
         "summed over those calls from /proc), and for the in-process rows this process's CPU.",
@@ -822,6 +914,16 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         f"**{results['note']}.**",
         "",
         markdown_table(HEADERS, rows(results)),
+        "",
+        "In-process breakdown: the server's own RoutingServicer in this process on the same store "
+        "file, no gRPC, its dry-run parts timed one by one (snapshot = ledger reads and ATF, "
+        "problem = candidates to solver.Problem incl. Problem.build, solve, convert = plan to "
+        "protobuf, servicer = the whole call), one order at a time, for orders of 5 and 100 "
+        f"lines (time limit {config['breakdown_time_limit_s']:g} s): where the server's time "
+        "goes. p50 ms of each part; snapshot + problem is the p50 of their sum per order, the "
+        "time outside the solve that issue 12 bounds.",
+        "",
+        markdown_table(BREAKDOWN_HEADERS, breakdown_rows(results)),
         "",
         *[f"- {line}" for line in verdicts(results)],
         "",
@@ -846,11 +948,11 @@ def plot(path: Path, results: dict[str, Any]) -> None:
 
     sizes = list(results["sizes"])
     figure, (left, middle, parts, right) = plt.subplots(
-        1, 4, figsize=(19, 6), gridspec_kw={"width_ratios": [1.7, 1.0, 0.75, 0.75]}
+        1, 4, figsize=(20, 6), gridspec_kw={"width_ratios": [1.7, 1.0, 1.1, 0.75]}
     )
     _plot_latency(left, results, sizes)
     _plot_target(middle, results, sizes)
-    _plot_breakdown(parts, results, sizes)
+    _plot_breakdown(parts, results)
     _plot_throughput(right, results, sizes)
     config = results["config"]
     figure.suptitle(
@@ -1009,64 +1111,54 @@ def _plot_target(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
     axes.grid(axis="y", alpha=0.3, which="both")
 
 
-def _plot_breakdown(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
-    """Server CPU per dry-run RouteOrder, in-process, stacked by part; the rest of the server's
-    CPU per call over gRPC (1 caller, from /proc) on top."""
-    colours = {
-        "snapshot": "#5b8fc7",
-        "problem": "#9b7bc4",
-        "solve": "#6a9f58",
-        "convert": "#d4a017",
-        "gRPC + rest": "#bbbbbb",
-    }
-    x = np.arange(len(sizes))
-    stacks = {}
-    for size in sizes:
-        found = results["sizes"][size]
-        parts = found.get("breakdown")
-        if not parts:
-            continue
-        values = {name: parts[name]["cpu_ms_per_call"] for name in BREAKDOWN_PARTS}
-        over_grpc = found["unloaded"]["route_dry_run"].get("cpu_ms_per_call")
-        if over_grpc is not None:
-            values["gRPC + rest"] = max(0.0, over_grpc - sum(values.values()))
-        stacks[size] = values
-    tallest = max((sum(v.values()) for v in stacks.values()), default=1.0)
-    for index, size in enumerate(sizes):
-        if size not in stacks:
-            continue
-        values = stacks[size]
-        total = sum(values.values())
-        bottom = 0.0
-        for name, value in values.items():
-            axes.bar(
-                x[index],
-                value,
-                0.6,
-                bottom=bottom,
-                color=colours[name],
-                label=name if not index else None,
-            )
-            if value > 0.06 * tallest:  # room for a label
-                axes.text(
-                    x[index],
-                    bottom + value / 2,
-                    f"{100 * value / total:.0f}%",
-                    ha="center",
-                    va="center",
-                    fontsize=7.5,
-                    color="white",
-                    fontweight="bold",
-                )
-            bottom += value
-        _label(axes, x[index], bottom, f"{bottom:.1f} ms")
-    axes.set_xticks(x, [f"{int(s):,}\ncandidates" for s in sizes], fontsize=9)
-    axes.set_ylabel("server CPU ms per dry-run RouteOrder")
-    axes.set_ylim(0, axes.get_ylim()[1] * 1.12)
-    axes.set_title("Where the server's time goes\n(CPU, in-process parts, 1 caller)", fontsize=9)
-    handles, labels = axes.get_legend_handles_labels()
-    axes.legend(handles[::-1], labels[::-1], fontsize=7.5, loc="upper left")
-    axes.grid(axis="y", alpha=0.3)
+def _plot_breakdown(axes: Any, results: dict[str, Any]) -> None:
+    """Per breakdown cell, in-process p50: snapshot + problem (stacked) beside the solve, with
+    the issue 12 limit on the time outside the solve."""
+    cells = list(results.get("breakdown", {}).values())
+    x = np.arange(len(cells))
+    width = 0.38
+    for index, parts in enumerate(cells):
+        first = not index
+        snapshot, problem = parts["snapshot"]["p50_ms"], parts["problem"]["p50_ms"]
+        left = x[index] - width / 2
+        axes.bar(left, snapshot, width * 0.9, color="#5b8fc7", label="snapshot" if first else None)
+        axes.bar(
+            left,
+            problem,
+            width * 0.9,
+            bottom=snapshot,
+            color="#9b7bc4",
+            label="problem" if first else None,
+        )
+        _label(axes, left, snapshot + problem, _ms(parts["outside_solve"]["p50_ms"]))
+        solve = parts["solve"]["p50_ms"]
+        axes.bar(
+            x[index] + width / 2,
+            solve,
+            width * 0.9,
+            color="#6a9f58",
+            label="solve" if first else None,
+        )
+        _label(axes, x[index] + width / 2, solve, _ms(solve))
+        axes.hlines(
+            parts["target"]["limit_ms"],
+            x[index] - width,
+            x[index] + width,
+            colors="black",
+            linestyles="--",
+            linewidth=1.2,
+            label="limit on snapshot + problem" if first else None,
+        )
+    axes.set_yscale("log")
+    axes.set_xticks(
+        x,
+        [f"{p['target']['candidates']:,} cand.\n{p['target']['lines']} lines" for p in cells],
+        fontsize=8,
+    )
+    axes.set_ylabel("p50 ms per dry-run RouteOrder, in-process (log scale)")
+    axes.set_title("Outside the solve vs the solve\n(no gRPC, one order at a time)", fontsize=9)
+    axes.legend(fontsize=7, loc="upper left")
+    axes.grid(axis="y", alpha=0.3, which="both")
 
 
 def _plot_throughput(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
@@ -1111,7 +1203,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--min-samples", type=int, default=30, help="one-caller orders measured at least"
     )
     parser.add_argument("--orders", type=int, default=200, help="orders in each group's pool")
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="candidate counts")
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, GRPC_SIZES)), help="candidate counts over gRPC"
+    )
+    parser.add_argument(
+        "--breakdown",
+        default=",".join(f"{size}x{lines}" for size, lines in BREAKDOWN_CELLS),
+        help="in-process breakdown cells, candidates x order lines",
+    )
+    parser.add_argument(
+        "--breakdown-time-limit",
+        type=float,
+        default=2.0,
+        help="the breakdown orders' time_limit, s (100-line solves may not prove sooner)",
+    )
     parser.add_argument("--scenarios", default="dry_run,transfer")
     parser.add_argument("--sqlite-synchronous", default="FULL", type=str.upper)
     parser.add_argument(
@@ -1130,6 +1235,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     if not set(args.sizes) <= set(SIZES):
         parser.error(f"sizes must be among {SIZES}")
+    try:
+        args.breakdown = [
+            (int(size), int(lines))
+            for size, lines in (cell.split("x") for cell in args.breakdown.split(",") if cell)
+        ]
+    except ValueError:
+        parser.error("--breakdown: cells like 1000x5,3251x100")
+    if not {size for size, _ in args.breakdown} <= set(SIZES):
+        parser.error(f"breakdown sizes must be among {SIZES}")
     args.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
     if not set(args.scenarios) <= {"dry_run", "transfer"}:
         parser.error("scenarios: dry_run, transfer")
@@ -1181,6 +1295,8 @@ def main(argv: list[str] | None = None) -> int:
             "min_samples": args.min_samples,
             "orders": args.orders,
             "sizes": args.sizes,
+            "breakdown": [f"{size}x{lines}" for size, lines in args.breakdown],
+            "breakdown_time_limit_s": args.breakdown_time_limit,
             "scenarios": args.scenarios,
             "sqlite_synchronous": args.sqlite_synchronous,
         },
@@ -1205,6 +1321,9 @@ def main(argv: list[str] | None = None) -> int:
         " s windows; latencies client-side"
     )
     print(text_table(HEADERS, rows(results), left=2))
+    print()
+    print("In-process breakdown, p50 ms per dry-run RouteOrder (no gRPC):")
+    print(text_table(BREAKDOWN_HEADERS, breakdown_rows(results), left=2))
     for line in verdicts(results):
         print(line)
     save_results(args.out, args.name, results, write_markdown, plot)

@@ -7,10 +7,12 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 import solver
 from server.domain import commands
 from server.domain.errors import FailedPrecondition, NotFound
-from server.domain.ledger import Ledger, require_places
+from server.domain.ledger import Ledger, Shippable, require_places
 from server.domain.model import Location, Place, Reservation
 from server.storage.contract import UnitOfWork
 
@@ -46,7 +48,7 @@ class Snapshot:
     """What routing reads from the ledger: the candidates and what each can ship now."""
 
     candidates: tuple[Location, ...]
-    shippable: Mapping[str, Mapping[str, int]]  # sku -> location id -> ATF
+    shippable: Mapping[str, Shippable]  # per SKU: ATF > 0 at positions in `candidates`
     reservation: Reservation | None
 
 
@@ -58,7 +60,9 @@ def read_snapshot(uow: UnitOfWork, ledger: Ledger, order: Order) -> Snapshot:
     unknown = sorted(set(order.skus) - uow.known_skus(order.skus))
     if unknown:
         raise NotFound("SKU_NOT_FOUND", f"no location stocks {unknown[0]}", sku=unknown[0])
-    candidates = [location for location in _scope(uow, order) if location.id not in order.excluded]
+    candidates = _scope(uow, order)
+    if order.excluded:
+        candidates = [location for location in candidates if location.id not in order.excluded]
     reservation = None
     if order.commit is CommitMode.TRANSFER:
         reservation = ledger.live_reservation(uow, order.reservation_id)
@@ -72,7 +76,8 @@ def read_snapshot(uow: UnitOfWork, ledger: Ledger, order: Order) -> Snapshot:
 def _scope(uow: UnitOfWork, order: Order) -> list[Location]:
     if order.group_id:
         group = require_places(uow, [Place.group(order.group_id)])[order.group_id]
-        return sorted(uow.locations(group.location_ids).values(), key=lambda x: x.id)
+        found = uow.locations(group.location_ids)
+        return [found[location_id] for location_id in sorted(group.location_ids)]
     if order.location_ids:
         require_places(uow, [Place.location(x) for x in order.location_ids])
         found = uow.locations(order.location_ids)
@@ -101,36 +106,51 @@ def check_reservation_matches(reservation: Reservation, order: Order) -> None:
 
 
 def problem(order: Order, snapshot: Snapshot, time_limit_s: float) -> solver.Problem | None:
-    """The solver's problem over the candidates that can ship something (None if none can)."""
-    quantity = dict(order.lines)
-    atf = {
-        (sku, location_id): min(units, quantity[sku])
-        for sku, by_location in snapshot.shippable.items()
-        for location_id, units in by_location.items()
-        if units > 0
-    }
-    useful = {location_id for _, location_id in atf}
-    locations = [
-        solver.Location(x.id, x.latitude, x.longitude, x.shipment_cost, x.priority)
-        for x in snapshot.candidates
-        if x.id in useful
-    ]
-    if not locations:
+    """The solver's problem over the candidates that can ship something (None if none can), in
+    candidate order, each ATF capped at its line's quantity."""
+    shippable = [snapshot.shippable[sku] for sku in order.skus]
+    useful = np.unique(np.concatenate([s.columns for s in shippable]))
+    if not len(useful):
         return None
+    atf = np.zeros((len(order.lines), len(useful)), dtype=np.int64)
+    for i, (stock, (_, quantity)) in enumerate(zip(shippable, order.lines, strict=True)):
+        atf[i, np.searchsorted(useful, stock.columns)] = np.minimum(stock.units, quantity)
+    candidates = snapshot.candidates
     options = order.options
-    return solver.Problem.build(
-        lines=order.lines,
-        locations=locations,
+    return solver.Problem(
+        lines=tuple(solver.Line(sku, quantity) for sku, quantity in order.lines),
+        locations=tuple(_solver_location(candidates[j]) for j in useful),
         atf=atf,
         destination=order.destination,
-        objective=options.objective,
-        cost_per_km=options.cost_per_km,
-        max_shipments=options.max_shipments,
-        allow_partial=options.allow_partial,
-        keep_lines_whole=options.keep_lines_whole,
-        alternatives=options.alternatives,
-        time_limit=time_limit_s,
+        options=solver.Options(
+            objective=options.objective,
+            cost_per_km=options.cost_per_km,
+            max_shipments=options.max_shipments,
+            allow_partial=options.allow_partial,
+            keep_lines_whole=options.keep_lines_whole,
+            alternatives=options.alternatives,
+            time_limit=time_limit_s,
+        ),
     )
+
+
+_solver_locations: dict[str, tuple[Location, solver.Location]] = {}
+"""Each location as the solver takes it, while the network cache hands out the same Location:
+RouteOrder over thousands of candidates would otherwise build thousands per order."""
+
+
+def _solver_location(location: Location) -> solver.Location:
+    known = _solver_locations.get(location.id)
+    if known is None or known[0] is not location:
+        converted = solver.Location(
+            location.id,
+            location.latitude,
+            location.longitude,
+            location.shipment_cost,
+            location.priority,
+        )
+        known = _solver_locations[location.id] = (location, converted)
+    return known[1]
 
 
 def no_route(order: Order, shortfall: Mapping[str, int], reason: str = "NO_ROUTE") -> Exception:
@@ -169,18 +189,21 @@ def plan_items(plan: solver.Plan) -> list[commands.Item]:
     ]
 
 
-def check_still_shippable(plan: solver.Plan, shippable: Mapping[str, Mapping[str, int]]) -> None:
+def check_still_shippable(
+    plan: solver.Plan, shippable: Mapping[str, Shippable], location_ids: Sequence[str]
+) -> None:
+    """`shippable` was read at `location_ids`."""
+    available = {sku: stock.by_location(location_ids) for sku, stock in shippable.items()}
     for item in plan_items(plan):
-        if item.quantity > shippable[item.sku].get(item.place.id, 0):
+        if item.quantity > available[item.sku].get(item.place.id, 0):
             raise StalePlan(f"{item.place.id} can no longer ship {item.quantity} of {item.sku}")
 
 
 def reserve(uow: UnitOfWork, ledger: Ledger, order: Order, plan: solver.Plan) -> Reservation:
     """RESERVE commit: a new reservation holding the plan's units where they ship."""
     items = plan_items(plan)
-    check_still_shippable(
-        plan, ledger.shippable(uow, order.skus, sorted({i.place.id for i in items}))
-    )
+    locations = sorted({i.place.id for i in items})
+    check_still_shippable(plan, ledger.shippable(uow, order.skus, locations), locations)
     reservation, _ = ledger.create_reservation(
         uow,
         commands.CreateReservation(
@@ -198,11 +221,9 @@ def transfer(uow: UnitOfWork, ledger: Ledger, order: Order, plan: solver.Plan) -
     reservation = ledger.live_reservation(uow, order.reservation_id)
     check_reservation_matches(reservation, order)
     items = plan_items(plan)
+    locations = sorted({i.place.id for i in items})
     check_still_shippable(
-        plan,
-        ledger.shippable(
-            uow, order.skus, sorted({i.place.id for i in items}), releasing=reservation
-        ),
+        plan, ledger.shippable(uow, order.skus, locations, releasing=reservation), locations
     )
     moves = _moves_from_groups(reservation, items)
     return ledger.transfer(uow, commands.TransferReservation(reservation.id, tuple(moves), False))

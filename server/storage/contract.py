@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
@@ -30,6 +33,16 @@ class RememberedResponse:
     method: str
     fingerprint: bytes
     response: bytes
+
+
+class FreeStock(NamedTuple):
+    """One SKU at the locations where some of its stock is free to fulfill (on hand less
+    reserved and safety stock above 0): nothing can ship from the others. Arrays are int64,
+    unclamped; free to order adds the futures."""
+
+    location_ids: tuple[str, ...]
+    free_to_fulfill: npt.NDArray[np.int64]
+    free_to_order: npt.NDArray[np.int64]
 
 
 class WouldBlock(Exception):
@@ -57,6 +70,11 @@ class UnitOfWork(Protocol):
     ) -> dict[str, dict[str, StockRecord]]:
         """Per SKU of `skus`, its records at `location_ids` (one read for all: each statement
         costs a GIL hand-off under load). Every SKU has an entry, empty when it has none."""
+        ...
+
+    def free_stock(self, skus: Collection[str]) -> dict[str, FreeStock]:
+        """Per SKU of `skus`, where it has stock free to fulfill, as arrays: what routing reads
+        for every candidate of a big network, at a cost that grows with the SKU's records."""
         ...
 
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...

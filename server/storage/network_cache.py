@@ -7,9 +7,9 @@ never sees a network its transaction could not have read; entries of other versi
 when a unit of work at a different version fills the cache. A checkout at a group of a thousand
 stores, or routing over it, then reads the group's stock instead of its membership and rows.
 
-A SKU's totals are kept under its stock token (changed by every write of its stock rows, see
-migration 0004) and the network version they were summed for, so a unit of work uses them only
-if its snapshot sees both."""
+A SKU's totals, and its free stock as routing reads it, are kept under its stock token (changed
+by every write of its stock rows, see migration 0004) and the network version they were read
+at, so a unit of work uses them only if its snapshot sees both."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup
 from server.domain.totals import StockTotals
+from server.storage.contract import FreeStock
 
 Entry = TypeVar("Entry")
 
@@ -50,16 +51,17 @@ class VersionedCache(Generic[Entry]):
             self._entries.update(entries)
 
 
-class StockTotalsCache:
-    """The latest totals of the SKUs used most recently, at most `size` of them."""
+class SkuCache(Generic[Entry]):
+    """Per SKU, the entry computed at one key (stock token, network version), for the SKUs used
+    most recently, at most `size` of them."""
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int) -> None:
         self._lock = threading.Lock()
         self._size = size
-        self._entries: OrderedDict[str, tuple[tuple[int, int], StockTotals]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[tuple[int, int], Entry]] = OrderedDict()
 
-    def get(self, sku: str, key: tuple[int, int]) -> StockTotals | None:
-        """The SKU's totals at (stock token, network version), if cached."""
+    def get(self, sku: str, key: tuple[int, int]) -> Entry | None:
+        """The SKU's entry at (stock token, network version), if cached."""
         with self._lock:
             entry = self._entries.get(sku)
             if entry is None or entry[0] != key:
@@ -67,9 +69,9 @@ class StockTotalsCache:
             self._entries.move_to_end(sku)
             return entry[1]
 
-    def put(self, sku: str, key: tuple[int, int], totals: StockTotals) -> None:
+    def put(self, sku: str, key: tuple[int, int], entry: Entry) -> None:
         with self._lock:
-            self._entries[sku] = (key, totals)
+            self._entries[sku] = (key, entry)
             self._entries.move_to_end(sku)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
@@ -86,4 +88,6 @@ class NetworkCache:
         self.groups: VersionedCache[LocationGroup] = VersionedCache()
         self.ship_enabled: VersionedCache[tuple[str, ...]] = VersionedCache()
         self.classes: VersionedCache[MembershipClasses] = VersionedCache()
-        self.totals = StockTotalsCache()
+        self.totals: SkuCache[StockTotals] = SkuCache(20_000)
+        # Routing's reads: a SKU's free stock holds a record per stocking location, so fewer.
+        self.free_stock: SkuCache[FreeStock] = SkuCache(2_000)

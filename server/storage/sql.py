@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from server.domain.coverage import MembershipClasses
 from server.domain.model import (
     Future,
@@ -24,7 +26,7 @@ from server.domain.model import (
     StockRecord,
 )
 from server.domain.totals import StockTotals
-from server.storage.contract import RememberedResponse, WouldBlock, iter_pages
+from server.storage.contract import FreeStock, RememberedResponse, WouldBlock, iter_pages
 from server.storage.network_cache import Entry, NetworkCache, VersionedCache
 
 Row = tuple[Any, ...]
@@ -41,6 +43,8 @@ _LINE_COLUMNS = (
 # Stock without futures (the usual row) skips the JSON parser: routing over 1,000 candidates
 # decodes ~1,000 stock rows per order.
 _NO_FUTURES_JSON = json.dumps([])
+_FREE_TO_FULFILL = "on_hand - reserved - safety_stock"
+_NO_FREE_STOCK = FreeStock((), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
 class SqlUnitOfWork:
@@ -265,15 +269,60 @@ class SqlUnitOfWork:
                         found[row[0]][row[1]] = _stock(row)
         return found
 
-    def _stock_rows(self, where: str, params: Sequence[Any]) -> list[Row]:
+    def _stock_rows(
+        self, where: str, params: Sequence[Any], columns: str = _STOCK_COLUMNS
+    ) -> list[Row]:
         if not self._json_rows:
-            return self._rows(f"SELECT {_STOCK_COLUMNS} FROM stock WHERE {where}", params)
+            return self._rows(f"SELECT {columns} FROM stock WHERE {where}", params)
         ((text,),) = self._rows(
-            f"SELECT json_group_array(json_array({_STOCK_COLUMNS})) FROM stock WHERE {where}",
-            params,
+            f"SELECT json_group_array(json_array({columns})) FROM stock WHERE {where}", params
         )
         rows: list[Row] = json.loads(text)
         return rows
+
+    def free_stock(self, skus: Collection[str]) -> dict[str, FreeStock]:
+        tokens = self._stock_tokens(skus)
+        cache = self._cache.free_stock if self._cache else None
+        version = self._version() if cache else 0
+        found = {}
+        for sku in skus:
+            token = tokens.get(sku)
+            if token is None:  # never stocked anywhere
+                found[sku] = _NO_FREE_STOCK
+                continue
+            key = (token, version)
+            cached = cache.get(sku, key) if cache else None
+            if cached is None:
+                cached = self._read_free_stock(sku)
+                if cache:
+                    cache.put(sku, key, cached)
+            found[sku] = cached
+        return found
+
+    def _read_free_stock(self, sku: str) -> FreeStock:
+        """One SKU per statement, like its totals: only its three columns, only where free."""
+        rows = self._stock_rows(
+            f"sku = ? AND {_FREE_TO_FULFILL} > 0",
+            (sku,),
+            f"location_id, {_FREE_TO_FULFILL}, futures",
+        )
+        if not rows:
+            return _NO_FREE_STOCK
+        location_ids, free, futures = zip(*rows, strict=True)
+        free_to_fulfill = np.array(free, dtype=np.int64)
+        free_to_order = free_to_fulfill.copy()
+        with_futures = np.flatnonzero(np.array(futures, dtype=object) != _NO_FUTURES_JSON)
+        for i in with_futures:  # restocks are rare: the other rows skip the JSON parser
+            free_to_order[i] += sum(future.quantity for future in _futures(futures[i]))
+        return FreeStock(location_ids, free_to_fulfill, free_to_order)
+
+    def _stock_tokens(self, skus: Collection[str]) -> dict[str, int]:
+        """Each SKU's stock token (absent: never stocked), which every write of its rows changes
+        (migration 0004): what the caches of its totals and free stock are kept under."""
+        rows = self._rows_in(
+            "SELECT sku, version FROM stock_version WHERE sku IN ({ids})", (), skus
+        )
+        return {sku: int(token) for sku, token in rows}
 
     def put_stock(self, records: Iterable[StockRecord]) -> None:
         for record in records:
@@ -310,9 +359,7 @@ class SqlUnitOfWork:
 
     def stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
         classes = self.membership_classes()
-        tokens: dict[str, int] = dict(
-            self._rows_in("SELECT sku, version FROM stock_version WHERE sku IN ({ids})", (), skus)
-        )
+        tokens = self._stock_tokens(skus)
         cache = self._cache.totals if self._cache else None
         version = self._version() if cache else 0
         found, missing = {}, []
@@ -360,8 +407,9 @@ class SqlUnitOfWork:
     def known_skus(self, skus: Collection[str]) -> set[str]:
         if not skus:
             return set()
-        rows = self._rows_in("SELECT DISTINCT sku FROM stock WHERE sku IN ({ids})", (), skus)
-        return {row[0] for row in rows}
+        # A SKU has a token once it has a record (migration 0004), and records are never
+        # deleted: one row per SKU, where DISTINCT over stock visits every record of it.
+        return set(self._stock_tokens(skus))
 
     def group_reserved(self, skus: Collection[str]) -> dict[str, dict[str, int]]:
         found: dict[str, dict[str, int]] = {sku: {} for sku in skus}
