@@ -240,8 +240,10 @@ def measure(address: str, locations: int, repeats: int, *, warm: bool) -> dict[s
     return results
 
 
-def run_one(code: Path, store: str, locations: int, repeats: int, *, warm: bool) -> dict[str, Any]:
-    with common.omniroute_server(store, cwd=code) as server:
+def run_one(
+    code: Path, store: str, log: Path, locations: int, repeats: int, *, warm: bool
+) -> dict[str, Any]:
+    with common.omniroute_server(store, cwd=code, log_path=log) as server:
         common.wait_ready(server.address)
         started = time.perf_counter()
         with grpc.insecure_channel(server.address) as channel:
@@ -373,7 +375,12 @@ def main() -> None:
                 )
                 # The baseline has no caches to fill, and a call can take a minute.
                 results["runs"].setdefault(backend, {})[label] = run_one(
-                    code, store, args.locations, repeats, warm=label == "current"
+                    code,
+                    store,
+                    Path(scratch) / f"{backend}-{name}.log",
+                    args.locations,
+                    repeats,
+                    warm=label == "current",
                 )
     print(common.text_table(*table(results)))
     common.save_results(args.out, "groups", results, write_markdown, plot)
