@@ -947,6 +947,13 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     sizes = list(results["sizes"])
+    if not sizes:  # the breakdown alone (--sizes=)
+        figure, parts = plt.subplots(figsize=(7, 6))
+        _plot_breakdown(parts, results)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        return
     figure, (left, middle, parts, right) = plt.subplots(
         1, 4, figsize=(20, 6), gridspec_kw={"width_ratios": [1.7, 1.0, 1.1, 0.75]}
     )
