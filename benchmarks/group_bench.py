@@ -332,6 +332,10 @@ def plot(path: Path, results: dict[str, Any]) -> None:
             ax.set_xscale("log")
             ax.set_xlabel("ms (log)")
             ax.set_title(f"{backend}: {title}")
+            ax.invert_yaxis()  # requests top-down in the table's order
+            target = 100 if key == "p50_ms" else 50
+            ax.axvline(target, color="grey", linestyle="--", linewidth=1)
+            ax.text(target, -0.6, f" {target} ms", fontsize=7, color="grey")
             ax.legend(fontsize=8)
     figure.suptitle(results["shape"], fontsize=10)
     figure.tight_layout()
