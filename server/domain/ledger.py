@@ -12,7 +12,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -222,16 +221,13 @@ class Ledger:
         for line in held:
             positions[line.sku].hold(line.place, -line.open)
         free = uow.free_stock(skus)
-        column_of = {location_id: j for j, location_id in enumerate(location_ids)}
+        numbering = uow.location_numbering()
+        column_of = numbering.columns(location_ids)
         shippable = {}
         for sku in skus:
             stock = free[sku]
-            columns = np.fromiter(
-                map(column_of.get, stock.location_ids, repeat(-1)),
-                dtype=np.intp,
-                count=len(stock.location_ids),
-            )
-            units = positions[sku].locations_available_to_fulfill(*stock)
+            columns = column_of[stock.locations]
+            units = positions[sku].locations_available_to_fulfill(numbering.location_ids, *stock)
             ships = (columns >= 0) & (units > 0)
             shippable[sku] = Shippable(columns[ships], units[ships])
         return shippable

@@ -126,17 +126,23 @@ class SkuPosition:
     def locations_available_to_fulfill(
         self,
         location_ids: Sequence[str],
+        locations: npt.NDArray[np.int32],
         free_to_fulfill: npt.NDArray[np.int64],
         free_to_order: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.int64]:
         """`location_available_to_fulfill` at many locations at once, from their free stock
-        (storage's arrays, not records): routing asks it for thousands of candidates."""
+        (storage's arrays, not records; `locations` index `location_ids`): routing asks it for
+        thousands of candidates."""
         if self._classes is None or not any(self.group_reserved.values()):
             return np.maximum(free_to_fulfill, 0)
         classes = np.fromiter(
-            map(self._classes.class_of.get, location_ids, repeat(-1)),
+            map(
+                self._classes.class_of.get,
+                map(location_ids.__getitem__, locations.tolist()),
+                repeat(-1),
+            ),
             dtype=np.intp,
-            count=len(location_ids),
+            count=len(locations),
         )
         grouped = classes >= 0
         slack = np.zeros(self._classes.count, dtype=np.int64)

@@ -11,9 +11,10 @@ server's event loop then runs its reads itself and its writes through `write_on_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from itertools import repeat
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -35,12 +36,41 @@ class RememberedResponse:
     response: bytes
 
 
+class LocationNumbering:
+    """Every location of one network version, numbered: free stock names its locations by
+    number, so routing maps thousands of records onto its candidates with arrays, not dicts."""
+
+    __slots__ = ("_number", "location_ids")
+
+    def __init__(self, location_ids: Iterable[str]) -> None:
+        self.location_ids = tuple(location_ids)
+        self._number = {location_id: n for n, location_id in enumerate(self.location_ids)}
+
+    def numbers(self, location_ids: Sequence[str]) -> npt.NDArray[np.int32]:
+        """The number of each of `location_ids` (-1: no such location)."""
+        return np.fromiter(
+            map(self._number.get, location_ids, repeat(-1)),
+            dtype=np.int32,
+            count=len(location_ids),
+        )
+
+    def columns(self, location_ids: Sequence[str]) -> npt.NDArray[np.intp]:
+        """Per location number, its position in `location_ids` (-1: not among them); one more
+        entry, -1, for the number -1 (no such location)."""
+        columns = np.full(len(self.location_ids) + 1, -1, dtype=np.intp)
+        numbers = self.numbers(location_ids)
+        known = numbers >= 0
+        columns[numbers[known]] = np.flatnonzero(known)
+        return columns
+
+
 class FreeStock(NamedTuple):
     """One SKU at the locations where some of its stock is free to fulfill (on hand less
-    reserved and safety stock above 0): nothing can ship from the others. Arrays are int64,
-    unclamped; free to order adds the futures."""
+    reserved and safety stock above 0): nothing can ship from the others. `locations` are their
+    numbers in the unit of work's `location_numbering()`; arrays are unclamped, and free to
+    order adds the futures."""
 
-    location_ids: tuple[str, ...]
+    locations: npt.NDArray[np.int32]
     free_to_fulfill: npt.NDArray[np.int64]
     free_to_order: npt.NDArray[np.int64]
 
@@ -60,6 +90,11 @@ class UnitOfWork(Protocol):
     def put_locations(self, locations: Iterable[Location]) -> None: ...
     def list_locations(self, after_id: str, limit: int) -> list[Location]: ...
     def ship_enabled_locations(self) -> list[Location]: ...
+    def location_numbering(self) -> LocationNumbering:
+        """Every location, numbered for this unit of work's network version (the same object
+        for every unit of work that sees that version, while it is cached)."""
+        ...
+
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]: ...
     def put_groups(self, groups: Iterable[LocationGroup]) -> None: ...
     def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]: ...
@@ -73,8 +108,9 @@ class UnitOfWork(Protocol):
         ...
 
     def free_stock(self, skus: Collection[str]) -> dict[str, FreeStock]:
-        """Per SKU of `skus`, where it has stock free to fulfill, as arrays: what routing reads
-        for every candidate of a big network, at a cost that grows with the SKU's records."""
+        """Per SKU of `skus`, where it has stock free to fulfill, as arrays (locations by their
+        `location_numbering()`): what routing reads for every candidate of a big network, at a
+        cost that grows with the SKU's records."""
         ...
 
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...

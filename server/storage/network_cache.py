@@ -9,19 +9,21 @@ stores, or routing over it, then reads the group's stock instead of its membersh
 
 A SKU's totals, and its free stock as routing reads it, are kept under its stock token (changed
 by every write of its stock rows, see migration 0004) and the network version they were read
-at, so a unit of work uses them only if its snapshot sees both."""
+at, so a unit of work uses them only if its snapshot sees both; each cache keeps the SKUs used
+most recently within a budget of bytes (NetworkCache.TOTALS_BUDGET, FREE_STOCK_BUDGET). Free
+stock names locations by their number at that network version (`LocationNumbering`)."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Generic, TypeVar
 
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup
 from server.domain.totals import StockTotals
-from server.storage.contract import FreeStock
+from server.storage.contract import FreeStock, LocationNumbering
 
 Entry = TypeVar("Entry")
 
@@ -53,12 +55,20 @@ class VersionedCache(Generic[Entry]):
 
 class SkuCache(Generic[Entry]):
     """Per SKU, the entry computed at one key (stock token, network version), for the SKUs used
-    most recently, at most `size` of them."""
+    most recently, within `budget` bytes as `size_of` estimates them: an entry's size grows
+    with the network, so a count of entries bounds nothing."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, budget: int, size_of: Callable[[Entry], int]) -> None:
         self._lock = threading.Lock()
-        self._size = size
-        self._entries: OrderedDict[str, tuple[tuple[int, int], Entry]] = OrderedDict()
+        self._budget = budget
+        self._size_of = size_of
+        self._bytes = 0
+        self._entries: OrderedDict[str, tuple[tuple[int, int], Entry, int]] = OrderedDict()
+
+    @property
+    def nbytes(self) -> int:
+        """The estimated size of the entries held."""
+        return self._bytes
 
     def get(self, sku: str, key: tuple[int, int]) -> Entry | None:
         """The SKU's entry at (stock token, network version), if cached."""
@@ -70,24 +80,49 @@ class SkuCache(Generic[Entry]):
             return entry[1]
 
     def put(self, sku: str, key: tuple[int, int], entry: Entry) -> None:
+        size = self._size_of(entry)
         with self._lock:
-            self._entries[sku] = (key, entry)
-            self._entries.move_to_end(sku)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            replaced = self._entries.pop(sku, None)
+            if replaced is not None:
+                self._bytes -= replaced[2]
+            self._entries[sku] = (key, entry, size)
+            self._bytes += size
+            while self._bytes > self._budget:  # least recently used first (maybe this one)
+                self._bytes -= self._entries.popitem(last=False)[1][2]
+
+
+_ENTRY_BYTES = 200
+"""A rough size of an entry's Python objects besides its arrays (tuples, dict slots)."""
+
+
+def free_stock_bytes(stock: FreeStock) -> int:
+    return _ENTRY_BYTES + sum(array.nbytes for array in stock)
+
+
+def totals_bytes(totals: StockTotals) -> int:
+    futures = sum(len(by_time) for by_time in totals.futures.values())
+    return _ENTRY_BYTES * (1 + futures) + totals.values.nbytes + totals.effective_us.nbytes
 
 
 class NetworkCache:
     SHIP_ENABLED = "ship-enabled"
     """The one key of `ship_enabled`: the ids of every ship-enabled location, in id order."""
     ALL = "all"
-    """The one key of `classes`: the membership classes of every grouped location."""
+    """The one key of `classes` and `numbering`: every grouped location's membership class,
+    every location's number."""
+    TOTALS_BUDGET = 256 * 2**20
+    """Bytes of stock totals kept: a SKU's totals grow with the membership classes."""
+    FREE_STOCK_BUDGET = 256 * 2**20
+    """Bytes of free stock kept: a SKU's grows with the locations that stock it, ~20 bytes
+    each."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, totals_budget: int = TOTALS_BUDGET, free_stock_budget: int = FREE_STOCK_BUDGET
+    ) -> None:
         self.locations: VersionedCache[Location] = VersionedCache()
         self.groups: VersionedCache[LocationGroup] = VersionedCache()
         self.ship_enabled: VersionedCache[tuple[str, ...]] = VersionedCache()
         self.classes: VersionedCache[MembershipClasses] = VersionedCache()
-        self.totals: SkuCache[StockTotals] = SkuCache(20_000)
-        # Routing's reads: a SKU's free stock holds a record per stocking location, so fewer.
-        self.free_stock: SkuCache[FreeStock] = SkuCache(2_000)
+        self.numbering: VersionedCache[LocationNumbering] = VersionedCache()
+        self.totals: SkuCache[StockTotals] = SkuCache(totals_budget, totals_bytes)
+        self.free_stock: SkuCache[FreeStock] = SkuCache(free_stock_budget, free_stock_bytes)

@@ -26,7 +26,13 @@ from server.domain.model import (
     StockRecord,
 )
 from server.domain.totals import StockTotals
-from server.storage.contract import FreeStock, RememberedResponse, WouldBlock, iter_pages
+from server.storage.contract import (
+    FreeStock,
+    LocationNumbering,
+    RememberedResponse,
+    WouldBlock,
+    iter_pages,
+)
 from server.storage.network_cache import Entry, NetworkCache, VersionedCache
 
 Row = tuple[Any, ...]
@@ -44,7 +50,9 @@ _LINE_COLUMNS = (
 # decodes ~1,000 stock rows per order.
 _NO_FUTURES_JSON = json.dumps([])
 _FREE_TO_FULFILL = "on_hand - reserved - safety_stock"
-_NO_FREE_STOCK = FreeStock((), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+_NO_FREE_STOCK = FreeStock(
+    np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+)
 
 
 class SqlUnitOfWork:
@@ -200,6 +208,15 @@ class SqlUnitOfWork:
         rows = self._rows("SELECT id FROM locations WHERE ship_enabled = 1 ORDER BY id")
         return {key: tuple(row[0] for row in rows) for key in keys}
 
+    def location_numbering(self) -> LocationNumbering:
+        cache = self._cache.numbering if self._cache else None
+        key = NetworkCache.ALL
+        return self._cached(cache, [key], self._read_numbering)[key]
+
+    def _read_numbering(self, keys: Collection[str]) -> dict[str, LocationNumbering]:
+        numbering = LocationNumbering(row[0] for row in self._rows("SELECT id FROM locations"))
+        return dict.fromkeys(keys, numbering)
+
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         cache = self._cache.groups if self._cache else None
         return self._cached(cache, ids, self._read_groups)
@@ -314,7 +331,8 @@ class SqlUnitOfWork:
         with_futures = np.flatnonzero(np.array(futures, dtype=object) != _NO_FUTURES_JSON)
         for i in with_futures:  # restocks are rare: the other rows skip the JSON parser
             free_to_order[i] += sum(future.quantity for future in _futures(futures[i]))
-        return FreeStock(location_ids, free_to_fulfill, free_to_order)
+        locations = self.location_numbering().numbers(location_ids)
+        return FreeStock(locations, free_to_fulfill, free_to_order)
 
     def _stock_tokens(self, skus: Collection[str]) -> dict[str, int]:
         """Each SKU's stock token (absent: never stocked), which every write of its rows changes
