@@ -4,7 +4,9 @@ becomes reservation items (DESIGN.md section 5). The solver itself is the `solve
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +16,7 @@ from server.domain import commands
 from server.domain.errors import FailedPrecondition, NotFound
 from server.domain.ledger import Ledger, Shippable, require_places
 from server.domain.model import Location, Place, Reservation
-from server.storage.contract import UnitOfWork
+from server.storage.contract import LocationNumbering, UnitOfWork
 
 
 class CommitMode(enum.IntEnum):
@@ -44,12 +46,46 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The candidate locations in column order, as the ledger names them and as the solver
+    takes them."""
+
+    candidates: tuple[Location, ...]
+    location_ids: tuple[str, ...]
+    solver_locations: tuple[solver.Location, ...]
+
+    @classmethod
+    def of(cls, candidates: Iterable[Location]) -> Scope:
+        found = tuple(candidates)
+        return cls(
+            found,
+            tuple(location.id for location in found),
+            tuple(
+                solver.Location(x.id, x.latitude, x.longitude, x.shipment_cost, x.priority)
+                for x in found
+            ),
+        )
+
+    def without(self, excluded: Collection[str]) -> Scope:
+        kept = [j for j, location_id in enumerate(self.location_ids) if location_id not in excluded]
+        return Scope(
+            tuple(self.candidates[j] for j in kept),
+            tuple(self.location_ids[j] for j in kept),
+            tuple(self.solver_locations[j] for j in kept),
+        )
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What routing reads from the ledger: the candidates and what each can ship now."""
 
-    candidates: tuple[Location, ...]
+    scope: Scope
     shippable: Mapping[str, Shippable]  # per SKU: ATF > 0 at positions in `candidates`
     reservation: Reservation | None
+
+    @property
+    def candidates(self) -> tuple[Location, ...]:
+        return self.scope.candidates
 
 
 class StalePlan(Exception):
@@ -60,29 +96,48 @@ def read_snapshot(uow: UnitOfWork, ledger: Ledger, order: Order) -> Snapshot:
     unknown = sorted(set(order.skus) - uow.known_skus(order.skus))
     if unknown:
         raise NotFound("SKU_NOT_FOUND", f"no location stocks {unknown[0]}", sku=unknown[0])
-    candidates = _scope(uow, order)
+    scope = _scope(uow, order)
     if order.excluded:
-        candidates = [location for location in candidates if location.id not in order.excluded]
+        scope = scope.without(order.excluded)
     reservation = None
     if order.commit is CommitMode.TRANSFER:
         reservation = ledger.live_reservation(uow, order.reservation_id)
         check_reservation_matches(reservation, order)
-    shippable = ledger.shippable(
-        uow, order.skus, [location.id for location in candidates], releasing=reservation
-    )
-    return Snapshot(tuple(candidates), shippable, reservation)
+    shippable = ledger.shippable(uow, order.skus, scope.location_ids, releasing=reservation)
+    return Snapshot(scope, shippable, reservation)
 
 
-def _scope(uow: UnitOfWork, order: Order) -> list[Location]:
-    if order.group_id:
-        group = require_places(uow, [Place.group(order.group_id)])[order.group_id]
-        found = uow.locations(group.location_ids)
-        return [found[location_id] for location_id in sorted(group.location_ids)]
+_SCOPES = 16
+_scopes: OrderedDict[str, tuple[LocationNumbering, Scope]] = OrderedDict()
+"""The scopes of the groups routed over most recently ("": every ship-enabled location), each
+with the numbering it was read at: one is valid while storage hands out that same numbering (the
+same network version). Over thousands of candidates, building it costs more than the solve."""
+_scopes_lock = threading.Lock()
+
+
+def _scope(uow: UnitOfWork, order: Order) -> Scope:
     if order.location_ids:
         require_places(uow, [Place.location(x) for x in order.location_ids])
         found = uow.locations(order.location_ids)
-        return [found[location_id] for location_id in order.location_ids]
-    return uow.ship_enabled_locations()
+        return Scope.of(found[location_id] for location_id in order.location_ids)
+    numbering = uow.location_numbering()
+    with _scopes_lock:
+        known = _scopes.get(order.group_id)
+        if known is not None and known[0] is numbering:
+            _scopes.move_to_end(order.group_id)
+            return known[1]
+    if order.group_id:
+        group = require_places(uow, [Place.group(order.group_id)])[order.group_id]
+        found = uow.locations(group.location_ids)
+        scope = Scope.of(found[location_id] for location_id in sorted(group.location_ids))
+    else:
+        scope = Scope.of(uow.ship_enabled_locations())
+    with _scopes_lock:
+        _scopes[order.group_id] = (numbering, scope)
+        _scopes.move_to_end(order.group_id)
+        while len(_scopes) > _SCOPES:
+            _scopes.popitem(last=False)
+    return scope
 
 
 def check_reservation_matches(reservation: Reservation, order: Order) -> None:
@@ -109,17 +164,21 @@ def problem(order: Order, snapshot: Snapshot, time_limit_s: float) -> solver.Pro
     """The solver's problem over the candidates that can ship something (None if none can), in
     candidate order, each ATF capped at its line's quantity."""
     shippable = [snapshot.shippable[sku] for sku in order.skus]
-    useful = np.unique(np.concatenate([s.columns for s in shippable]))
+    ships = np.zeros(len(snapshot.candidates), dtype=bool)
+    for stock in shippable:
+        ships[stock.columns] = True
+    useful = np.flatnonzero(ships)
     if not len(useful):
         return None
+    position = np.cumsum(ships) - 1  # of each useful candidate among the useful ones
     atf = np.zeros((len(order.lines), len(useful)), dtype=np.int64)
     for i, (stock, (_, quantity)) in enumerate(zip(shippable, order.lines, strict=True)):
-        atf[i, np.searchsorted(useful, stock.columns)] = np.minimum(stock.units, quantity)
-    candidates = snapshot.candidates
+        atf[i, position[stock.columns]] = np.minimum(stock.units, quantity)
+    locations = snapshot.scope.solver_locations
     options = order.options
     return solver.Problem(
         lines=tuple(solver.Line(sku, quantity) for sku, quantity in order.lines),
-        locations=tuple(_solver_location(candidates[j]) for j in useful),
+        locations=tuple(locations[j] for j in useful.tolist()),
         atf=atf,
         destination=order.destination,
         options=solver.Options(
@@ -132,25 +191,6 @@ def problem(order: Order, snapshot: Snapshot, time_limit_s: float) -> solver.Pro
             time_limit=time_limit_s,
         ),
     )
-
-
-_solver_locations: dict[str, tuple[Location, solver.Location]] = {}
-"""Each location as the solver takes it, while the network cache hands out the same Location:
-RouteOrder over thousands of candidates would otherwise build thousands per order."""
-
-
-def _solver_location(location: Location) -> solver.Location:
-    known = _solver_locations.get(location.id)
-    if known is None or known[0] is not location:
-        converted = solver.Location(
-            location.id,
-            location.latitude,
-            location.longitude,
-            location.shipment_cost,
-            location.priority,
-        )
-        known = _solver_locations[location.id] = (location, converted)
-    return known[1]
 
 
 def no_route(order: Order, shortfall: Mapping[str, int], reason: str = "NO_ROUTE") -> Exception:
