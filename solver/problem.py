@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,11 @@ def _is_real(value: object) -> bool:
 # the item-by-item checks, which accept or name it precisely.
 _INT_TYPES = frozenset({int, np.int64, np.int32})
 _REAL_TYPES = _INT_TYPES | {float, np.float64, np.float32}
+_ID = operator.attrgetter("id")
+_LATITUDE = operator.attrgetter("latitude")
+_LONGITUDE = operator.attrgetter("longitude")
+_SHIPMENT_COST = operator.attrgetter("shipment_cost")
+_PRIORITY = operator.attrgetter("priority")
 
 
 def _check_position(latitude: object, longitude: object, field_: str) -> None:
@@ -193,17 +199,18 @@ class Problem:
         if not isinstance(self.options, Options):
             raise _invalid("INVALID_OPTION", "must be an Options", "options", self.options)
         _check_options(self.options)
-        known = {location.id for location in self.locations}
-        for location_id in sorted(self.options.excluded_locations - known):
-            raise _invalid(
-                "UNKNOWN_LOCATION",
-                "excluded location is not a candidate",
-                "options.excluded_locations",
-                location_id,
-            )
+        if self.options.excluded_locations:
+            known = set(map(_ID, self.locations))
+            for location_id in sorted(self.options.excluded_locations - known):
+                raise _invalid(
+                    "UNKNOWN_LOCATION",
+                    "excluded location is not a candidate",
+                    "options.excluded_locations",
+                    location_id,
+                )
         distance = geo.distances_km(
-            [x.latitude for x in self.locations],
-            [x.longitude for x in self.locations],
+            list(map(_LATITUDE, self.locations)),
+            list(map(_LONGITUDE, self.locations)),
             *self.destination,
         )
         distance.setflags(write=False)
@@ -255,18 +262,22 @@ class Problem:
             self._validate_locations_one_by_one()
 
     def _locations_look_valid(self) -> bool:
+        """Each field gathered in one pass by `map` (no Python loop per location)."""
         locations = self.locations
-        if not all(type(x) is Location for x in locations):
+        if not set(map(type, locations)) <= {Location}:
             return False
-        ids = [x.id for x in locations]
-        if not all(type(x) is str and x for x in ids) or len(set(ids)) != len(ids):
+        ids = list(map(_ID, locations))
+        distinct = set(ids)
+        if not set(map(type, distinct)) <= {str} or "" in distinct or len(distinct) != len(ids):
             return False
-        latitude = [x.latitude for x in locations]
-        longitude = [x.longitude for x in locations]
-        cost = [x.shipment_cost for x in locations]
-        if not {type(x) for x in (*latitude, *longitude, *cost)} <= _REAL_TYPES:
+        latitude = list(map(_LATITUDE, locations))
+        longitude = list(map(_LONGITUDE, locations))
+        cost = list(map(_SHIPMENT_COST, locations))
+        if not set(map(type, latitude)).union(map(type, longitude), map(type, cost)) <= (
+            _REAL_TYPES
+        ):
             return False
-        if not {type(x.priority) for x in locations} <= _INT_TYPES:
+        if not set(map(type, map(_PRIORITY, locations))) <= _INT_TYPES:
             return False
         lat = np.array(latitude, dtype=np.float64)
         lon = np.array(longitude, dtype=np.float64)
