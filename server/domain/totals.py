@@ -88,21 +88,34 @@ class StockTotals:
         return totals
 
     def copy(self) -> StockTotals:
-        """A copy to change (the futures are shared: reservations never change them)."""
+        """A copy to change (futures per time are copied when a change needs it)."""
         copied = StockTotals.__new__(StockTotals)
         copied.values = self.values.copy()
-        copied.effective_us = self.effective_us
+        copied.effective_us = self.effective_us.copy()
         copied.futures = self.futures
         return copied
 
     def replace(self, k: int, old: StockRecord, new: StockRecord) -> None:
-        """Class k's totals with `old` (a location's record) become `new`: reservations and
-        shipments change reserved and on hand, never safety stock, futures or effective time."""
+        """Class k's totals with `old` (a location's record, empty if it had none) become
+        `new`. A record's effective time never goes back (stale updates are skipped), so the
+        class's latest stays a maximum."""
         column = self.values[:, k]
         column[ON_HAND] += new.on_hand - old.on_hand
         column[RESERVED] += new.reserved - old.reserved
+        column[SAFETY_STOCK] += new.safety_stock - old.safety_stock
         column[ORDER_CAPACITY] += max(0, new.free_to_order) - max(0, old.free_to_order)
         column[FULFILL_CAPACITY] += max(0, new.free_to_fulfill) - max(0, old.free_to_fulfill)
+        column[EXISTING] += int(new.exists) - int(old.exists)
+        if new.effective_us is not None:
+            self.effective_us[k] = max(int(self.effective_us[k]), new.effective_us)
+        if old.futures != new.futures:
+            column[FUTURES_TOTAL] += new.futures_total - old.futures_total
+            by_time = dict(self.futures.get(k, {}))
+            for future, sign in [*((f, -1) for f in old.futures), *((f, 1) for f in new.futures)]:
+                by_time[future.expected_us] = by_time.get(future.expected_us, 0) + sign * (
+                    future.quantity
+                )
+            self.futures = {**self.futures, k: {t: q for t, q in by_time.items() if q}}
 
     def capacity(self, *, fulfill: bool) -> np.ndarray:
         row: np.ndarray = self.values[FULFILL_CAPACITY if fulfill else ORDER_CAPACITY]
