@@ -181,9 +181,10 @@ class Problem:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "lines", tuple(self.lines))
-        set_(self, "locations", tuple(self.locations))
         self._validate_lines()
-        self._validate_locations()
+        if type(self.locations) is not ValidLocations:
+            set_(self, "locations", tuple(self.locations))
+            self._validate_locations()
         atf = self._validated_atf()
         atf.setflags(write=False)
         set_(self, "atf", atf)
@@ -208,10 +209,13 @@ class Problem:
                     "options.excluded_locations",
                     location_id,
                 )
-        distance = geo.distances_km(
-            list(map(_LATITUDE, self.locations)),
-            list(map(_LONGITUDE, self.locations)),
-            *self.destination,
+        located = self.locations
+        distance = (
+            geo.distances_km(located.latitude, located.longitude, *self.destination)
+            if isinstance(located, ValidLocations)
+            else geo.distances_km(
+                list(map(_LATITUDE, located)), list(map(_LONGITUDE, located)), *self.destination
+            )
         )
         distance.setflags(write=False)
         set_(self, "distance_km", distance)
@@ -255,70 +259,7 @@ class Problem:
                 )
 
     def _validate_locations(self) -> None:
-        """All at once with numpy when every location is well formed (RouteOrder builds problems
-        of 1,000+ candidates: one by one, this was most of `Problem.build`), else one by one
-        to name the first bad field."""
-        if not self._locations_look_valid():
-            self._validate_locations_one_by_one()
-
-    def _locations_look_valid(self) -> bool:
-        """Each field gathered in one pass by `map` (no Python loop per location)."""
-        locations = self.locations
-        if not set(map(type, locations)) <= {Location}:
-            return False
-        ids = list(map(_ID, locations))
-        distinct = set(ids)
-        if not set(map(type, distinct)) <= {str} or "" in distinct or len(distinct) != len(ids):
-            return False
-        latitude = list(map(_LATITUDE, locations))
-        longitude = list(map(_LONGITUDE, locations))
-        cost = list(map(_SHIPMENT_COST, locations))
-        if not set(map(type, latitude)).union(map(type, longitude), map(type, cost)) <= (
-            _REAL_TYPES
-        ):
-            return False
-        if not set(map(type, map(_PRIORITY, locations))) <= _INT_TYPES:
-            return False
-        lat = np.array(latitude, dtype=np.float64)
-        lon = np.array(longitude, dtype=np.float64)
-        costs = np.array(cost, dtype=np.float64)
-        return bool(
-            np.all(np.isfinite(lat) & np.isfinite(lon))
-            and np.all((np.abs(lat) <= MAX_LATITUDE) & (np.abs(lon) <= MAX_LONGITUDE))
-            and np.all((costs >= 0) & (costs <= MAX_SHIPMENT_COST))
-        )
-
-    def _validate_locations_one_by_one(self) -> None:
-        seen: set[str] = set()
-        for j, location in enumerate(self.locations):
-            where = f"locations[{j}]"
-            if not isinstance(location, Location):
-                raise _invalid("INVALID_LOCATION", "must be a Location", where, location)
-            if not isinstance(location.id, str) or not location.id:
-                raise _invalid(
-                    "EMPTY_LOCATION_ID", "must be a non-empty string", f"{where}.id", location.id
-                )
-            if location.id in seen:
-                raise _invalid(
-                    "DUPLICATE_LOCATION_ID",
-                    "location ids must be unique",
-                    f"{where}.id",
-                    location.id,
-                )
-            seen.add(location.id)
-            _check_position(location.latitude, location.longitude, f"{where}.latitude")
-            cost = location.shipment_cost
-            if not _is_real(cost) or not 0 <= float(cost) <= MAX_SHIPMENT_COST:
-                raise _invalid(
-                    "INVALID_SHIPMENT_COST",
-                    f"must be a number in [0, {MAX_SHIPMENT_COST}]",
-                    f"{where}.shipment_cost",
-                    cost,
-                )
-            if not _is_int(location.priority):
-                raise _invalid(
-                    "INVALID_PRIORITY", "must be an integer", f"{where}.priority", location.priority
-                )
+        _validate_locations(self.locations)
 
     def _validated_atf(self) -> IntArray:
         shape = (len(self.lines), len(self.locations))
@@ -458,3 +399,98 @@ def _fill_atf_one_by_one(
         if not _is_int(units):
             raise _invalid("INVALID_ATF", "must be whole units", "atf", (sku, location_id, units))
         matrix[sku_index[sku], location_index[location_id]] = units
+
+
+def _validate_locations(locations: tuple[Location, ...]) -> None:
+    """All at once with numpy when every location is well formed (RouteOrder builds problems
+    of 1,000+ candidates: one by one, this was most of `Problem.build`), else one by one
+    to name the first bad field."""
+    if not _locations_look_valid(locations):
+        _validate_locations_one_by_one(locations)
+
+
+def _locations_look_valid(locations: tuple[Location, ...]) -> bool:
+    """Each field gathered in one pass by `map` (no Python loop per location)."""
+    if not set(map(type, locations)) <= {Location}:
+        return False
+    ids = list(map(_ID, locations))
+    distinct = set(ids)
+    if not set(map(type, distinct)) <= {str} or "" in distinct or len(distinct) != len(ids):
+        return False
+    latitude = list(map(_LATITUDE, locations))
+    longitude = list(map(_LONGITUDE, locations))
+    cost = list(map(_SHIPMENT_COST, locations))
+    if not set(map(type, latitude)).union(map(type, longitude), map(type, cost)) <= (_REAL_TYPES):
+        return False
+    if not set(map(type, map(_PRIORITY, locations))) <= _INT_TYPES:
+        return False
+    lat = np.array(latitude, dtype=np.float64)
+    lon = np.array(longitude, dtype=np.float64)
+    costs = np.array(cost, dtype=np.float64)
+    return bool(
+        np.all(np.isfinite(lat) & np.isfinite(lon))
+        and np.all((np.abs(lat) <= MAX_LATITUDE) & (np.abs(lon) <= MAX_LONGITUDE))
+        and np.all((costs >= 0) & (costs <= MAX_SHIPMENT_COST))
+    )
+
+
+def _validate_locations_one_by_one(locations: tuple[Location, ...]) -> None:
+    seen: set[str] = set()
+    for j, location in enumerate(locations):
+        where = f"locations[{j}]"
+        if not isinstance(location, Location):
+            raise _invalid("INVALID_LOCATION", "must be a Location", where, location)
+        if not isinstance(location.id, str) or not location.id:
+            raise _invalid(
+                "EMPTY_LOCATION_ID", "must be a non-empty string", f"{where}.id", location.id
+            )
+        if location.id in seen:
+            raise _invalid(
+                "DUPLICATE_LOCATION_ID",
+                "location ids must be unique",
+                f"{where}.id",
+                location.id,
+            )
+        seen.add(location.id)
+        _check_position(location.latitude, location.longitude, f"{where}.latitude")
+        cost = location.shipment_cost
+        if not _is_real(cost) or not 0 <= float(cost) <= MAX_SHIPMENT_COST:
+            raise _invalid(
+                "INVALID_SHIPMENT_COST",
+                f"must be a number in [0, {MAX_SHIPMENT_COST}]",
+                f"{where}.shipment_cost",
+                cost,
+            )
+        if not _is_int(location.priority):
+            raise _invalid(
+                "INVALID_PRIORITY", "must be an integer", f"{where}.priority", location.priority
+            )
+
+
+class ValidLocations(tuple[Location, ...]):
+    """Locations that passed `Problem`'s checks, with their coordinates as arrays: a caller that
+    routes many orders over the same candidates (a server) checks them once, and `Problem` takes
+    any subset of them (`take`) without checking them again."""
+
+    latitude: FloatArray
+    longitude: FloatArray
+
+    def __new__(cls, locations: Iterable[Location]) -> ValidLocations:
+        found = super().__new__(cls, locations)
+        _validate_locations(found)
+        found.latitude = np.array(list(map(_LATITUDE, found)), dtype=np.float64)
+        found.longitude = np.array(list(map(_LONGITUDE, found)), dtype=np.float64)
+        found.latitude.setflags(write=False)
+        found.longitude.setflags(write=False)
+        return found
+
+    def take(self, indices: npt.NDArray[np.intp]) -> ValidLocations:
+        """The locations at `indices`, which must increase (so the ids stay distinct)."""
+        if len(indices) > 1 and not np.all(np.diff(indices) > 0):
+            raise ValueError("indices must increase")
+        subset = super().__new__(ValidLocations, map(self.__getitem__, indices.tolist()))
+        subset.latitude = self.latitude[indices]
+        subset.longitude = self.longitude[indices]
+        subset.latitude.setflags(write=False)
+        subset.longitude.setflags(write=False)
+        return subset

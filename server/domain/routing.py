@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 import solver
 from server.domain import commands
@@ -17,6 +18,7 @@ from server.domain.errors import FailedPrecondition, NotFound
 from server.domain.ledger import Ledger, Shippable, require_places
 from server.domain.model import Location, Place, Reservation
 from server.storage.contract import LocationNumbering, UnitOfWork
+from solver.problem import ValidLocations
 
 
 class CommitMode(enum.IntEnum):
@@ -48,7 +50,7 @@ class Order:
 @dataclass(frozen=True)
 class Scope:
     """The candidate locations in column order, as the ledger names them and as the solver
-    takes them."""
+    takes them (checked once, when every one of them is valid for the solver)."""
 
     candidates: tuple[Location, ...]
     location_ids: tuple[str, ...]
@@ -57,21 +59,29 @@ class Scope:
     @classmethod
     def of(cls, candidates: Iterable[Location]) -> Scope:
         found = tuple(candidates)
-        return cls(
-            found,
-            tuple(location.id for location in found),
-            tuple(
-                solver.Location(x.id, x.latitude, x.longitude, x.shipment_cost, x.priority)
-                for x in found
-            ),
-        )
+        converted = [
+            solver.Location(x.id, x.latitude, x.longitude, x.shipment_cost, x.priority)
+            for x in found
+        ]
+        solver_locations: tuple[solver.Location, ...]
+        try:
+            solver_locations = ValidLocations(converted)
+        except solver.InvalidProblem:  # each problem then checks the candidates it is given
+            solver_locations = tuple(converted)
+        return cls(found, tuple(location.id for location in found), solver_locations)
+
+    def take(self, columns: npt.NDArray[np.intp]) -> tuple[solver.Location, ...]:
+        """The solver locations of the candidates in `columns` (increasing)."""
+        if isinstance(self.solver_locations, ValidLocations):
+            return self.solver_locations.take(columns)
+        return tuple(map(self.solver_locations.__getitem__, columns.tolist()))
 
     def without(self, excluded: Collection[str]) -> Scope:
         kept = [j for j, location_id in enumerate(self.location_ids) if location_id not in excluded]
         return Scope(
             tuple(self.candidates[j] for j in kept),
             tuple(self.location_ids[j] for j in kept),
-            tuple(self.solver_locations[j] for j in kept),
+            self.take(np.array(kept, dtype=np.intp)),
         )
 
 
@@ -174,11 +184,10 @@ def problem(order: Order, snapshot: Snapshot, time_limit_s: float) -> solver.Pro
     atf = np.zeros((len(order.lines), len(useful)), dtype=np.int64)
     for i, (stock, (_, quantity)) in enumerate(zip(shippable, order.lines, strict=True)):
         atf[i, position[stock.columns]] = np.minimum(stock.units, quantity)
-    locations = snapshot.scope.solver_locations
     options = order.options
     return solver.Problem(
         lines=tuple(solver.Line(sku, quantity) for sku, quantity in order.lines),
-        locations=tuple(locations[j] for j in useful.tolist()),
+        locations=snapshot.scope.take(useful),
         atf=atf,
         destination=order.destination,
         options=solver.Options(
