@@ -40,11 +40,12 @@ class LocationNumbering:
     """Every location of one network version, numbered: free stock names its locations by
     number, so routing maps thousands of records onto its candidates with arrays, not dicts."""
 
-    __slots__ = ("_number", "location_ids")
+    __slots__ = ("_columns", "_number", "location_ids")
 
     def __init__(self, location_ids: Iterable[str]) -> None:
         self.location_ids = tuple(location_ids)
         self._number = {location_id: n for n, location_id in enumerate(self.location_ids)}
+        self._columns: dict[tuple[str, ...], npt.NDArray[np.intp]] = {}
 
     def numbers(self, location_ids: Sequence[str]) -> npt.NDArray[np.int32]:
         """The number of each of `location_ids` (-1: no such location)."""
@@ -56,12 +57,23 @@ class LocationNumbering:
 
     def columns(self, location_ids: Sequence[str]) -> npt.NDArray[np.intp]:
         """Per location number, its position in `location_ids` (-1: not among them); one more
-        entry, -1, for the number -1 (no such location)."""
-        columns = np.full(len(self.location_ids) + 1, -1, dtype=np.intp)
-        numbers = self.numbers(location_ids)
-        known = numbers >= 0
-        columns[numbers[known]] = np.flatnonzero(known)
+        entry, -1, for the number -1 (no such location). Read-only, and kept for the last few
+        lists asked about: routing asks for the same candidates order after order."""
+        key = tuple(location_ids)
+        columns = self._columns.get(key)
+        if columns is None:
+            columns = np.full(len(self.location_ids) + 1, -1, dtype=np.intp)
+            numbers = self.numbers(key)
+            known = numbers >= 0
+            columns[numbers[known]] = np.flatnonzero(known)
+            columns.setflags(write=False)
+            if len(self._columns) >= _KEPT_COLUMNS:
+                self._columns.clear()
+            self._columns[key] = columns
         return columns
+
+
+_KEPT_COLUMNS = 8
 
 
 class FreeStock(NamedTuple):
