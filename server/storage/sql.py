@@ -82,6 +82,7 @@ class SqlUnitOfWork:
         self._sync = sync  # waits for statements a pipelined connection has not answered yet
         self._cache = network_cache
         self._network_version: int | None = None
+        self._numbering: LocationNumbering | None = None
         self._execute_raw = execute
         self._format = paramstyle == "format"
         self._lock_suffix = " FOR UPDATE" if lock_reservations else ""
@@ -140,6 +141,7 @@ class SqlUnitOfWork:
         never reach the shared cache (the transaction may still roll back)."""
         self._execute_raw(self._sql("UPDATE network_version SET version = version + 1"), ())
         self._cache = None
+        self._numbering = None
 
     def locations(self, ids: Collection[str]) -> dict[str, Location]:
         cache = self._cache.locations if self._cache else None
@@ -209,13 +211,17 @@ class SqlUnitOfWork:
         return {key: tuple(row[0] for row in rows) for key in keys}
 
     def location_numbering(self) -> LocationNumbering:
-        cache = self._cache.numbering if self._cache else None
-        key = NetworkCache.ALL
-        return self._cached(cache, [key], self._read_numbering)[key]
+        if self._numbering is None:
+            cache = self._cache.numbering if self._cache else None
+            key = NetworkCache.ALL
+            self._numbering = self._cached(cache, [key], self._read_numbering)[key]
+        return self._numbering
 
     def _read_numbering(self, keys: Collection[str]) -> dict[str, LocationNumbering]:
-        numbering = LocationNumbering(row[0] for row in self._rows("SELECT id FROM locations"))
-        return dict.fromkeys(keys, numbering)
+        # In id order: every read at one network version numbers alike, so free stock cached
+        # by one unit of work means the same locations to another.
+        rows = self._rows("SELECT id FROM locations ORDER BY id")
+        return dict.fromkeys(keys, LocationNumbering(row[0] for row in rows))
 
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         cache = self._cache.groups if self._cache else None
