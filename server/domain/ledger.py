@@ -227,7 +227,7 @@ class Ledger:
         for sku in skus:
             stock = free[sku]
             columns = column_of[stock.locations]
-            units = positions[sku].locations_available_to_fulfill(numbering.location_ids, *stock)
+            units = positions[sku].locations_available_to_fulfill(numbering, *stock)
             ships = (columns >= 0) & (units > 0)
             shippable[sku] = Shippable(columns[ships], units[ships])
         return shippable

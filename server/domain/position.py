@@ -4,7 +4,7 @@ and the changes that reservations make to it."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from itertools import repeat
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +12,9 @@ import numpy.typing as npt
 from server.domain.coverage import Coverage, MembershipClasses
 from server.domain.model import Future, Place, StockRecord
 from server.domain.totals import StockTotals
+
+if TYPE_CHECKING:
+    from server.storage.contract import LocationNumbering
 
 
 class SkuPosition:
@@ -125,25 +128,17 @@ class SkuPosition:
 
     def locations_available_to_fulfill(
         self,
-        location_ids: Sequence[str],
+        numbering: LocationNumbering,
         locations: npt.NDArray[np.int32],
         free_to_fulfill: npt.NDArray[np.int64],
         free_to_order: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.int64]:
         """`location_available_to_fulfill` at many locations at once, from their free stock
-        (storage's arrays, not records; `locations` index `location_ids`): routing asks it for
+        (storage's arrays, not records; `locations` by their `numbering`): routing asks it for
         thousands of candidates."""
         if self._classes is None or not any(self.group_reserved.values()):
             return np.maximum(free_to_fulfill, 0)
-        classes = np.fromiter(
-            map(
-                self._classes.class_of.get,
-                map(location_ids.__getitem__, locations.tolist()),
-                repeat(-1),
-            ),
-            dtype=np.intp,
-            count=len(locations),
-        )
+        classes = numbering.classes(self._classes)[locations]
         grouped = classes >= 0
         slack = np.zeros(self._classes.count, dtype=np.int64)
         network = self._network(fulfill=False)

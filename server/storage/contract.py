@@ -40,12 +40,13 @@ class LocationNumbering:
     """Every location of one network version, numbered: free stock names its locations by
     number, so routing maps thousands of records onto its candidates with arrays, not dicts."""
 
-    __slots__ = ("_columns", "_number", "location_ids")
+    __slots__ = ("_classes", "_columns", "_number", "location_ids")
 
     def __init__(self, location_ids: Iterable[str]) -> None:
         self.location_ids = tuple(location_ids)
         self._number = {location_id: n for n, location_id in enumerate(self.location_ids)}
         self._columns: dict[tuple[str, ...], npt.NDArray[np.intp]] = {}
+        self._classes: tuple[MembershipClasses, npt.NDArray[np.intp]] | None = None
 
     def numbers(self, location_ids: Sequence[str]) -> npt.NDArray[np.int32]:
         """The number of each of `location_ids` (-1: no such location)."""
@@ -71,6 +72,20 @@ class LocationNumbering:
                 self._columns.clear()
             self._columns[key] = columns
         return columns
+
+    def classes(self, classes: MembershipClasses) -> npt.NDArray[np.intp]:
+        """Per location number, its class among `classes` (-1: in no group), kept for the last
+        classes asked about: routing an order held at a group asks it for every record."""
+        known = self._classes
+        if known is None or known[0] is not classes:
+            of = np.fromiter(
+                map(classes.class_of.get, self.location_ids, repeat(-1)),
+                dtype=np.intp,
+                count=len(self.location_ids),
+            )
+            of.setflags(write=False)
+            known = self._classes = (classes, of)
+        return known[1]
 
 
 _KEPT_COLUMNS = 8
