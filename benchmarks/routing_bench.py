@@ -558,6 +558,14 @@ def measure_breakdown(
         return value
 
     try:
+        # This store's caches start empty, and a 100-line cell times only ~15 orders: read the
+        # free stock of every SKU the orders use first, timed apart as the cold read, so the
+        # parts are the server's steady state (its cache outlives any one order).
+        skus = sorted({sku for item in orders for sku, _ in item["lines"]})
+        began = clock()
+        with store.read() as uow:
+            uow.free_stock(skus)
+        cold_read = {"skus": len(skus), "ms": (clock() - began) * 1000}
         deadline = clock() + budget_s
         for index, item in enumerate(orders):
             if index >= min_orders and clock() > deadline:
@@ -587,6 +595,7 @@ def measure_breakdown(
     summary["outside_solve"]["cpu_ms_per_call"] = (
         summary["snapshot"]["cpu_ms_per_call"] + summary["problem"]["cpu_ms_per_call"]
     )
+    summary["cold_read"] = cold_read
     return summary
 
 
@@ -877,9 +886,19 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"{t['candidates']:,} candidates x {t['lines']} lines, in-process: snapshot + problem "
             f"p50 {t['outside_solve_p50_ms']:.2f} ms vs solve p50 {t['solve_p50_ms']:.2f} ms; "
-            f"{'meets' if t['met'] else 'MISSES'} the target <= {t['limit_is']}"
+            f"{'meets' if t['met'] else 'MISSES'} the target <= {t['limit_is']}" + _cold_read(parts)
         )
     return lines
+
+
+def _cold_read(parts: dict[str, Any]) -> str:
+    cold = parts.get("cold_read")
+    if not cold:
+        return ""
+    return (
+        f" (before timing, the cold read of its {cold['skus']} SKUs' free stock took "
+        f"{cold['ms']:.0f} ms, {cold['ms'] / max(1, cold['skus']):.2f} ms per SKU)"
+    )
 
 
 def write_markdown(path: Path, results: dict[str, Any]) -> None:
@@ -921,7 +940,9 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "protobuf, servicer = the whole call), one order at a time, for orders of 5 and 100 "
         f"lines (time limit {config['breakdown_time_limit_s']:g} s): where the server's time "
         "goes. p50 ms of each part; snapshot + problem is the p50 of their sum per order, the "
-        "time outside the solve that issue 12 bounds.",
+        "time outside the solve that issue 12 bounds. Each cell opens the store afresh and "
+        "first reads the free stock of every SKU its orders use (the cold read, timed apart), "
+        "so the parts are the steady state of a server whose cache holds them.",
         "",
         markdown_table(BREAKDOWN_HEADERS, breakdown_rows(results)),
         "",
