@@ -184,7 +184,7 @@ class Problem:
         self._validate_lines()
         if type(self.locations) is not ValidLocations:
             set_(self, "locations", tuple(self.locations))
-            self._validate_locations()
+            _validate_locations(self.locations)
         atf = self._validated_atf()
         atf.setflags(write=False)
         set_(self, "atf", atf)
@@ -257,9 +257,6 @@ class Problem:
                     f"lines[{i}].quantity",
                     line.quantity,
                 )
-
-    def _validate_locations(self) -> None:
-        _validate_locations(self.locations)
 
     def _validated_atf(self) -> IntArray:
         shape = (len(self.lines), len(self.locations))
