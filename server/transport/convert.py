@@ -81,27 +81,36 @@ def adjustment(value: commands.AdjustmentResult) -> inv.AdjustmentResult:
 
 
 def availability_response(values: list[commands.Availability]) -> inv.GetAvailabilityResponse:
-    """Records are built in place (`records.add`), sub-messages from dicts: a message built apart
-    is copied again into its parent (a reply of 10 x 10 records measured 0.30 -> 0.19 ms)."""
+    """Records are built in place (`records.add`) field by field, and zeros (proto3 defaults)
+    are left unset: keyword arguments and messages built apart cost about twice as much, and a
+    reply may hold 10,000 records."""
     response = inv.GetAvailabilityResponse()
     add = response.records.add
     for value in values:
-        fields = {
-            "place": place_fields(value.place),
-            "sku": value.sku,
-            "exists": value.exists,
-            "on_hand": value.on_hand,
-            "reserved": value.reserved,
-            "group_reserved": value.group_reserved,
-            "safety_stock": value.safety_stock,
-            "futures": [future(item) for item in value.futures],
-            "futures_total": value.futures_total,
-            "available_to_fulfill": value.available_to_fulfill,
-            "available_to_order": value.available_to_order,
-        }
+        record = add()
+        if value.place.is_location:
+            record.place.location_id = value.place.id
+        else:
+            record.place.location_group_id = value.place.id
+        record.sku = value.sku
+        record.exists = value.exists
+        record.on_hand = value.on_hand
+        if value.reserved:
+            record.reserved = value.reserved
+        if value.group_reserved:
+            record.group_reserved = value.group_reserved
+        if value.safety_stock:
+            record.safety_stock = value.safety_stock
+        if value.futures:
+            record.futures.extend(future(item) for item in value.futures)
+        if value.futures_total:
+            record.futures_total = value.futures_total
+        record.available_to_fulfill = value.available_to_fulfill
+        record.available_to_order = value.available_to_order
         if value.effective_us is not None:
-            fields["effective_time"] = timestamp_fields(value.effective_us)
-        add(**fields)
+            seconds, micros = divmod(value.effective_us, 1_000_000)
+            record.effective_time.seconds = seconds
+            record.effective_time.nanos = micros * 1000
     return response
 
 
