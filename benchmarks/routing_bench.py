@@ -1178,6 +1178,8 @@ def _plot_breakdown(axes: Any, results: dict[str, Any]) -> None:
             label="limit on snapshot + problem" if first else None,
         )
     axes.set_yscale("log")
+    if cells:  # a sub-millisecond snapshot must still show under its problem bar
+        axes.set_ylim(bottom=min(p["snapshot"]["p50_ms"] for p in cells) / 2)
     axes.set_xticks(
         x,
         [f"{p['target']['candidates']:,} cand.\n{p['target']['lines']} lines" for p in cells],
