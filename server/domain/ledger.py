@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -119,31 +119,32 @@ class Ledger:
         """Absolute levels; an update older than the stored effective time is skipped."""
         _require_locations(uow, {level.location_id for level in levels})
         now = self.clock()
-        results, changed = [], []
-        for level in levels:
-            current = uow.stock([level.sku], [level.location_id])[level.sku].get(level.location_id)
+        stored = uow.stock_of({(level.sku, level.location_id) for level in levels})
+        changed: dict[tuple[str, str], StockRecord] = {}
+        results = []
+        for level in levels:  # validation refused duplicate (sku, location) pairs
+            key = (level.sku, level.location_id)
+            current = stored.get(key)
             effective = now if level.effective_us is None else level.effective_us
-            stored = current.effective_us if current else None
-            if stored is not None and effective < stored:
+            last = current.effective_us if current else None
+            if last is not None and effective < last:
                 results.append(
-                    commands.StockUpdateResult(level.location_id, level.sku, False, stored)
+                    commands.StockUpdateResult(level.location_id, level.sku, False, last)
                 )
                 continue
-            changed.append(
-                StockRecord(
-                    level.sku,
-                    level.location_id,
-                    on_hand=level.on_hand,
-                    safety_stock=level.safety_stock,
-                    futures=level.futures,
-                    reserved=current.reserved if current else 0,
-                    effective_us=effective,
-                )
+            changed[key] = StockRecord(
+                level.sku,
+                level.location_id,
+                on_hand=level.on_hand,
+                safety_stock=level.safety_stock,
+                futures=level.futures,
+                reserved=current.reserved if current else 0,
+                effective_us=effective,
             )
             results.append(
                 commands.StockUpdateResult(level.location_id, level.sku, True, effective)
             )
-        uow.put_stock(changed)
+        _put_stock(uow, stored, changed)
         return results
 
     def adjust_stock(
@@ -152,11 +153,12 @@ class Ledger:
         """On-hand deltas. On hand stops at 0; a record first created by a delta gets
         effective time 0 so that any absolute level replaces it."""
         _require_locations(uow, {adjustment.location_id for adjustment in adjustments})
-        results, changed = [], []
-        for adjustment in adjustments:
-            current = uow.stock([adjustment.sku], [adjustment.location_id])[adjustment.sku].get(
-                adjustment.location_id
-            ) or StockRecord(adjustment.sku, adjustment.location_id)
+        stored = uow.stock_of({(item.sku, item.location_id) for item in adjustments})
+        changed: dict[tuple[str, str], StockRecord] = {}
+        results = []
+        for adjustment in adjustments:  # validation refused duplicate (sku, location) pairs
+            key = (adjustment.sku, adjustment.location_id)
+            current = stored.get(key) or StockRecord(adjustment.sku, adjustment.location_id)
             on_hand = max(0, current.on_hand + adjustment.on_hand_delta)
             if on_hand > MAX_QUANTITY:
                 raise FailedPrecondition(
@@ -168,23 +170,21 @@ class Ledger:
                     on_hand=current.on_hand,
                     delta=adjustment.on_hand_delta,
                 )
-            changed.append(
-                StockRecord(
-                    current.sku,
-                    current.location_id,
-                    on_hand=on_hand,
-                    safety_stock=current.safety_stock,
-                    futures=current.futures,
-                    reserved=current.reserved,
-                    effective_us=0 if current.effective_us is None else current.effective_us,
-                )
+            changed[key] = StockRecord(
+                current.sku,
+                current.location_id,
+                on_hand=on_hand,
+                safety_stock=current.safety_stock,
+                futures=current.futures,
+                reserved=current.reserved,
+                effective_us=0 if current.effective_us is None else current.effective_us,
             )
             results.append(
                 commands.AdjustmentResult(
                     adjustment.location_id, adjustment.sku, on_hand, on_hand - current.on_hand
                 )
             )
-        uow.put_stock(changed)
+        _put_stock(uow, stored, changed)
         return results
 
     def availability(
@@ -532,6 +532,27 @@ def _load_positions(
             named_groups[sku],
         )
     return positions
+
+
+def _put_stock(
+    uow: UnitOfWork,
+    stored: Mapping[tuple[str, str], StockRecord],
+    changed: Mapping[tuple[str, str], StockRecord],
+) -> None:
+    """Writes stock updates and hands on the totals of the SKUs whose totals are cached, so a
+    stock update does not make the next group read sum every member of the SKU again."""
+    cached = uow.cached_stock_totals({sku for sku, _ in changed})
+    classes = uow.membership_classes() if cached else None
+    totals = dict(cached)  # rewritten under the new tokens, changed or not
+    for (sku, location_id), record in changed.items():
+        k = classes.class_of.get(location_id) if classes and sku in cached else None
+        if k is not None:
+            if totals[sku] is cached[sku]:
+                totals[sku] = cached[sku].copy()
+            old = stored.get((sku, location_id)) or StockRecord(sku, location_id)
+            totals[sku].replace(k, old, record)
+    uow.put_stock(changed.values())
+    uow.put_stock_totals(totals)
 
 
 def _flush(uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:

@@ -140,6 +140,10 @@ class UnitOfWork(Protocol):
         cost that grows with the SKU's records."""
         ...
 
+    def stock_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], StockRecord]:
+        """The records at exactly these (sku, location id) pairs, those that exist."""
+        ...
+
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...
     def membership_classes(self) -> MembershipClasses:
         """Every grouped location's class (the set of groups holding it)."""
@@ -147,6 +151,10 @@ class UnitOfWork(Protocol):
 
     def stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
         """Per SKU of `skus`, its stock summed per class of `membership_classes()`."""
+        ...
+
+    def cached_stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
+        """The totals among `skus`' that are cached for this snapshot (nothing is summed)."""
         ...
 
     def put_stock_totals(self, totals: Mapping[str, StockTotals]) -> None:

@@ -292,6 +292,16 @@ class SqlUnitOfWork:
                         found[row[0]][row[1]] = _stock(row)
         return found
 
+    def stock_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], StockRecord]:
+        found = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), _IN_LIST_PAGE):
+            page = ordered[start : start + _IN_LIST_PAGE]
+            where = f"(sku, location_id) IN (VALUES {', '.join(['(?, ?)'] * len(page))})"
+            for row in self._stock_rows(where, [value for key in page for value in key]):
+                found[(row[0], row[1])] = _stock(row)
+        return found
+
     def _stock_rows(
         self, where: str, params: Sequence[Any], columns: str = _STOCK_COLUMNS
     ) -> list[Row]:
@@ -410,6 +420,18 @@ class SqlUnitOfWork:
             )
             if cache:
                 cache.put(sku, (int(tokens[sku]), version), found[sku])
+        return found
+
+    def cached_stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
+        cache = self._cache.totals if self._cache else None
+        if cache is None or not skus:
+            return {}
+        version = self._version()
+        found = {}
+        for sku, token in self._stock_tokens(skus).items():
+            totals = cache.get(sku, (token, version))
+            if totals is not None:
+                found[sku] = totals
         return found
 
     def put_stock_totals(self, totals: Mapping[str, StockTotals]) -> None:
