@@ -65,10 +65,8 @@ def answers_meanwhile(channel: grpc.Channel, heavy: Callable[[], Any]) -> tuple[
 
 
 def invalidate(inventory) -> None:
-    """A stock update of every SKU: the next group read sums every member again."""
-    inventory.SetStock(
-        inv.SetStockRequest(levels=[level(LOCATIONS[0], sku, ON_HAND) for sku in SKUS])
-    )
+    """A network change: every SKU's sums per membership class are read again."""
+    inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location(LOCATIONS[0])]))
 
 
 @pytest.mark.usefixtures("big_groups")
