@@ -45,7 +45,7 @@ lint: gen/.stamp
 	$(VENV)/bin/mypy
 
 # Every benchmark in turn (about 40 minutes; each script's --help has a --quick smoke run).
-BENCHES := ledger_bench routing_bench postgres_bench solver_bench
+BENCHES := ledger_bench routing_bench postgres_bench solver_bench group_bench
 
 bench: gen/.stamp
 	for bench in $(BENCHES); do $(PY) benchmarks/$$bench.py $(ARGS) || exit 1; done
