@@ -502,11 +502,9 @@ def require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, Loca
 def _load_positions(
     uow: UnitOfWork,
     places_by_sku: dict[str, set[Place]],
-    location_ids: Collection[str] = (),
 ) -> dict[str, SkuPosition]:
-    """Loads, per SKU, the records of the locations named (`places_by_sku`'s, and
-    `location_ids` for every SKU), and, where groups matter (a group is named, or holds
-    reservations of the SKU), the SKU's totals per membership class."""
+    """Loads, per SKU, the records of the locations named, and, where groups matter (a group is
+    named, or holds reservations of the SKU), the SKU's totals per membership class."""
     demands = uow.group_reserved(places_by_sku)
     named_groups = {
         sku: {place.id for place in places if not place.is_location}
@@ -518,7 +516,6 @@ def _load_positions(
     locations = {
         place.id for places in places_by_sku.values() for place in places if place.is_location
     }
-    locations.update(location_ids)
     # One read for every SKU at every location any of them needs.
     records = uow.stock(places_by_sku, locations)
     positions = {}
