@@ -297,7 +297,9 @@ class SqlUnitOfWork:
         ordered = sorted(keys)
         for start in range(0, len(ordered), _IN_LIST_PAGE):
             page = ordered[start : start + _IN_LIST_PAGE]
-            where = f"(sku, location_id) IN (VALUES {', '.join(['(?, ?)'] * len(page))})"
+            # ORed key lookups: both engines search the primary key for each (SQLite scans the
+            # whole table for a row-value IN over VALUES).
+            where = " OR ".join(["(sku = ? AND location_id = ?)"] * len(page))
             for row in self._stock_rows(where, [value for key in page for value in key]):
                 found[(row[0], row[1])] = _stock(row)
         return found
