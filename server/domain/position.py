@@ -43,7 +43,9 @@ class SkuPosition:
         self._own_totals = False  # copied before the first change: the given ones are shared
         self._groups = tuple(groups)
         self._coverage: dict[bool, Coverage] = {}
-        self._needs: dict[str, int] = {}
+        # The classes, if some group holds reservations of the SKU (once checked).
+        self._held_classes: MembershipClasses | None = None
+        self._held_checked = False
 
     @classmethod
     def of_records(
@@ -81,15 +83,16 @@ class SkuPosition:
 
     def _need(self, location_id: str, free_to_order: int) -> int:
         """need_l of a location whose free stock to order is `free_to_order` (see
-        server/domain/coverage.py)."""
-        need = self._needs.get(location_id)
-        if need is None:
-            classes = self._classes if any(self.group_reserved.values()) else None
-            k = None if classes is None else classes.class_of.get(location_id)
-            slack = None if k is None else self._network(fulfill=False).slack(k)
-            need = 0 if slack is None else max(0, max(0, free_to_order) - slack)
-            self._needs[location_id] = need
-        return need
+        server/domain/coverage.py): 0 unless a group holds reservations of the SKU."""
+        if not self._held_checked:
+            self._held_classes = self._classes if any(self.group_reserved.values()) else None
+            self._held_checked = True
+        if self._held_classes is None:
+            return 0
+        k = self._held_classes.class_of.get(location_id)
+        if k is None:
+            return 0
+        return max(0, max(0, free_to_order) - self._network(fulfill=False).slack(k))
 
     def location_available(self, location_id: str) -> tuple[StockRecord, int, int]:
         """The location's record, its ATF and its ATO, computed together (GetAvailability
@@ -172,7 +175,7 @@ class SkuPosition:
             self.group_reserved[place.id] = self.group_reserved.get(place.id, 0) + quantity
             self.changed_groups.add(place.id)
             self._coverage.clear()
-            self._needs.clear()
+            self._held_checked = False
 
     def ship(self, location_id: str, quantity: int) -> None:
         """Units leave the building: out of reserved and out of on hand."""
@@ -189,4 +192,3 @@ class SkuPosition:
                 self._totals, self._own_totals = self._totals.copy(), True
             self._totals.replace(k, old, new)
             self._coverage.clear()
-        self._needs.clear()
