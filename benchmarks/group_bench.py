@@ -168,7 +168,7 @@ def requests(channel: grpc.Channel, locations: int) -> dict[str, Callable[[], An
             locations=sampled(locations), prefix="plain"
         ),
         "CreateReservation 100 items at a group": reserve_at_group,
-        "SetStock 1,000 levels (invalidates the totals)": set_stock,
+        "SetStock 1,000 levels": set_stock,
         "RouteOrder 20 lines over a group (dry run)": route,
     }
 
