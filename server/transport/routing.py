@@ -19,7 +19,13 @@ from omniroute.routing.v1 import routing_pb2_grpc
 
 import solver
 from server.domain import routing
-from server.domain.errors import Conflict, DeadlineExceeded, DomainError, ErrorKind
+from server.domain.errors import (
+    Conflict,
+    DeadlineExceeded,
+    DomainError,
+    ErrorKind,
+    FailedPrecondition,
+)
 from server.domain.ledger import Ledger
 from server.storage.contract import UnitOfWork
 from server.transport import convert, validate
@@ -182,13 +188,21 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             _check_time_left(order, deadline)
             left = deadline - time.monotonic()
             limit = min(limit, max(left - DEADLINE_MARGIN_S, QUICKEST_SOLVE_S))
-        problem = routing.problem(order, snapshot, limit)
-        if problem is None:
-            if order.options.allow_partial:
-                return routing.unrouted_plan(order), time.perf_counter() - started
-            raise routing.no_route(order, dict(order.lines))
         try:
+            problem = routing.problem(order, snapshot, limit)
+            if problem is None:
+                if order.options.allow_partial:
+                    return routing.unrouted_plan(order), time.perf_counter() - started
+                raise routing.no_route(order, dict(order.lines))
             plan = solver.solve(problem)
+        except solver.InvalidProblem as error:  # the API refuses such data; older data remains
+            raise FailedPrecondition(
+                "UNROUTABLE_LOCATION",
+                f"a candidate location holds data the router cannot use ({error.reason}); "
+                "correct it with UpsertLocations",
+                field=error.field,
+                value=error.value,
+            ) from error
         except solver.NoFeasiblePlan as error:
             raise routing.no_route(
                 order,

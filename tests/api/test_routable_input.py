@@ -22,6 +22,7 @@ from omniroute.routing.v1 import routing_pb2 as rt
 
 import solver.geo
 import solver.problem
+from server.domain.model import Location, LocationType
 from solver.problem import (
     MAX_COST_PER_KM,
     MAX_LATITUDE,
@@ -367,3 +368,20 @@ def test_route_order_answers_for_data_at_every_bound_the_api_accepts(
             assert [x.quantity for x in plan.unrouted] == []
             assert len(plan.shipments) == 2
     assert response.reservation.id == "order-1"
+
+
+def test_a_location_stored_before_the_bounds_makes_route_order_fail_precondition_not_internal(
+    omniroute: Any, inventory: Any, routing: Any
+) -> None:
+    """A shipment cost the API now refuses may still be stored by an older version: routing
+    over it names the field to correct instead of answering INTERNAL."""
+    with omniroute.store.write(network=True) as uow:
+        uow.put_locations(
+            [Location("legacy", "legacy", LocationType.WAREHOUSE, 40.0, -75.0, shipment_cost=2e9)]
+        )
+    inventory.SetStock(inv.SetStockRequest(levels=[level("legacy", "sku-1", 5)]))
+
+    got = refused(routing.RouteOrder, order(("sku-1", 1), location_ids=["legacy"]))
+
+    assert (got.code, got.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "UNROUTABLE_LOCATION")
+    assert "shipment_cost" in got.metadata["field"]
