@@ -210,7 +210,7 @@ def begin(connection: sqlite3.Connection, statement: str = "BEGIN IMMEDIATE") ->
     try:
         connection.execute(statement)
     except sqlite3.OperationalError as error:  # busy past the timeout: another process
-        raise Conflict("CONFLICT", f"the store is busy, retry: {error}") from error
+        raise Conflict("CONFLICT", "the store is busy; retry") from error
 
 
 def roll_back_quietly(connection: sqlite3.Connection) -> None:
