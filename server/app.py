@@ -143,8 +143,8 @@ async def _serve(
 def _load_postal_codes() -> None:
     """Loads the offline ZIP table, then hides everything alive from the cyclic garbage
     collector (gc.freeze): its full passes scan every tracked object while holding the GIL,
-    and the postal-code package's data alone is ~170,000 of them, which made each pass stall
-    the event loop (benchmarks/group_bench.py)."""
+    the postal-code package's data is most of them, and each pass stalled the event loop
+    (benchmarks/group_bench.py)."""
     geo.postal_code_centroid("US", "00000")
     gc.collect()
     gc.freeze()

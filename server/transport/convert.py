@@ -82,8 +82,8 @@ def adjustment(value: commands.AdjustmentResult) -> inv.AdjustmentResult:
 
 def availability_response(values: list[commands.Availability]) -> inv.GetAvailabilityResponse:
     """Records are built in place (`records.add`) field by field, and zeros (proto3 defaults)
-    are left unset: keyword arguments and messages built apart cost about twice as much, and a
-    reply may hold 10,000 records."""
+    are left unset: keyword arguments and messages built apart cost more, and a reply may hold
+    10,000 records."""
     response = inv.GetAvailabilityResponse()
     add = response.records.add
     for value in values:

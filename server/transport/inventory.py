@@ -13,8 +13,8 @@ from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
 
 BIG_ANSWER = 200
-"""Records above which a GetAvailability answer is read and built on a worker thread: at the
-largest (100 x 100) it takes tens of milliseconds, too long to hold the event loop."""
+"""Records above which a GetAvailability answer is read and built on a worker thread: the
+largest answers take too long to hold the event loop."""
 BIG_BATCH = 100
 """Stock updates above which SetStock and AdjustStock run on a worker thread."""
 
