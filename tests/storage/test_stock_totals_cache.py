@@ -12,6 +12,7 @@ from server.domain.ledger import Ledger
 from server.domain.model import Future, Location, LocationGroup, LocationType, Place
 from server.domain.totals import StockTotals
 from server.storage.contract import LoopStore, Store, WouldBlock
+from server.sweeper import expire_due
 from server.transport.transactions import read_totals
 
 SKU = "sku-1"
@@ -157,3 +158,25 @@ def test_a_write_stops_before_summing_a_group_until_a_read_has_summed_it(store, 
     with store.write([SKU], slow_reads=False) as uow:
         reservation, _ = ledger.create_reservation(uow, at_group)
     assert reservation.lines[(SKU, Place.group("east"))].quantity == 2
+
+
+def test_the_sweeper_expires_a_group_reservation_whose_sums_are_cold(store):
+    clock = [1_700_000_000_000_000]
+    ledger = Ledger(clock=lambda: clock[0])
+    grouped(store, ledger)
+    with store.write([SKU]) as uow:
+        held, _ = ledger.create_reservation(
+            uow,
+            commands.CreateReservation(
+                "", "", (commands.Item(SKU, Place.group("east"), 4),), ttl_us=1_000_000
+            ),
+        )
+    with store.write(network=True) as uow:  # a new network version: no sums are cached
+        ledger.upsert_groups(uow, [LocationGroup("east", "east", tuple(LOCATIONS[4:]))])
+    clock[0] += 2_000_000
+
+    assert expire_due(store, ledger) == 1
+    with store.read() as uow:
+        assert ledger.reservation(uow, held.id).expired
+        east = ledger.availability(uow, [SKU], [Place.group("east")])[0]
+    assert east.group_reserved == 0
