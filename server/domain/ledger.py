@@ -513,11 +513,19 @@ def _load_positions(
     grouped = [sku for sku in places_by_sku if demands[sku] or named_groups[sku]]
     classes = uow.membership_classes() if grouped else None
     totals = uow.stock_totals(grouped) if classes is not None else {}
-    locations = {
-        place.id for places in places_by_sku.values() for place in places if place.is_location
+    pairs = {
+        (sku, place.id)
+        for sku, places in places_by_sku.items()
+        for place in places
+        if place.is_location
     }
-    # One read for every SKU at every location any of them needs.
-    records = uow.stock(places_by_sku, locations)
+    locations = {location for _, location in pairs}
+    if len(pairs) < len(places_by_sku) * len(locations):  # not every SKU at every location
+        records: dict[str, dict[str, StockRecord]] = {sku: {} for sku in places_by_sku}
+        for (sku, location), record in uow.stock_of(pairs).items():
+            records[sku][location] = record
+    else:
+        records = uow.stock(places_by_sku, locations)
     positions = {}
     for sku in places_by_sku:
         positions[sku] = SkuPosition(
