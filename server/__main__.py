@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 from server.app import start_server
 from server.storage.factory import open_store
@@ -108,6 +110,16 @@ GetAvailability, a RouteOrder's snapshot) each time costs the loop up to this lo
 (benchmarks/group_bench.py measures a health check meanwhile)."""
 
 
+def shown(store: str) -> str:
+    """The store as it may be printed or logged: a DSN's password replaced by ***."""
+    store = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", store)
+    parts = urlsplit(store)
+    if parts.password is None:
+        return store
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -125,14 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
         logging.info("schema is up to date")
         return 0
-    running = start_server(
-        args.address,
-        store,
-        workers=args.workers,
-        solve_workers=args.solve_workers,
-        solve_queue=args.solve_queue,
-    )
-    print(f"omniroute listening on port {running.port} (store: {args.store})", flush=True)
+    try:
+        running = start_server(
+            args.address,
+            store,
+            workers=args.workers,
+            solve_workers=args.solve_workers,
+            solve_queue=args.solve_queue,
+        )
+    except OSError as error:
+        store.close()
+        print(f"omniroute: refusing to start: {error}", file=sys.stderr, flush=True)
+        return 2
+    print(f"omniroute listening on port {running.port} (store: {shown(args.store)})", flush=True)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -115,6 +115,10 @@ async def _serve(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # gRPC shares a port with another process by default: a second server on a port
+            # already served would start silently and split the traffic (and, on SQLite, the
+            # file). Binding such a port fails instead.
+            ("grpc.so_reuseport", 0),
         ],
     )
     transactions = Transactions(store, ledger.clock)
@@ -129,9 +133,12 @@ async def _serve(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpc's way of saying the bind failed
+        raise OSError(f"cannot listen on {address}: it is in use or not available") from error
     if port == 0:
-        raise OSError(f"could not bind {address}")
+        raise OSError(f"cannot listen on {address}: it is in use or not available")
     # The offline ZIP table takes a second or two to load: do it now, not in the first order.
     threading.Thread(target=_load_postal_codes, daemon=True).start()
     await server.start()

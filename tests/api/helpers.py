@@ -195,6 +195,7 @@ class ServerProcess:
             env={**os.environ, **(env or {})},
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self.listening_line = ""  # what the server printed once it listened
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
         self.port = self._wait_for_port(startup_timeout_s)
@@ -217,6 +218,7 @@ class ServerProcess:
                 self.kill()
                 raise AssertionError(f"server exited before listening; log: {self.log()}")
             if found := _LISTENING.search(line):
+                self.listening_line = line
                 return int(found.group(1))
 
     @property

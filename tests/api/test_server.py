@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import pytest
@@ -264,3 +265,37 @@ def test_environment_variables_configure_address_and_store_and_sigint_stops_it(t
         assert store.exists()
         server.process.send_signal(signal.SIGINT)
         assert server.process.wait(timeout=50) == 0
+
+
+def test_a_second_server_on_a_port_already_served_refuses_to_start(tmp_path: Path):
+    with ServerProcess(tmp_path / "first.sqlite3", log_dir=tmp_path) as first:
+        second_store = str(tmp_path / "second.sqlite3")
+        second = subprocess.run(
+            [sys.executable, "-m", "server", "--address", first.target, "--store", second_store],
+            check=False,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 2, second.stderr
+        assert "refusing to start" in second.stderr
+        assert "in use" in second.stderr
+        with grpc.insecure_channel(first.target) as channel:
+            assert health_of(channel, "") == SERVING
+
+
+def test_the_store_password_is_never_printed_or_logged(postgres_dsn: str, tmp_path: Path):
+    secret = "s3cret-pw-7f"
+    parts = urlsplit(postgres_dsn)  # trust auth: the server ignores the password
+    with_password = urlunsplit(
+        parts._replace(netloc=f"root:{secret}@{parts.netloc.split('@')[-1]}")
+    )
+
+    with ServerProcess(with_password, "--log-level", "DEBUG", log_dir=tmp_path) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            assert health_of(channel, "") == SERVING
+        assert server.terminate(timeout_s=60) == 0
+        printed = server.listening_line + server.log()
+    assert "root:***@" in server.listening_line
+    assert secret not in printed
