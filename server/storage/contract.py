@@ -25,6 +25,7 @@ from server.domain.model import Location, LocationGroup, Reservation, Reservatio
 from server.domain.totals import StockTotals
 
 Result = TypeVar("Result")
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +218,7 @@ class LoopStore(Store, Protocol):
         ...
 
 
-def iter_pages(items: list[str], size: int) -> Iterator[list[str]]:
-    """Split a long id list for IN (...) clauses."""
+def iter_pages(items: list[Item], size: int) -> Iterator[list[Item]]:
+    """Split a long list of ids (or keys) for IN (...) or OR clauses."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
