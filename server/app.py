@@ -24,7 +24,7 @@ from omniroute.inventory.v1 import inventory_pb2, reservation_pb2
 from omniroute.routing.v1 import routing_pb2
 
 from server.domain.ledger import Ledger
-from server.storage.contract import Store
+from server.domain.port import Store
 from server.sweeper import Sweeper
 from server.transport import handlers
 from server.transport.inventory import InventoryServicer

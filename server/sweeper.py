@@ -10,7 +10,7 @@ import threading
 
 from server.domain.errors import Conflict, StoreUnavailable
 from server.domain.ledger import Ledger
-from server.storage.contract import Store, WouldBlock
+from server.domain.port import Store, WouldBlock
 
 log = logging.getLogger(__name__)
 DAY_US = 24 * 3600 * 1_000_000

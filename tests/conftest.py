@@ -16,7 +16,7 @@ from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
 from omniroute.routing.v1 import routing_pb2_grpc
 
 from server.app import Running, start_server
-from server.storage.contract import Store
+from server.domain.port import Store
 from server.storage.postgres import PostgresStore
 from server.storage.sqlite import SqliteStore
 

@@ -31,8 +31,8 @@ from server.domain.model import (
     ReservationLine,
     StockRecord,
 )
+from server.domain.port import UnitOfWork
 from server.domain.position import SkuPosition
-from server.storage.contract import UnitOfWork
 
 MAX_RESERVATION_LINES = 1000
 """Lines (sku, place) one reservation may hold: transfers add lines, and a reservation must stay

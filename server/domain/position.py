@@ -14,7 +14,7 @@ from server.domain.model import Future, Place, StockRecord
 from server.domain.totals import StockTotals
 
 if TYPE_CHECKING:
-    from server.storage.contract import LocationNumbering
+    from server.domain.port import LocationNumbering
 
 
 class SkuPosition:

@@ -17,7 +17,7 @@ from server.domain import commands
 from server.domain.errors import FailedPrecondition, NotFound
 from server.domain.ledger import Ledger, Shippable, require_places
 from server.domain.model import Location, Place, Reservation
-from server.storage.contract import LocationNumbering, UnitOfWork
+from server.domain.port import LocationNumbering, UnitOfWork
 from solver.problem import ValidLocations
 
 

@@ -1,1 +1,1 @@
-"""Storage: one contract (`contract.py`), two backends (SQLite embedded, PostgreSQL shared)."""
+"""Storage: the SQLite (embedded) and PostgreSQL (shared) backends of the domain's port."""

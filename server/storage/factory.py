@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.storage.contract import Store
+from server.domain.port import Store
 
 
 def is_postgres(target: str) -> bool:

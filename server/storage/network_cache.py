@@ -22,8 +22,8 @@ from typing import Generic, TypeVar
 
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup
+from server.domain.port import FreeStock, LocationNumbering
 from server.domain.totals import StockTotals
-from server.storage.contract import FreeStock, LocationNumbering
 
 Entry = TypeVar("Entry")
 

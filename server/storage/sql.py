@@ -7,8 +7,8 @@ locking and error handling differ between backends."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,18 +25,25 @@ from server.domain.model import (
     ReservationState,
     StockRecord,
 )
-from server.domain.totals import StockTotals
-from server.storage.contract import (
+from server.domain.port import (
     FreeStock,
     LocationNumbering,
     RememberedResponse,
     WouldBlock,
-    iter_pages,
 )
+from server.domain.totals import StockTotals
 from server.storage.network_cache import Entry, NetworkCache, VersionedCache
 
 Row = tuple[Any, ...]
+Item = TypeVar("Item")
 _IN_LIST_PAGE = 500
+
+
+def iter_pages(items: list[Item], size: int) -> Iterator[list[Item]]:
+    """Split a long list of ids (or keys) for IN (...) or OR clauses."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
 
 _LOCATION_COLUMNS = (
     "id, display_name, type, latitude, longitude, postal_code, country_code, ship_enabled,"
@@ -75,7 +82,7 @@ class SqlUnitOfWork:
         `json_rows`: read stock as one JSON row (SQLite): Python's sqlite3 lets go of the GIL
         for every row it steps, and under load each row then costs two thread switches.
         `slow_reads`: False makes whatever would sum a big group's stock raise WouldBlock instead
-        (contract.WouldBlock), for units of work on the event loop or holding write locks."""
+        (port.WouldBlock), for units of work on the event loop or holding write locks."""
         self._slow_reads = slow_reads
         self._json_rows = json_rows
         self._sync = sync  # waits for statements a pipelined connection has not answered yet

@@ -25,8 +25,8 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from server.domain.port import Result, UnitOfWork
 from server.storage import migrations
-from server.storage.contract import Result, UnitOfWork
 from server.storage.loop_commit import (
     LoopCommitter,
     LostBatch,

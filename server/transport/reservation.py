@@ -8,7 +8,7 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.inventory.v1 import reservation_pb2_grpc
 
 from server.domain.ledger import Ledger
-from server.storage.contract import UnitOfWork
+from server.domain.port import UnitOfWork
 from server.transport import convert, paging, validate
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions

@@ -27,7 +27,7 @@ from server.domain.errors import (
     FailedPrecondition,
 )
 from server.domain.ledger import Ledger
-from server.storage.contract import UnitOfWork
+from server.domain.port import UnitOfWork
 from server.transport import convert, validate
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions, fingerprint, mutate, query

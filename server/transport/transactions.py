@@ -9,7 +9,7 @@ statement is a network round trip) on the loop's worker threads. A network chang
 request the servicer calls big, run on a worker thread instead, so that no request holds the
 loop, and every other caller with it, for more than a few milliseconds. Summing a big group's
 stock is slow too: a unit of work on the loop, or a write on any thread, stops before it
-(contract.WouldBlock); the sums are then read into the cache on a thread, outside any write,
+(port.WouldBlock); the sums are then read into the cache on a thread, outside any write,
 and the unit of work runs again. `query` and `mutate`
 are the same on a thread of one's own (RouteOrder's, the sweeper's)."""
 
@@ -25,7 +25,7 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from server.domain.errors import AlreadyExists, Conflict, StoreUnavailable
-from server.storage.contract import (
+from server.domain.port import (
     LoopStore,
     RememberedResponse,
     Store,

@@ -20,7 +20,7 @@ from server.domain.model import (
     Place,
     Reservation,
 )
-from server.storage.contract import Store
+from server.domain.port import Store
 
 LOCATIONS = [f"loc-{index:02d}" for index in range(30)]
 SKUS = [f"sku-{index}" for index in range(6)]

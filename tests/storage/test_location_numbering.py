@@ -5,7 +5,7 @@ renumbers them."""
 from __future__ import annotations
 
 from server.domain.model import Location, LocationType, StockRecord
-from server.storage.contract import Store
+from server.domain.port import Store
 
 
 def site(location_id: str) -> Location:

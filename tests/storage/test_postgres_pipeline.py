@@ -19,7 +19,7 @@ from server.domain.model import (
     ReservationLine,
     StockRecord,
 )
-from server.storage.contract import RememberedResponse
+from server.domain.port import RememberedResponse
 from server.storage.postgres import PostgresStore
 
 SKU, SITE = "sku-1", "dc-1"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from server.domain.port import FreeStock
 from server.domain.totals import StockTotals
-from server.storage.contract import FreeStock
 from server.storage.network_cache import SkuCache, free_stock_bytes, totals_bytes
 
 KEY = (1, 1)

@@ -10,8 +10,8 @@ import pytest
 from server.domain import commands
 from server.domain.ledger import Ledger
 from server.domain.model import Future, Location, LocationGroup, LocationType, Place
+from server.domain.port import LoopStore, Store, WouldBlock
 from server.domain.totals import StockTotals
-from server.storage.contract import LoopStore, Store, WouldBlock
 from server.sweeper import expire_due
 from server.transport.transactions import read_totals
 

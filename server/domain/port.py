@@ -1,4 +1,5 @@
-"""The storage contract every backend implements, and the only way the domain touches data.
+"""The domain's port: the storage contract every backend implements, and the only way the
+domain touches data.
 
 A backend hands out units of work: `write(skus)` is one atomic read-write transaction that
 serialises with every other writer touching any of `skus` (and with network changes); `read()`
@@ -11,7 +12,7 @@ server's event loop then runs its reads itself and its writes through `write_on_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import repeat
@@ -25,7 +26,6 @@ from server.domain.model import Location, LocationGroup, Reservation, Reservatio
 from server.domain.totals import StockTotals
 
 Result = TypeVar("Result")
-Item = TypeVar("Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +216,3 @@ class LoopStore(Store, Protocol):
         excluding every other writer, and returns its result once that transaction commits.
         Its unit of work raises WouldBlock rather than do slow work."""
         ...
-
-
-def iter_pages(items: list[Item], size: int) -> Iterator[list[Item]]:
-    """Split a long list of ids (or keys) for IN (...) or OR clauses."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
