@@ -94,7 +94,9 @@ def omniroute_server(
     `entry` replaces `-m server`, e.g. with a script that instruments the server first; `cwd`
     is the checkout whose code serves (another commit's worktree, for a baseline)."""
     log_path = log_path or Path(f"{store}.server.log")
-    command = [PYTHON, *entry, "--address", "localhost:0", "--store", str(store), *args]
+    # Checkouts from before the `omniroute` command serve without a subcommand.
+    serve = ["serve"] if (cwd / "server" / "cli.py").exists() else []
+    command = [PYTHON, *entry, *serve, "--address", "localhost:0", "--store", str(store), *args]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,

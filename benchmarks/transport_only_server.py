@@ -21,7 +21,7 @@ sys.path[:0] = [str(REPO), str(REPO / "gen")]
 from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
 from omniroute.inventory.v1 import inventory_pb2, reservation_pb2  # noqa: E402
 
-from server.__main__ import main  # noqa: E402
+from server.cli import main  # noqa: E402
 from server.transport import validate  # noqa: E402
 from server.transport.reservation import ReservationServicer  # noqa: E402
 from server.transport.status import Context, rpc  # noqa: E402

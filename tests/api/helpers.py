@@ -184,7 +184,7 @@ class ServerProcess:
         self.store = str(store)
         self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "server"]
+        command = [sys.executable, "-m", "server", "serve"]
         if flags:
             command += ["--address", "localhost:0", "--store", self.store]
         self.process = subprocess.Popen(

@@ -238,9 +238,9 @@ def test_sigterm_stops_the_process_cleanly_under_load_and_keeps_every_answered_c
 # --- command line --------------------------------------------------------------------------
 
 
-def test_help_exits_0_and_names_every_flag_and_environment_variable():
+def test_serve_help_exits_0_and_names_every_flag_and_environment_variable():
     shown = subprocess.run(
-        [sys.executable, "-m", "server", "--help"],
+        [sys.executable, "-m", "server", "serve", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -271,7 +271,16 @@ def test_a_second_server_on_a_port_already_served_refuses_to_start(tmp_path: Pat
     with ServerProcess(tmp_path / "first.sqlite3", log_dir=tmp_path) as first:
         second_store = str(tmp_path / "second.sqlite3")
         second = subprocess.run(
-            [sys.executable, "-m", "server", "--address", first.target, "--store", second_store],
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--address",
+                first.target,
+                "--store",
+                second_store,
+            ],
             check=False,
             cwd=REPO,
             capture_output=True,

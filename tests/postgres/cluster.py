@@ -96,7 +96,17 @@ class Server:
         self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--address", "localhost:0", "--store", dsn, *args],
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--address",
+                "localhost:0",
+                "--store",
+                dsn,
+                *args,
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=self._log,

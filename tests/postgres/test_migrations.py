@@ -1,4 +1,4 @@
-"""Versioned schema migrations on PostgreSQL: applied at start and by `--migrate-only`, once
+"""Versioned schema migrations on PostgreSQL: applied at start and by `omniroute migrate`, once
 even when several servers start together on an empty schema, and a schema newer than this
 omniroute knows is refused with a message naming both versions."""
 
@@ -36,10 +36,10 @@ def tables(dsn: str) -> set[str]:
     return {row[0] for row in rows}
 
 
-def run_server(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m server` to completion (bounded: subprocess.run kills it on timeout)."""
+def run_server(dsn: str, *command: str) -> subprocess.CompletedProcess[str]:
+    """`python -m server COMMAND --store DSN` to completion (subprocess.run kills it on timeout)."""
     return subprocess.run(
-        [sys.executable, "-m", "server", "--address", "localhost:0", "--store", dsn, *args],
+        [sys.executable, "-m", "server", *command, "--store", dsn],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -56,13 +56,13 @@ def test_a_server_migrates_a_fresh_schema_at_start(postgres_dsn: str) -> None:
         running[0].inventory.ListLocations(inv.ListLocationsRequest(), timeout=20)
 
 
-def test_migrate_only_applies_the_migrations_and_exits(postgres_dsn: str) -> None:
-    first = run_server(postgres_dsn, "--migrate-only")
+def test_migrate_applies_the_migrations_and_exits(postgres_dsn: str) -> None:
+    first = run_server(postgres_dsn, "migrate")
     assert first.returncode == 0, first.stderr
     assert "listening" not in first.stdout
     done = applied(postgres_dsn)
     assert [version for version, _ in done] == KNOWN
-    again = run_server(postgres_dsn, "--migrate-only")
+    again = run_server(postgres_dsn, "migrate")
     assert again.returncode == 0, again.stderr
     assert applied(postgres_dsn) == done, "a second run applied something again"
 
@@ -78,8 +78,8 @@ def test_a_schema_newer_than_this_server_knows_is_refused(postgres_dsn: str) -> 
             "INSERT INTO schema_migrations (version, name) VALUES (%s, 'from_the_future')",
             (future,),
         )
-    for args in ((), ("--migrate-only",)):
-        refused = run_server(postgres_dsn, *args)
+    for command in (("serve", "--address", "localhost:0"), ("migrate",)):
+        refused = run_server(postgres_dsn, *command)
         assert refused.returncode != 0
         assert "listening" not in refused.stdout
         assert f"at version {future}" in refused.stderr, refused.stderr

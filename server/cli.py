@@ -1,0 +1,217 @@
+"""The `omniroute` command: `serve`, `migrate` and `protos`.
+
+Every flag also reads an OMNIROUTE_* environment variable, named after the flag."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+from server.domain.port import Store
+from server.storage.factory import open_store
+from server.storage.migrations import SchemaTooNew
+from server.storage.sqlite import SYNCHRONOUS_MODES
+
+SWITCH_INTERVAL_S = 0.0005
+"""How long a thread holds the GIL while another waits for it (Python's default: 5 ms). The
+event loop gives up the GIL several times per RPC, and while a worker thread computes (a big
+GetAvailability, a RouteOrder's snapshot) each time costs the loop up to this long."""
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"OMNIROUTE_{name}", default)
+
+
+def shown(store: str) -> str:
+    """The store as it may be printed or logged: a DSN's password replaced by ***."""
+    store = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", store)
+    parts = urlsplit(store)
+    if parts.password is None:
+        return store
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _refuse(reason: object) -> int:
+    print(f"omniroute: refusing to start: {reason}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _open(args: argparse.Namespace) -> Store:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return open_store(
+        args.store, sqlite_synchronous=args.sqlite_synchronous, pool_size=args.pool_size
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serves until SIGTERM or SIGINT, then stops within the grace period."""
+    from server.app import start_server  # noqa: PLC0415 - `migrate` and `protos` need no gRPC
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        store = _open(args)
+    except SchemaTooNew as error:
+        return _refuse(error)
+    try:
+        running = start_server(
+            args.address,
+            store,
+            workers=args.workers,
+            solve_workers=args.solve_workers,
+            solve_queue=args.solve_queue,
+        )
+    except OSError as error:
+        store.close()
+        return _refuse(error)
+    print(f"omniroute listening on port {running.port} (store: {shown(args.store)})", flush=True)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.info("received %s; stopping within %.0f s", signal.Signals(signum).name, args.grace)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+    running.stop(args.grace)
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Brings the store's schema up to date (as `serve` does at start) and exits."""
+    try:
+        store = _open(args)
+    except SchemaTooNew as error:
+        return _refuse(error)
+    store.close()
+    print(f"omniroute: the schema of {shown(args.store)} is up to date", flush=True)
+    return 0
+
+
+def protos(_args: argparse.Namespace) -> int:
+    """Prints the directory of the bundled .proto files: one include root (`protoc -I`) with
+    omniroute's services and the google/rpc messages its error details use."""
+    print(resources.files("omniroute") / "protos")
+    return 0
+
+
+def _store_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--store",
+        default=_env("STORE", "data/omniroute.sqlite3"),
+        help="SQLite file path, or a postgresql:// DSN (env OMNIROUTE_STORE)",
+    )
+    flags.add_argument(
+        "--sqlite-synchronous",
+        default=_env("SQLITE_SYNCHRONOUS", "FULL"),
+        choices=SYNCHRONOUS_MODES,
+        type=str.upper,
+        help="SQLite durability: NORMAL survives a killed process, FULL also power loss "
+        "(env OMNIROUTE_SQLITE_SYNCHRONOUS)",
+    )
+    flags.add_argument(
+        "--pool-size",
+        type=int,
+        default=_env("POOL_SIZE", "8"),
+        help="PostgreSQL connections per server process; ignored for SQLite "
+        "(env OMNIROUTE_POOL_SIZE)",
+    )
+    flags.add_argument(
+        "--log-level", default=_env("LOG_LEVEL", "INFO"), help="env OMNIROUTE_LOG_LEVEL"
+    )
+    return flags
+
+
+def _serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        default=_env("ADDRESS", "localhost:50051"),
+        help="host:port to listen on (env OMNIROUTE_ADDRESS); port 0 picks a free port",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=_env("WORKERS", "16"),
+        help="threads for the ledger transactions that leave the event loop: every PostgreSQL "
+        "transaction, and RouteOrder's reads and commits (env OMNIROUTE_WORKERS)",
+    )
+    parser.add_argument(
+        "--solve-workers",
+        type=int,
+        default=_env("SOLVE_WORKERS", "2"),
+        help="threads that run RouteOrder's solves, apart from --workers so that long solves "
+        "never hold back ledger transactions; one solve uses one core "
+        "(env OMNIROUTE_SOLVE_WORKERS)",
+    )
+    parser.add_argument(
+        "--solve-queue",
+        type=int,
+        default=_env("SOLVE_QUEUE", "8"),
+        help="RouteOrder solves that may wait for a solve thread; beyond that RouteOrder is "
+        "refused with RESOURCE_EXHAUSTED, reason ROUTING_BUSY (env OMNIROUTE_SOLVE_QUEUE)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=_env("GRACE", "10"),
+        help="seconds in-flight calls get to finish on SIGTERM/SIGINT (env OMNIROUTE_GRACE)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per operator task."""
+    root = argparse.ArgumentParser(
+        prog="omniroute",
+        description="omniroute: omnichannel inventory ledger and order routing over gRPC.",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    store = _store_flags()
+    for name, parents, run, help_text in (
+        ("serve", [store], serve, "serve the gRPC API until SIGTERM or SIGINT"),
+        ("migrate", [store], migrate, "bring the store's schema up to date and exit"),
+        ("protos", [], protos, "print the directory of the bundled .proto files (protoc -I)"),
+    ):
+        command = commands.add_parser(
+            name,
+            parents=parents,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        command.set_defaults(run=run)
+        if run is serve:
+            _serve_flags(command)
+    return root
+
+
+def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse converts string defaults (the environment) with `type` but does not check them
+    against `choices` or ranges: done here, so a bad variable is an error, not a traceback."""
+    if getattr(args, "sqlite_synchronous", SYNCHRONOUS_MODES[0]) not in SYNCHRONOUS_MODES:
+        root.error(f"--sqlite-synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+    for name in ("workers", "solve_workers", "pool_size"):
+        if getattr(args, name, 1) < 1:
+            root.error(f"--{name.replace('_', '-')} must be at least 1")
+    if getattr(args, "solve_queue", 0) < 0:
+        root.error("--solve-queue must not be negative")
+    if getattr(args, "grace", 0) < 0:
+        root.error("--grace must not be negative")
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = parser()
+    args = root.parse_args(argv)
+    _check(root, args)
+    result: int = args.run(args)
+    return result
