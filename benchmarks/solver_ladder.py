@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from solver_instances import make_instance  # noqa: E402
 
 from solver import Problem, SolveParams, solve  # noqa: E402
-from solver.plan import location_distance_m  # noqa: E402
+from solver.scoring import location_distance_m  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

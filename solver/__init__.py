@@ -39,8 +39,9 @@ larger ones by lexicographic MIP stages solved to gap 0.
 """
 
 from solver.pipeline import SolveParams, solve
-from solver.plan import InfeasiblePlan, NoFeasiblePlan, Plan, Score, Shipment, evaluate
+from solver.plan import InfeasiblePlan, NoFeasiblePlan, Plan, Shipment, evaluate
 from solver.problem import InvalidProblem, Line, Location, Objective, Options, Problem
+from solver.scoring import Score
 
 __all__ = [
     "InfeasiblePlan",

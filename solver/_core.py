@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.plan import location_cost_milli, location_distance_m
 from solver.problem import IntArray, Objective, Problem
+from solver.scoring import location_cost_milli, location_distance_m
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from solver.plan import NoFeasiblePlan, Plan, Score, Shipment, location_cost_milli
+from solver.plan import NoFeasiblePlan, Plan, Shipment
 from solver.problem import Problem
+from solver.scoring import score
 
 OM_MAX_SUBSETS = 1_000_000
 OM_MAX_RESULTS = 10_000
@@ -40,8 +41,6 @@ def _plan_from(
     candidates: int,
     started: float,
 ) -> Plan:
-    distance_m = np.rint(problem.distance_km * 1000.0).astype(np.int64)
-    cost = location_cost_milli(problem)
     used = [j for j, units in allocation.items() if units]
     shipments = tuple(
         Shipment(
@@ -51,16 +50,10 @@ def _plan_from(
         )
         for j in used
     )
-    score = Score(
-        unrouted_units=sum(unrouted.values()),
-        cost=int(cost[used].sum()),
-        shipments=len(used),
-        distance_m=int(distance_m[used].sum()),
-    )
     return Plan(
         shipments=shipments,
         unrouted=MappingProxyType(unrouted),
-        objective=score,
+        objective=score(problem, used, sum(unrouted.values())),
         proven_optimal=False,
         gap=None,
         method=method,

@@ -37,8 +37,9 @@ import numpy as np
 from solver._core import Core, Target
 from solver.heuristics import greedy_cover, improve_by_pair_swaps, improve_by_swaps
 from solver.model import BACKENDS, DEFAULT_BACKEND, MipData, MipResult, Stage, solve_stage
-from solver.plan import NoFeasiblePlan, Plan, Score, Shipment
+from solver.plan import NoFeasiblePlan, Plan, Shipment
 from solver.problem import IntArray, Problem
+from solver.scoring import Score
 from solver.search import Found, Keys, SearchBudget, SearchTimeout, best_set
 
 _BUILD_SECONDS_PER_NONZERO = {"highs": 1e-5, "scip": 1e-5, "cpsat": 4e-6}

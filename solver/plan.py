@@ -10,25 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
 
 import numpy as np
 
-from solver.problem import IntArray, Objective, Problem
-
-
-class Score(NamedTuple):
-    """A plan's objective, compared as a tuple: smaller is better.
-
-    `cost` is the total cost in milli-currency units under the cost objective and 0 under the
-    lexicographic one, so the same tuple order is (unrouted, shipments, distance) there and
-    (unrouted, cost, shipments, distance) under the cost objective. Distances are whole metres.
-    """
-
-    unrouted_units: int
-    cost: int
-    shipments: int
-    distance_m: int
+from solver.problem import Problem
+from solver.scoring import Score, score
 
 
 class InfeasiblePlan(ValueError):
@@ -103,21 +89,6 @@ class Plan:
         return sum(self.unrouted.values())
 
 
-def location_distance_m(problem: Problem) -> IntArray:
-    """Distance from each location to the destination in whole metres (what the solver sums)."""
-    return np.rint(problem.distance_km * 1000.0).astype(np.int64)
-
-
-def location_cost_milli(problem: Problem) -> IntArray:
-    """Cost of a shipment from each location, milli-currency units; 0s if the objective is not
-    cost: round(1000 * (shipment_cost + cost_per_km * km))."""
-    if problem.options.objective is not Objective.COST:
-        return np.zeros(len(problem.locations), dtype=np.int64)
-    fixed = np.array([x.shipment_cost for x in problem.locations], dtype=np.float64)
-    per_km = float(problem.options.cost_per_km)
-    return np.rint((fixed + per_km * problem.distance_km) * 1000.0).astype(np.int64)
-
-
 def evaluate(problem: Problem, plan: Plan) -> Score:
     """Recompute `plan`'s score from its shipments; raise `InfeasiblePlan` if it breaks a rule."""
     options = problem.options
@@ -169,11 +140,4 @@ def evaluate(problem: Problem, plan: Plan) -> Score:
         )
     if options.max_shipments is not None and len(used) > options.max_shipments:
         raise InfeasiblePlan("TOO_MANY_SHIPMENTS", f"{len(used)} > {options.max_shipments}")
-    distance = location_distance_m(problem)
-    cost = location_cost_milli(problem)
-    return Score(
-        unrouted_units=unrouted_total,
-        cost=int(sum(int(cost[j]) for j in used)),
-        shipments=len(used),
-        distance_m=int(sum(int(distance[j]) for j in used)),
-    )
+    return score(problem, used, unrouted_total)
