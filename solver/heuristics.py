@@ -9,6 +9,7 @@ import numpy as np
 
 from solver._core import Target
 from solver.problem import IntArray
+from solver.search import Found, Keys, SearchTimeout, best_set
 
 
 def greedy_cover(target: Target, candidates: IntArray | None = None) -> list[int] | None:
@@ -72,8 +73,6 @@ def improve_by_pair_swaps(
 ) -> list[int]:
     """Local search: replace two members by the best pair that covers what the rest of the set
     leaves (the exact pair search), while that lowers the key sums."""
-    from solver.search import Found, Keys, SearchTimeout, best_set  # noqa: PLC0415
-
     keys = Keys(primary, secondary)
     current = sorted(members)
     improved = True

@@ -34,6 +34,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from solver import baselines
 from solver._core import Core, Target
 from solver.heuristics import greedy_cover, improve_by_pair_swaps, improve_by_swaps
 from solver.model import BACKENDS, DEFAULT_BACKEND, MipData, MipResult, Stage, solve_stage
@@ -237,10 +238,8 @@ class _Solver:
 
     def no_worse_than_greedy(self, answer: _Answer, cuts: list[frozenset[int]]) -> _Answer:
         """An unproven answer is replaced by the greedy baseline's set when that is better."""
-        from solver.baselines import greedy  # noqa: PLC0415 - baselines import this module
-
         try:
-            plan = greedy(self.problem)
+            plan = baselines.greedy(self.problem)
         except NoFeasiblePlan:
             return answer
         position = {int(j): k for k, j in enumerate(self.core.index)}
