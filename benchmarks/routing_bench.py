@@ -531,16 +531,17 @@ def measure_breakdown(
     of a dry run as RoutingServicer runs them, then the whole servicer call. Wall and CPU;
     "outside_solve" is snapshot + problem per order."""
     import solver  # noqa: PLC0415
-    from server.domain import routing  # noqa: PLC0415
+    from server.domain import route_order, routing  # noqa: PLC0415
     from server.domain.ledger import Ledger  # noqa: PLC0415
     from server.storage.sqlite import SqliteStore  # noqa: PLC0415
-    from server.transport import convert, validate  # noqa: PLC0415
+    from server.transport import convert  # noqa: PLC0415
     from server.transport import routing as transport  # noqa: PLC0415
     from server.transport.transactions import Transactions, query  # noqa: PLC0415
+    from server.transport.validate import routing as validate  # noqa: PLC0415
 
     store = SqliteStore(store_path)
     ledger = Ledger()
-    solves = transport.SolvePool(1, 1)
+    solves = route_order.SolvePool(1, 1)
     servicer = SyncServicer(
         transport.RoutingServicer(Transactions(store, ledger.clock), ledger, solves)
     )

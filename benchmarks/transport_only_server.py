@@ -22,9 +22,9 @@ from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
 from omniroute.inventory.v1 import inventory_pb2, reservation_pb2  # noqa: E402
 
 from server.cli import main  # noqa: E402
-from server.transport import validate  # noqa: E402
 from server.transport.reservation import ReservationServicer  # noqa: E402
 from server.transport.status import Context, rpc  # noqa: E402
+from server.transport.validate import reservations as validate  # noqa: E402
 
 _PLACE = inventory_pb2.Place(location_id="loc-0000")
 _NOW = Timestamp(seconds=1_790_000_000, nanos=123_456_000)

@@ -1,12 +1,11 @@
 """Wiring: the gRPC server with its services, health and reflection, and graceful stop.
 
 The server is grpc.aio, on an event loop of its own thread. Servicers are coroutines: on SQLite
-the ledger's units of work run on the loop itself (see server/storage/loop_commit.py), with no
-thread switch per call; every PostgreSQL unit of work runs on `workers` threads, and RouteOrder's
-solves on a bounded pool of their own (`solve_workers` threads, `solve_queue` waiting), so that
-long solves never hold back ledger transactions. Measured with benchmarks/ledger_bench.py against
-grpc's thread-pool server: Health/Check rose from ~2,500 to ~3,400 RPC/s and CreateReservation
-(synchronous=FULL) from ~1,100 to ~1,700."""
+the ledger's units of work run on the loop itself (`server/transport/transactions.py` says
+when not), with no thread switch per call; every PostgreSQL unit of work runs on `workers`
+threads, and RouteOrder's solves on a bounded pool of their own (`solve_workers` threads,
+`solve_queue` waiting), so that long solves never hold back ledger transactions
+(docs/performance.md has the measurements)."""
 
 from __future__ import annotations
 
@@ -20,26 +19,21 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from omniroute.inventory.v1 import inventory_pb2, reservation_pb2
-from omniroute.routing.v1 import routing_pb2
 
+from server.domain import routing
 from server.domain.ledger import Ledger
 from server.domain.port import Store
+from server.domain.route_order import SolvePool
 from server.sweeper import Sweeper
 from server.transport import handlers
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
-from server.transport.routing import RoutingServicer, SolvePool
+from server.transport.routing import RoutingServicer
+from server.transport.services import INVENTORY, RESERVATIONS, ROUTING, SERVICE_NAMES
 from server.transport.transactions import Transactions
-from solver import geo
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-
-INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
-RESERVATIONS = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
-ROUTING = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"]
-SERVICE_NAMES = (INVENTORY.full_name, RESERVATIONS.full_name, ROUTING.full_name)
 
 
 @dataclass
@@ -151,7 +145,7 @@ def _load_postal_codes() -> None:
     """Loads the offline ZIP table, then hides everything alive from the cyclic garbage
     collector (gc.freeze): its full passes scan every tracked object while holding the GIL,
     the postal-code package's data is most of them, and each pass stalled the event loop
-    (benchmarks/group_bench.py)."""
-    geo.postal_code_centroid("US", "00000")
+    (docs/performance.md)."""
+    routing.postal_code_centroid("US", "00000")
     gc.collect()
     gc.freeze()

@@ -31,17 +31,18 @@ Also
     `solver.geo` (haversine `distance_km`/`distances_km`, offline `postal_code_centroid`),
     `solver.baselines` (`greedy`, `enumeration`: what the peers do, returning `Plan`s).
 
-How it solves (details in `solver.pipeline`, the model in `solver.model`): the allocation
-variables are projected out (a set of locations can ship the order iff each line's capped
-ATF over the set covers it), sets of one to three locations are found by an exhaustive
-pruned search with no solver call, four by the same search once the count is known, and
-larger ones by lexicographic MIP stages solved to gap 0.
+How it solves (`solver.solve`, the strategies in `solver.strategies`, the model in
+`solver.model`): the allocation variables are projected out (a set of locations can ship the
+order iff each line's capped ATF over the set covers it), sets of one to three locations are
+found by an exhaustive pruned search with no solver call, four to six by the same search under
+a work budget, and the rest by lexicographic MIP stages solved to gap 0.
 """
 
-from solver.pipeline import SolveParams, solve
 from solver.plan import InfeasiblePlan, NoFeasiblePlan, Plan, Shipment, evaluate
 from solver.problem import InvalidProblem, Line, Location, Objective, Options, Problem
 from solver.scoring import Score
+from solver.solve import solve
+from solver.state import SolveParams
 
 __all__ = [
     "InfeasiblePlan",

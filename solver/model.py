@@ -12,7 +12,7 @@ DESIGN.md's model has x_l in {0,1} (l ships) and y_il in Z (units of line i from
 (1) sum_l y_il = q_i (+ u_i unrouted), (2) y_il <= c_il x_l, (3) sum_l x_l <= K and
 (4) keep_lines_whole: y_il in {0, q_i}. Lines are independent given x, so y can be projected
 out: x is feasible exactly when every line can be covered by the chosen locations, and the
-allocation is filled in afterwards (`solver.pipeline._allocate`). The model solved here is
+allocation is filled in afterwards (`solver.solve._allocate`). The model solved here is
 
 Variables
     x_l in {0, 1}                 location l ships

@@ -1,5 +1,7 @@
 """Routing over the ledger: an order and a ledger snapshot become a solver problem, and a plan
-becomes reservation items (DESIGN.md section 5). The solver itself is the `solver` package."""
+becomes reservation items (DESIGN.md section 5). The solver itself is the `solver` package;
+the names it shares with the rest of the server (plans, options, the limits of what it can
+route, postal-code lookup) are re-exported here, so that only the domain imports it."""
 
 from __future__ import annotations
 
@@ -18,6 +20,15 @@ from server.domain.errors import FailedPrecondition, NotFound
 from server.domain.ledger import Ledger, Shippable, require_places
 from server.domain.model import Location, Place, Reservation
 from server.domain.port import LocationNumbering, UnitOfWork
+from solver import Objective as Objective
+from solver import Options as Options
+from solver import Plan as Plan
+from solver.geo import postal_code_centroid as postal_code_centroid
+from solver.problem import MAX_COST_PER_KM as MAX_COST_PER_KM
+from solver.problem import MAX_LATITUDE as MAX_LATITUDE
+from solver.problem import MAX_LONGITUDE as MAX_LONGITUDE
+from solver.problem import MAX_QUANTITY as MAX_QUANTITY
+from solver.problem import MAX_SHIPMENT_COST as MAX_SHIPMENT_COST
 from solver.problem import ValidLocations
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 
-import solver
 from server.domain import commands, routing
 from server.domain.model import Future, Location, LocationGroup, Place, Reservation
+from server.domain.route_order import Routed
 
 
 def timestamp(us: int) -> timestamp_pb2.Timestamp:
@@ -145,9 +145,28 @@ def reserved_item(value: commands.ReservedItem) -> res.ReservedItem:
     )
 
 
-def plan(value: solver.Plan, order: routing.Order, shipment_cost: Mapping[str, float]) -> rt.Plan:
-    """A solver plan as the API shows it; costs only under the cost objective."""
-    by_cost = order.options.objective is solver.Objective.COST
+def route_order_response(order: routing.Order, routed: Routed) -> rt.RouteOrderResponse:
+    """A routed order's answer, without the reservation a commit adds."""
+    costs = {location.id: location.shipment_cost for location in routed.candidates}
+    return rt.RouteOrderResponse(
+        plan=plan(routed.plan, order, costs),
+        alternatives=[plan(x, order, costs) for x in routed.plan.alternatives],
+        stats=rt.SolveStats(
+            candidates=len(routed.candidates),
+            method=routed.plan.method,
+            solve_time=duration(routed.solve_time_s),
+            attempts=routed.attempt,
+        ),
+    )
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=int(seconds), nanos=int(seconds % 1 * 1e9))
+
+
+def plan(value: routing.Plan, order: routing.Order, shipment_cost: Mapping[str, float]) -> rt.Plan:
+    """A plan as the API shows it; costs only under the cost objective."""
+    by_cost = order.options.objective is routing.Objective.COST
     shipments = [
         rt.Shipment(
             location_id=shipment.location_id,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import inventory_pb2_grpc
 
 from server.domain.ledger import Ledger
-from server.transport import convert, paging, validate
+from server.transport import convert, paging
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
+from server.transport.validate import inventory as validate
 
 BIG_ANSWER = 200
 """Records above which a GetAvailability answer is read and built on a worker thread: the
@@ -25,12 +24,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         self.ledger = ledger
 
     @rpc
-    async def UpsertLocations(self, request: Any, context: Context) -> Any:
+    async def UpsertLocations(
+        self, request: inv.UpsertLocationsRequest, context: Context
+    ) -> inv.UpsertLocationsResponse:
         locations = validate.locations(request)
         return await self.tx.mutate(
-            "UpsertLocations",
             request,
-            inv.UpsertLocationsResponse,
             (),
             lambda uow: inv.UpsertLocationsResponse(
                 locations=[
@@ -41,7 +40,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    async def ListLocations(self, request: Any, context: Context) -> Any:
+    async def ListLocations(
+        self, request: inv.ListLocationsRequest, context: Context
+    ) -> inv.ListLocationsResponse:
         size, after = validate.page(request)
         page, token = await self.tx.query(
             lambda uow: paging.fill(
@@ -52,12 +53,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return inv.ListLocationsResponse(locations=page, next_page_token=token)
 
     @rpc
-    async def UpsertLocationGroups(self, request: Any, context: Context) -> Any:
+    async def UpsertLocationGroups(
+        self, request: inv.UpsertLocationGroupsRequest, context: Context
+    ) -> inv.UpsertLocationGroupsResponse:
         groups = validate.location_groups(request)
         return await self.tx.mutate(
-            "UpsertLocationGroups",
             request,
-            inv.UpsertLocationGroupsResponse,
             (),
             lambda uow: inv.UpsertLocationGroupsResponse(
                 location_groups=[
@@ -68,7 +69,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    async def ListLocationGroups(self, request: Any, context: Context) -> Any:
+    async def ListLocationGroups(
+        self, request: inv.ListLocationGroupsRequest, context: Context
+    ) -> inv.ListLocationGroupsResponse:
         size, after = validate.page(request)
         page, token = await self.tx.query(
             lambda uow: paging.fill(
@@ -79,12 +82,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return inv.ListLocationGroupsResponse(location_groups=page, next_page_token=token)
 
     @rpc
-    async def SetStock(self, request: Any, context: Context) -> Any:
+    async def SetStock(
+        self, request: inv.SetStockRequest, context: Context
+    ) -> inv.SetStockResponse:
         levels = validate.stock_levels(request)
         return await self.tx.mutate(
-            "SetStock",
             request,
-            inv.SetStockResponse,
             {level.sku for level in levels},
             lambda uow: inv.SetStockResponse(
                 results=[convert.stock_update(x) for x in self.ledger.set_stock(uow, levels)]
@@ -93,12 +96,12 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    async def AdjustStock(self, request: Any, context: Context) -> Any:
+    async def AdjustStock(
+        self, request: inv.AdjustStockRequest, context: Context
+    ) -> inv.AdjustStockResponse:
         adjustments = validate.stock_adjustments(request)
         return await self.tx.mutate(
-            "AdjustStock",
             request,
-            inv.AdjustStockResponse,
             {item.sku for item in adjustments},
             lambda uow: inv.AdjustStockResponse(
                 results=[convert.adjustment(x) for x in self.ledger.adjust_stock(uow, adjustments)]
@@ -107,7 +110,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc
-    async def GetAvailability(self, request: Any, context: Context) -> Any:
+    async def GetAvailability(
+        self, request: inv.GetAvailabilityRequest, context: Context
+    ) -> inv.GetAvailabilityResponse:
         skus, places = validate.availability(request)
         # The answer is built inside the unit of work, so a big one is built off the loop too.
         return await self.tx.query(

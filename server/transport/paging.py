@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from server.transport import validate
+from server.transport.validate.checker import page_token
 
 Element = TypeVar("Element")
 Encoded = TypeVar("Encoded", bound=Message)
@@ -40,4 +40,4 @@ def fill(
             break
         page.append(message)
     more = len(page) < len(found)
-    return page, validate.page_token(key(found[len(page) - 1])) if more else ""
+    return page, page_token(key(found[len(page) - 1])) if more else ""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.inventory.v1 import reservation_pb2_grpc
 
 from server.domain.ledger import Ledger
 from server.domain.port import UnitOfWork
-from server.transport import convert, paging, validate
+from server.transport import convert, paging
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
+from server.transport.validate import reservations as validate
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
@@ -20,10 +19,12 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self.ledger = ledger
 
     @rpc
-    async def CreateReservation(self, request: Any, context: Context) -> Any:
+    async def CreateReservation(
+        self, request: res.CreateReservationRequest, context: Context
+    ) -> res.CreateReservationResponse:
         command = validate.create_reservation(request)
 
-        def run(uow: Any) -> res.CreateReservationResponse:
+        def run(uow: UnitOfWork) -> res.CreateReservationResponse:
             reservation, items = self.ledger.create_reservation(uow, command)
             return res.CreateReservationResponse(
                 reservation=convert.reservation(reservation),
@@ -31,21 +32,23 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             )
 
         return await self.tx.mutate(
-            "CreateReservation",
             request,
-            res.CreateReservationResponse,
             {item.sku for item in command.items},
             run,
         )
 
     @rpc
-    async def GetReservation(self, request: Any, context: Context) -> Any:
+    async def GetReservation(
+        self, request: res.GetReservationRequest, context: Context
+    ) -> res.GetReservationResponse:
         reservation_id = validate.reservation_id(request)
         reservation = await self.tx.query(lambda uow: self.ledger.reservation(uow, reservation_id))
         return res.GetReservationResponse(reservation=convert.reservation(reservation))
 
     @rpc
-    async def ListReservations(self, request: Any, context: Context) -> Any:
+    async def ListReservations(
+        self, request: res.ListReservationsRequest, context: Context
+    ) -> res.ListReservationsResponse:
         size, after, state = validate.reservation_page(request)
         page, token = await self.tx.query(
             lambda uow: paging.fill(
@@ -59,12 +62,12 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         return res.ListReservationsResponse(reservations=page, next_page_token=token)
 
     @rpc
-    async def TransferReservation(self, request: Any, context: Context) -> Any:
+    async def TransferReservation(
+        self, request: res.TransferReservationRequest, context: Context
+    ) -> res.TransferReservationResponse:
         command = validate.transfer_reservation(request)
         return await self.tx.mutate(
-            "TransferReservation",
             request,
-            res.TransferReservationResponse,
             {item.sku for item in command.items},
             lambda uow: res.TransferReservationResponse(
                 reservation=convert.reservation(self.ledger.transfer(uow, command))
@@ -72,12 +75,12 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         )
 
     @rpc
-    async def FulfillReservation(self, request: Any, context: Context) -> Any:
+    async def FulfillReservation(
+        self, request: res.FulfillReservationRequest, context: Context
+    ) -> res.FulfillReservationResponse:
         command = validate.fulfill_reservation(request)
         return await self.tx.mutate(
-            "FulfillReservation",
             request,
-            res.FulfillReservationResponse,
             {item.sku for item in command.items},
             lambda uow: res.FulfillReservationResponse(
                 reservation=convert.reservation(self.ledger.fulfill(uow, command))
@@ -85,7 +88,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         )
 
     @rpc
-    async def ReleaseReservation(self, request: Any, context: Context) -> Any:
+    async def ReleaseReservation(
+        self, request: res.ReleaseReservationRequest, context: Context
+    ) -> res.ReleaseReservationResponse:
         command = validate.release_reservation(request)
         skus = {item.sku for item in command.items}
         if command.release_all:
@@ -94,9 +99,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             # request_id check (a reused request_id is REQUEST_ID_REUSED, not NOT_FOUND).
             skus = await self.tx.query(lambda uow: _skus_of(uow, command.reservation_id))
         return await self.tx.mutate(
-            "ReleaseReservation",
             request,
-            res.ReleaseReservationResponse,
             skus,
             lambda uow: res.ReleaseReservationResponse(
                 reservation=convert.reservation(self.ledger.release(uow, command))

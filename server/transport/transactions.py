@@ -10,8 +10,7 @@ request the servicer calls big, run on a worker thread instead, so that no reque
 loop, and every other caller with it, for more than a few milliseconds. Summing a big group's
 stock is slow too: a unit of work on the loop, or a write on any thread, stops before it
 (port.WouldBlock); the sums are then read into the cache on a thread, outside any write,
-and the unit of work runs again. `query` and `mutate`
-are the same on a thread of one's own (RouteOrder's, the sweeper's)."""
+and the unit of work runs again."""
 
 from __future__ import annotations
 
@@ -20,8 +19,10 @@ import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import TypeVar
 
+from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from server.domain.errors import AlreadyExists, Conflict, StoreUnavailable
@@ -32,6 +33,7 @@ from server.domain.port import (
     UnitOfWork,
     WouldBlock,
 )
+from server.transport.services import SERVICES
 
 Response = TypeVar("Response", bound=Message)
 Result = TypeVar("Result")
@@ -64,33 +66,29 @@ class Transactions:
 
     async def mutate(
         self,
-        method: str,
         request: Message,
-        response_type: type[Response],
         skus: Collection[str],
         run: Callable[[UnitOfWork], Response],
         *,
         network: bool = False,
         big: bool = False,
     ) -> Response:
-        """`mutate` (below), on the loop or on a worker thread."""
+        """`run` in a write unit of work, on the loop or on a worker thread (`network`, `big`);
+        replays the first response for a repeated request_id and refuses a request_id reused
+        for a different request. The RPC is the one whose request message `request` is."""
+        identity = Identity.of(request)
 
         def on_thread() -> Response:
-            return mutate(
-                self.store, self.now_us, method, request, response_type, skus, run, network=network
-            )
+            return mutate(self.store, self.now_us, identity, skus, run, network=network)
 
         store = self._on_loop
         if store is None or network or big:
             return await asyncio.to_thread(on_thread)
-        request_id, digest = _identity(request)
 
         async def on_loop() -> Response:
             return await retrying_on_loop(
                 lambda: store.write_on_loop(
-                    lambda uow: _replay_or_run(
-                        uow, self.now_us, method, request_id, digest, response_type, run
-                    )
+                    lambda uow: _replay_or_run(uow, self.now_us, identity, run)
                 )
             )
 
@@ -102,6 +100,42 @@ class Transactions:
             return await on_loop()  # unless a writer changed the SKUs' stock meanwhile
         except WouldBlock:
             return await asyncio.to_thread(on_thread)
+
+    async def replay(self, request: Message) -> Message | None:
+        """The response a request with this request_id already got, if it was this request;
+        None when the id is unknown (a mismatch is refused later, inside the write)."""
+        identity = Identity.of(request)
+        if not identity.request_id:
+            return None
+        seen = await self.query(lambda uow: uow.remembered(identity.request_id), big=True)
+        if seen is None or seen.method != identity.method or seen.fingerprint != identity.digest:
+            return None
+        return identity.response_type.FromString(seen.response)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What request_id bookkeeping knows of a request: its RPC, id and fingerprint."""
+
+    method: str
+    response_type: type[Message]
+    request_id: str
+    digest: bytes
+
+    @classmethod
+    def of(cls, request: Message) -> Identity:
+        method = _RPCS[request.DESCRIPTOR.full_name]
+        request_id: str = request.request_id  # type: ignore[attr-defined]
+        return cls(
+            method.name,
+            message_factory.GetMessageClass(method.output_type),
+            request_id,
+            fingerprint(request) if request_id else b"",
+        )
+
+
+_RPCS = {method.input_type.full_name: method for service in SERVICES for method in service.methods}
+"""Each RPC by its request message (every RPC has a request message of its own)."""
 
 
 def _backoff_s(attempt: int) -> float:
@@ -146,12 +180,6 @@ def query(store: Store, run: Callable[[UnitOfWork], Result]) -> Result:
     return retrying(attempt)
 
 
-def _identity(request: Message) -> tuple[str, bytes]:
-    """The request's request_id and, if it has one, its fingerprint."""
-    request_id: str = request.request_id  # type: ignore[attr-defined]
-    return request_id, fingerprint(request) if request_id else b""
-
-
 def fingerprint(request: Message) -> bytes:
     """Digest of the request without its request_id: what "the same request" means."""
     body = type(request)()
@@ -163,33 +191,18 @@ def fingerprint(request: Message) -> bytes:
 def mutate(
     store: Store,
     now_us: Callable[[], int],
-    method: str,
-    request: Message,
-    response_type: type[Response],
+    identity: Identity,
     skus: Collection[str],
     run: Callable[[UnitOfWork], Response],
     *,
     network: bool = False,
 ) -> Response:
-    """Runs `run` in a write unit of work; replays the first response for a repeated
-    request_id and refuses a request_id reused for a different request. Totals the write
-    needs and no cache holds are summed first, in a read, so that no writer waits for that."""
-    request_id, digest = _identity(request)
+    """`Transactions.mutate` on this thread. Totals the write needs and no cache holds are
+    summed first, in a read, so that no writer waits for that."""
 
     def attempt(slow_reads: bool) -> Response:
         return retrying(
-            lambda: _mutate_once(
-                store,
-                now_us,
-                method,
-                request_id,
-                digest,
-                response_type,
-                skus,
-                run,
-                network,
-                slow_reads,
-            )
+            lambda: _mutate_once(store, now_us, identity, skus, run, network, slow_reads)
         )
 
     try:
@@ -207,43 +220,40 @@ def read_totals(store: Store, skus: Collection[str]) -> None:
 def _mutate_once(
     store: Store,
     now_us: Callable[[], int],
-    method: str,
-    request_id: str,
-    digest: bytes,
-    response_type: type[Response],
+    identity: Identity,
     skus: Collection[str],
     run: Callable[[UnitOfWork], Response],
     network: bool,
     slow_reads: bool,
 ) -> Response:
     with store.write(skus, network=network, slow_reads=slow_reads) as uow:
-        return _replay_or_run(uow, now_us, method, request_id, digest, response_type, run)
+        return _replay_or_run(uow, now_us, identity, run)
 
 
 def _replay_or_run(
     uow: UnitOfWork,
     now_us: Callable[[], int],
-    method: str,
-    request_id: str,
-    digest: bytes,
-    response_type: type[Response],
+    identity: Identity,
     run: Callable[[UnitOfWork], Response],
 ) -> Response:
+    request_id = identity.request_id
     if request_id:
         seen = uow.remembered(request_id)
         if seen is not None:
-            if seen.method != method or seen.fingerprint != digest:
+            if seen.method != identity.method or seen.fingerprint != identity.digest:
                 raise AlreadyExists(
                     "REQUEST_ID_REUSED",
                     f"request_id {request_id} was already used for a different request",
                     request_id=request_id,
                 )
-            return response_type.FromString(seen.response)
+            return identity.response_type.FromString(seen.response)  # type: ignore[return-value]
     response = run(uow)
     if request_id:
         uow.remember(
             request_id,
-            RememberedResponse(method, digest, response.SerializeToString(deterministic=True)),
+            RememberedResponse(
+                identity.method, identity.digest, response.SerializeToString(deterministic=True)
+            ),
             now_us(),
         )
     return response

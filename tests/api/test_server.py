@@ -25,8 +25,9 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 from omniroute.routing.v1 import routing_pb2_grpc
 
-from server.app import SERVICE_NAMES, start_server
+from server.app import start_server
 from server.domain.ledger import Ledger
+from server.transport.services import SERVICE_NAMES
 from tests.api.helpers import REPO, RPC_TIMEOUT_S, ServerProcess, all_reservations, wait_until
 from tests.routing.network import order as route_order
 from tests.support import at, item, level, location

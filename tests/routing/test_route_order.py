@@ -8,7 +8,7 @@ from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 
-from server.transport import routing as routing_transport
+from server.domain import route_order
 from tests.routing.network import SITES, order, publish, shipped
 from tests.support import at, at_group, availability, failure, item
 
@@ -149,7 +149,7 @@ def test_a_deadline_too_short_to_solve_is_deadline_exceeded_and_reserves_nothing
 
     # Too short for even the greedy plan, but long enough to hear why.
     with pytest.raises(grpc.RpcError) as refused:
-        routing.RouteOrder(request, timeout=0.8 * routing_transport.SHORTEST_ATTEMPT_S)
+        routing.RouteOrder(request, timeout=0.8 * route_order.SHORTEST_ATTEMPT_S)
 
     assert (failure(refused.value).code, failure(refused.value).reason) == (
         grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -12,7 +12,7 @@ from omniroute.inventory.v1 import reservation_pb2_grpc
 from omniroute.routing.v1 import routing_pb2 as rt
 from omniroute.routing.v1 import routing_pb2_grpc
 
-from server.domain import routing as routing_domain
+from server.domain import route_order
 from tests.routing.network import order, publish, shipped
 from tests.support import at, at_group, availability, failure, item
 
@@ -28,7 +28,7 @@ def test_a_plan_made_stale_by_a_concurrent_order_is_solved_again(
     inventory, reservations, routing, monkeypatch
 ):
     publish(inventory, {"miami": {"jeans": 1}, "orlando": {"jeans": 1}})
-    read_snapshot = routing_domain.read_snapshot
+    read_snapshot = route_order.read_snapshot
     interfered = threading.Event()
 
     def snapshot_then_lose_miami(*args, **kwargs):
@@ -42,7 +42,7 @@ def test_a_plan_made_stale_by_a_concurrent_order_is_solved_again(
             )
         return taken
 
-    monkeypatch.setattr(routing_domain, "read_snapshot", snapshot_then_lose_miami)
+    monkeypatch.setattr(route_order, "read_snapshot", snapshot_then_lose_miami)
     routed = routing.RouteOrder(order(("jeans", 1), commit=rt.COMMIT_MODE_RESERVE))
 
     assert routed.stats.attempts == 2

@@ -190,9 +190,9 @@ def test_a_floating_point_infeasible_verdict_is_settled_by_cp_sat(
 ) -> None:
     """HiGHS once called a stage infeasible that its own hint satisfied (objective bound at
     5e9); such a verdict is re-solved in CP-SAT's integer arithmetic instead of trusted."""
-    import solver.pipeline
+    import solver.state
 
-    real = solver.pipeline.solve_stage
+    real = solver.state.solve_stage
 
     def doubting(data: MipData, stage: Stage, **kwargs: Any) -> MipResult:
         result = real(data, stage, **kwargs)
@@ -202,7 +202,7 @@ def test_a_floating_point_infeasible_verdict_is_settled_by_cp_sat(
             )
         return result
 
-    monkeypatch.setattr(solver.pipeline, "solve_stage", doubting)
+    monkeypatch.setattr(solver.state, "solve_stage", doubting)
     stock = {f"near{k}": (float(k), {sku: 1}) for k, sku in enumerate("ABCDEFG", start=1)}
     stock |= {f"far{k}": (10.0 + k, {sku: 1}) for k, sku in enumerate("ABCDEFG", start=1)}
     plan = solve(order(dict.fromkeys("ABCDEFG", 1), stock), SolveParams(exhaustive_up_to=0))

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from server.domain.errors import Conflict, StoreUnavailable
+from server.domain.errors import StoreUnavailable
 from server.storage.sql import SqlUnitOfWork
+from server.storage.sqlite.connection import begin
 
 Result = TypeVar("Result")
 
@@ -204,13 +205,6 @@ def commit_failure(error: BaseException) -> StoreUnavailable:
     )
     failure.__cause__ = error
     return failure
-
-
-def begin(connection: sqlite3.Connection, statement: str = "BEGIN IMMEDIATE") -> None:
-    try:
-        connection.execute(statement)
-    except sqlite3.OperationalError as error:  # busy past the timeout: another process
-        raise Conflict("CONFLICT", "the store is busy; retry") from error
 
 
 def roll_back_quietly(connection: sqlite3.Connection) -> None:

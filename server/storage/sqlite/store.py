@@ -3,22 +3,12 @@
 Writers serialise on one connection (a process-wide lock plus `BEGIN IMMEDIATE`, which also
 serialises with any other process opening the same file), and writers that queue for the lock
 share one commit (group commit): threads through `write`, the server's event loop through
-`write_on_loop` (server/storage/loop_commit.py). Readers use one connection per thread and see a
+`write_on_loop` (group_commit.py). Readers use one connection per thread and see a
 consistent snapshot while writers go on. `synchronous` decides durability:
-NORMAL survives a killed process, FULL (the default) also survives power loss.
-
-WAL pages are copied back into the database file (checkpointed) by a background thread on its
-own connection, not by whichever commit happens to cross SQLite's threshold: that commit would
-run the checkpoint, with its fsync, while holding the write lock, stalling every writer for
-milliseconds (measured: 2% of commits took 75% of all commit time; moving them here gave
-+12-21% CreateReservation RPC/s and a third off its p99 under synchronous=NORMAL, and no
-change under FULL, where the fsync of every commit dominates; benchmarks/ledger_bench.py)."""
+NORMAL survives a killed process, FULL (the default) also survives power loss."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -26,26 +16,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from server.domain.port import Result, UnitOfWork
-from server.storage import migrations
-from server.storage.loop_commit import (
+from server.storage.network_cache import NetworkCache
+from server.storage.sql import SqlUnitOfWork
+from server.storage.sqlite.checkpoint import CHECKPOINT_INTERVAL_S, Checkpointer
+from server.storage.sqlite.connection import (
+    SYNCHRONOUS_MODES,
+    begin,
+    connect,
+    create_private,
+    migrate,
+    unit_of_work,
+)
+from server.storage.sqlite.group_commit import (
     LoopCommitter,
     LostBatch,
-    begin,
     commit_failure,
     roll_back_quietly,
     wrote,
 )
-from server.storage.network_cache import NetworkCache
-from server.storage.sql import SqlUnitOfWork
 
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-CHECKPOINT_INTERVAL_S = 0.1
-# SQLite's own checkpoint in the committing writer stays as a backstop, at 20x its default
-# threshold, should the background checkpointer fall behind.
-BACKSTOP_AUTOCHECKPOINT_PAGES = 20_000
 # Writers one group commit may hold: bounds how long the first of them waits for the COMMIT.
 MAX_GROUP_COMMIT = 32
-log = logging.getLogger(__name__)
 
 
 class SqliteStore:
@@ -71,7 +62,7 @@ class SqliteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        _create_private(self.path)
+        create_private(self.path)
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self.migrate()
@@ -82,35 +73,19 @@ class SqliteStore:
             commit_inline=self._synchronous in ("OFF", "NORMAL"),
             busy_timeout_ms=busy_timeout_ms,
         )
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         if checkpoint_interval_s:
-            self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_AUTOCHECKPOINT_PAGES}")
-            self._checkpointer = _Checkpointer(self._connect(), checkpoint_interval_s)
+            self._checkpointer = Checkpointer(self._writer, self._connect(), checkpoint_interval_s)
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-        connection.execute("PRAGMA foreign_keys = ON")
-        return connection
+        return connect(
+            self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+        )
 
     def migrate(self) -> list[int]:
         """Applies missing migrations; returns the versions applied."""
-        applied = []
         with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                current = self._writer.execute("PRAGMA user_version").fetchone()[0]
-                for migration in migrations.pending("sqlite", current):
-                    for statement in _statements(migration.sql):
-                        self._writer.execute(statement)
-                    self._writer.execute(f"PRAGMA user_version = {migration.version}")
-                    applied.append(migration.version)
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-        return applied
+            return migrate(self._writer)
 
     @contextmanager
     def write(
@@ -160,17 +135,11 @@ class SqliteStore:
 
     async def write_on_loop(self, work: Callable[[UnitOfWork], Result]) -> Result:
         """Group commit for writers on the event loop, taking turns with `write`'s threads
-        (see server/storage/loop_commit.py)."""
+        (see group_commit.py)."""
         return await self._loop_committer.write(work)
 
     def _unit_of_work(self, *, slow_reads: bool = True) -> SqlUnitOfWork:
-        return SqlUnitOfWork(
-            self._writer.execute,
-            "qmark",
-            network_cache=self._network,
-            json_rows=True,
-            slow_reads=slow_reads,
-        )
+        return unit_of_work(self._writer, self._network, slow_reads=slow_reads)
 
     def _begin_batch(self) -> _Batch:
         begin(self._writer)
@@ -257,67 +226,13 @@ class _Batch:
             raise commit_failure(self.error)
 
 
-class _Checkpointer:
-    """Runs a PASSIVE checkpoint every interval on its own connection and thread. PASSIVE never
-    waits for readers or writers: it copies what it can and the next round copies the rest."""
-
-    def __init__(self, connection: sqlite3.Connection, interval_s: float) -> None:
-        self._connection = connection
-        self._interval_s = interval_s
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stopping.wait(self._interval_s):
-                try:
-                    self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as error:  # tried again next interval; the backstop remains
-                    log.warning("background WAL checkpoint failed: %s", error)
-        finally:
-            self._connection.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-
-
 def _transaction(
     connection: sqlite3.Connection, network: NetworkCache, *, slow_reads: bool
 ) -> Iterator[SqlUnitOfWork]:
     begin(connection, "BEGIN")
     try:
-        yield SqlUnitOfWork(
-            connection.execute,
-            "qmark",
-            network_cache=network,
-            json_rows=True,
-            slow_reads=slow_reads,
-        )
+        yield unit_of_work(connection, network, slow_reads=slow_reads)
     except BaseException:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-
-
-def _create_private(path: str) -> None:
-    """Creates the database file readable by its owner only (0600), unless it exists: stock and
-    reservations are private, and SQLite gives the -wal and -shm files it creates later the
-    database file's permissions. An existing file keeps the mode its owner gave it."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def _statements(script: str) -> list[str]:
-    """Splits a migration into statements (a trigger's body keeps its own semicolons;
-    migrations hold no semicolons in literals)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    statements, pending = [], ""
-    for piece in "\n".join(lines).split(";"):
-        pending += piece + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                statements.append(pending.strip())
-            pending = ""
-    return statements

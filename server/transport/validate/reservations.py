@@ -1,0 +1,112 @@
+"""ReservationService's requests: the reservation lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from omniroute.inventory.v1 import reservation_pb2 as res
+
+from server.domain import commands
+from server.domain.model import ReservationState
+from server.transport.validate.checker import Checker, page_after
+
+MAX_ITEMS = 100
+
+
+def _items(
+    check: Checker,
+    field: str,
+    messages: Sequence[res.ReservationItem | res.FulfillItem | res.ReleaseItem],
+) -> tuple[commands.Item, ...]:
+    items = []
+    check.count(field, messages, MAX_ITEMS)
+    for index, message in enumerate(messages):
+        check.identifier(f"{field}[{index}].sku", message.sku)
+        place = check.place(f"{field}[{index}].place", message.place)
+        check.quantity(f"{field}[{index}].quantity", message.quantity)
+        items.append(commands.Item(message.sku, place, message.quantity))
+    check.distinct(field, [(item.sku, item.place) for item in items])
+    return tuple(items)
+
+
+def create_reservation(request: res.CreateReservationRequest) -> commands.CreateReservation:
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    check.identifier("reservation_id", request.reservation_id, required=False)
+    check.text("external_ref", request.external_ref)
+    items = _items(check, "items", request.items)
+    ttl_us = None
+    if request.HasField("ttl"):
+        ttl_us = check.ttl("ttl", request.ttl)
+    check.done()
+    return commands.CreateReservation(
+        request.reservation_id, request.external_ref, items, request.allow_partial, ttl_us
+    )
+
+
+def transfer_reservation(request: res.TransferReservationRequest) -> commands.TransferReservation:
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    check.identifier("reservation_id", request.reservation_id)
+    items = []
+    check.count("items", request.items, MAX_ITEMS)
+    for index, message in enumerate(request.items):
+        field = f"items[{index}]"
+        check.identifier(f"{field}.sku", message.sku)
+        source = check.place(f"{field}.from_place", message.from_place)
+        target = check.place(f"{field}.to_place", message.to_place)
+        if source == target and source.id:
+            check.fail(f"{field}.to_place", "INVALID_FIELD", "must differ from from_place")
+        check.quantity(f"{field}.quantity", message.quantity)
+        items.append(commands.TransferItem(message.sku, source, target, message.quantity))
+    check.distinct("items", [(item.sku, item.from_place, item.to_place) for item in items])
+    check.done()
+    return commands.TransferReservation(
+        request.reservation_id, tuple(items), request.ignore_availability_check
+    )
+
+
+def fulfill_reservation(request: res.FulfillReservationRequest) -> commands.FulfillReservation:
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    check.identifier("reservation_id", request.reservation_id)
+    items = _items(check, "items", request.items)
+    check.done()
+    return commands.FulfillReservation(request.reservation_id, items)
+
+
+def release_reservation(request: res.ReleaseReservationRequest) -> commands.ReleaseReservation:
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    check.identifier("reservation_id", request.reservation_id)
+    if request.release_all:
+        if request.items:
+            check.fail("items", "INVALID_FIELD", "must be empty when release_all is set")
+        items: tuple[commands.Item, ...] = ()
+    else:
+        items = _items(check, "items", request.items)
+    check.done()
+    return commands.ReleaseReservation(request.reservation_id, items, request.release_all)
+
+
+def reservation_id(request: res.GetReservationRequest) -> str:
+    check = Checker()
+    check.identifier("reservation_id", request.reservation_id)
+    check.done()
+    return str(request.reservation_id)
+
+
+def reservation_page(
+    request: res.ListReservationsRequest,
+) -> tuple[int, str, ReservationState | None]:
+    """(page size, id to continue after, state filter or None) of a ListReservations request."""
+    check = Checker()
+    size, token = check.page(request.page_size, request.page_token)
+    after = page_after(check, token)
+    state = None
+    if request.state in {known.value for known in ReservationState}:
+        state = ReservationState(request.state)
+    elif request.state:
+        check.fail("state", "INVALID_FIELD", "must be a known reservation state or unspecified")
+    check.done()
+    return size, after, state
