@@ -68,8 +68,8 @@ class LocationGroup:
 
 
 # Stock records, their futures and availability answers are NamedTuples, not frozen
-# dataclasses: equally immutable, and built ~4x faster (0.3 vs 1.4 us for 12 fields), which
-# GetAvailability does hundreds of times per call.
+# dataclasses: equally immutable and several times faster to build, which GetAvailability
+# does hundreds of times per call.
 
 
 class Future(NamedTuple):

@@ -7,8 +7,8 @@ writes, exclusive for location and group changes), then one transaction-scoped a
 per SKU in key order. Every rule of the ledger is per SKU (group coverage included), so writers
 of different SKUs run in parallel and writers of one SKU take turns; reservation rows are read
 FOR UPDATE so that writers of different SKUs of one reservation take turns on it. Reads are
-REPEATABLE READ snapshots. Measured alternative: SERIALIZABLE without explicit locks aborts and
-retries constantly on a hot SKU, which is exactly the case that matters at peak.
+REPEATABLE READ snapshots. SERIALIZABLE without explicit locks would abort and retry constantly
+on a hot SKU, which is exactly the case that matters at peak (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -161,9 +161,8 @@ def _run(
 ) -> Iterator[SqlUnitOfWork]:
     """One transaction in pipeline mode: statements whose results nobody reads yet (BEGIN, the
     locks, the writes, COMMIT) go out together and wait for their answers at the next read or
-    at the end, so a reservation costs 4 round trips instead of ~10. benchmarks/postgres_bench.py
-    on 1/2/4 servers: one hot SKU +21-42% reservations/s, up to 17% less CPU per reservation.
-    An error of a queued statement surfaces at that next read, or at the end, and is handled
+    at the end, so a reservation costs a few round trips rather than one per statement
+    (docs/performance.md has the measurements). An error of a queued statement surfaces at that next read, or at the end, and is handled
     the same."""
     committing = False
     try:
