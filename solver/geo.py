@@ -47,7 +47,7 @@ def _us_zip_table() -> dict[str, tuple[float, float]]:
     global _zip_table  # noqa: PLW0603 - a process-wide cache, filled once under the lock
     with _zip_lock:
         if _zip_table is None:
-            import zipcodes  # noqa: PLC0415 - loading the table takes ~1 s, so only on demand
+            import zipcodes  # noqa: PLC0415 - the table is slow to load: only on demand
 
             table: dict[str, tuple[float, float]] = {}
             for row in zipcodes.list_all():  # type: ignore[no-untyped-call]

@@ -41,17 +41,10 @@ non-zero gap returned longer routes):
        objective stays below 2^53 and a gap under one unit counts as zero)
 
 Backend. All three are built from the same `_add_*` functions; HiGHS (through MathOpt) is the
-default: it proved the stages fastest or as fast as any on the benchmark instances, where CP-SAT
-(one worker, deterministic) was slowest. `benchmarks/solver_bench.py --backends`, MIP stages only
-(no search), 5 orders per cell, p50 / p90 wall ms, proven:
-    10 lines x 1,000 scarce   HiGHS 231 / 262 5/5    SCIP 171 / 1,288 5/5   CP-SAT 1,058 / 2,105 5/5
-    20 lines x 100 scarce     HiGHS 519 / 839 5/5    SCIP 1,294 / 7,160 5/5 CP-SAT 1,867 / 3,963 5/5
-    50 lines x 100 scarce     HiGHS 4,439 4/5        SCIP 4,355 4/5         CP-SAT 10,002 0/5
-    50 lines x 1,000 scarce   none proves within 10 s
-and in a CPU-time run to proof (60 s limit) at 20 x 100 scarce: HiGHS 0.79 / 0.19 s, SCIP 1.50 /
-0.42 s, CP-SAT 3.05 / 4.43 s. The straightforward model (y variables, one weighted objective)
-is measured in benchmarks/solver_ladder.py: at 10 x 1,000 scarce HiGHS 898 ms, SCIP 3,377 ms,
-CP-SAT no answer in 10 s, against 232 ms for this model's stages and 1.7 ms for the pipeline.
+default: on the benchmark instances it proved the stages as fast as any, and CP-SAT (one
+worker, deterministic) was slowest (`benchmarks/solver_bench.py --backends`).
+`benchmarks/solver_ladder.py` measures each step from the straightforward model (y variables,
+one weighted objective) to this one and the exact search in front of it.
 """
 
 from __future__ import annotations
@@ -128,7 +121,7 @@ class _Builder(Protocol):
 
 def _lean_cp_model(cp_model: Any) -> Any:
     """A CpModel without the camelCase aliases CpModel.__init__ adds to every instance: that
-    loop over dir() costs ~1 ms per model, more than solving most of our stages."""
+    loop over dir() costs more than solving most of our stages."""
 
     global _LEAN_CP_MODEL  # noqa: PLW0603 - the subclass is built once, on first use
     if _LEAN_CP_MODEL is None:
