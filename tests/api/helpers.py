@@ -1,18 +1,10 @@
-"""Helpers for the API tests: request builders, whole-state snapshots read through the API,
-bounded waits, and an omniroute server run as a subprocess (`python -m server`)."""
+"""Helpers for the API tests: request builders, calls that expect a refusal or retry a conflict,
+and whole-state snapshots read through the API."""
 
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,7 +14,6 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.support import Failure, failure
 
-REPO = Path(__file__).resolve().parents[2]
 RPC_TIMEOUT_S = 10.0
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -144,109 +135,3 @@ def open_by_place(reservation_list: Iterable[Any], sku: str) -> dict[str, int]:
                 key = place_id(line.place)
                 totals[key] = totals.get(key, 0) + line.open
     return totals
-
-
-# --- waiting ---------------------------------------------------------------------------
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout_s: float = 15.0, every_s: float = 0.02
-) -> bool:
-    """Polls `predicate` until it holds or `timeout_s` passes; returns whether it held."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every_s)
-
-
-# --- a server subprocess ---------------------------------------------------------------
-
-_LISTENING = re.compile(r"omniroute listening on port (\d+)")
-
-
-class ServerProcess:
-    """`python -m server` on a free port; a context manager that always kills and reaps it."""
-
-    def __init__(
-        self,
-        store: str | Path,
-        *args: str,
-        log_dir: Path,
-        env: dict[str, str] | None = None,
-        flags: bool = True,
-        startup_timeout_s: float = 60.0,
-    ) -> None:
-        """Runs `python -m server --address localhost:0 --store STORE *args` (without the two
-        flags when `flags` is false: then `env` must name the address and store)."""
-        self.store = str(store)
-        self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
-        self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "server", "serve"]
-        if flags:
-            command += ["--address", "localhost:0", "--store", self.store]
-        self.process = subprocess.Popen(
-            [*command, *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env={**os.environ, **(env or {})},
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.listening_line = ""  # what the server printed once it listened
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-        self.port = self._wait_for_port(startup_timeout_s)
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._lines.put(raw.decode("utf-8", "replace"))
-        self._lines.put(None)
-
-    def _wait_for_port(self, timeout_s: float) -> int:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                raise AssertionError(f"no port within {timeout_s} s; log: {self.log()}") from None
-            if line is None:
-                self.kill()
-                raise AssertionError(f"server exited before listening; log: {self.log()}")
-            if found := _LISTENING.search(line):
-                self.listening_line = line
-                return int(found.group(1))
-
-    @property
-    def target(self) -> str:
-        return f"localhost:{self.port}"
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def terminate(self, timeout_s: float) -> int:
-        """SIGTERM, then the exit code (raises if it takes longer than `timeout_s`)."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout_s)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=30)
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        try:
-            self.kill()
-        finally:
-            self._reader.join(timeout=10)
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-            self._log.close()

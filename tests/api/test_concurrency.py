@@ -28,9 +28,8 @@ from tests.api.helpers import (
     release_item,
     retry_aborted,
     transfer_item,
-    wait_until,
 )
-from tests.support import at, at_group, availability, failure, item, level, location
+from tests.support import at, at_group, availability, failure, item, level, location, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 THREADS = 16

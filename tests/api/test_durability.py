@@ -21,13 +21,12 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.api.helpers import (
     RPC_TIMEOUT_S,
-    ServerProcess,
     all_reservations,
     group,
     open_by_place,
-    wait_until,
 )
-from tests.support import at, at_group, availability, item, level, location
+from tests.support import at, at_group, availability, item, level, location, wait_until
+from tests.support.process import ServerProcess
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 ACKNOWLEDGED_BEFORE_KILL = 40

@@ -31,9 +31,8 @@ from tests.api.helpers import (
     refused,
     release_item,
     transfer_item,
-    wait_until,
 )
-from tests.support import at, at_group, failure, item, level, location
+from tests.support import at, at_group, failure, item, level, location, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

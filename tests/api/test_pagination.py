@@ -10,8 +10,8 @@ from google.protobuf.duration_pb2 import Duration
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 
-from tests.api.helpers import RPC_TIMEOUT_S, group, release_item, wait_until
-from tests.support import at, item, level, location
+from tests.api.helpers import RPC_TIMEOUT_S, group, release_item
+from tests.support import at, item, level, location, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -28,9 +28,10 @@ from omniroute.routing.v1 import routing_pb2_grpc
 from server.app import start_server
 from server.domain.ledger import Ledger
 from server.transport.services import SERVICE_NAMES
-from tests.api.helpers import REPO, RPC_TIMEOUT_S, ServerProcess, all_reservations, wait_until
+from tests.api.helpers import RPC_TIMEOUT_S, all_reservations
 from tests.routing.network import order as route_order
-from tests.support import at, item, level, location
+from tests.support import at, item, level, location, wait_until
+from tests.support.process import REPO, ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -1,20 +1,15 @@
-"""Several real omniroute servers (`python -m server` subprocesses) on one PostgreSQL schema, and
-an independent reader of that schema: a snapshot of the ledger's tables read with psycopg, and
-the invariants of DESIGN.md sections 2-3 recomputed from the reservation lines alone.
+"""Several real omniroute servers (tests/support/process.py) on one PostgreSQL schema, and an
+independent reader of that schema: a snapshot of the ledger's tables read with psycopg, and the
+invariants of DESIGN.md sections 2-3 recomputed from the reservation lines alone.
 
-Every wait here is bounded and every subprocess is killed when its `with` block ends."""
+Every wait here is bounded and every subprocess is stopped when its `with` block ends."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
-import queue
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,11 +27,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from omniroute.inventory.v1 import inventory_pb2 as inv
-from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.process import ServerProcess
+
 ADMIN_DSN = os.environ.get("OMNIROUTE_TEST_POSTGRES_DSN", "")
-LISTENING = re.compile(r"omniroute listening on port (\d+)")
 RPC_TIMEOUT_S = 20.0
 LOCATION, GROUP = 1, 2  # reservation_lines.place_kind
 
@@ -89,121 +83,17 @@ def schema_of(dsn: str) -> str:
 # --- servers -----------------------------------------------------------------------------------
 
 
-class Server:
-    """One `python -m server` subprocess; `wait_port` reads the port it prints."""
-
-    def __init__(self, dsn: str, *args: str, log_dir: Path) -> None:
-        self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server",
-                "serve",
-                "--address",
-                "localhost:0",
-                "--store",
-                dsn,
-                *args,
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env={**os.environ, "OMNIROUTE_LOG_LEVEL": "WARNING"},
-        )
-        self.port = 0
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._channel: grpc.Channel | None = None
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._lines.put(raw.decode("utf-8", "replace"))
-        self._lines.put(None)
-
-    def wait_port(self, timeout_s: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout_s
-        while not self.port:
-            try:
-                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no port within {timeout_s} s; log: {self.log()}") from None
-            if line is None:
-                raise AssertionError(f"server exited before listening; log: {self.log()}")
-            if found := LISTENING.search(line):
-                self.port = int(found.group(1))
-        return self.port
-
-    @property
-    def address(self) -> str:
-        return f"localhost:{self.port}"
-
-    @property
-    def channel(self) -> grpc.Channel:
-        if self._channel is None:
-            self._channel = grpc.insecure_channel(self.address)
-        return self._channel
-
-    @functools.cached_property
-    def reservations(self) -> reservation_pb2_grpc.ReservationServiceStub:
-        return reservation_pb2_grpc.ReservationServiceStub(self.channel)
-
-    @functools.cached_property
-    def inventory(self) -> inventory_pb2_grpc.InventoryServiceStub:
-        return inventory_pb2_grpc.InventoryServiceStub(self.channel)
-
-    def raw(self, method: str) -> grpc.UnaryUnaryMultiCallable:
-        """A unary call to `/package.Service/Method` returning the response's bytes as sent."""
-        return self.channel.unary_unary(
-            method,
-            request_serializer=lambda message: message.SerializeToString(),
-            response_deserializer=None,
-        )
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def wait_exit(self, timeout_s: float) -> int:
-        return self.process.wait(timeout=timeout_s)
-
-    def signal_stop(self) -> None:
-        """SIGTERM (graceful stop) without waiting, so several servers stop together."""
-        if self._channel is not None:
-            self._channel.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        """SIGTERM, a short grace, then SIGKILL; always reaps and closes."""
-        try:
-            self.signal_stop()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process.wait(timeout=30)
-        finally:
-            self._reader.join(timeout=10)
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-            self._log.close()
-
-
 @contextlib.contextmanager
 def servers(
     dsn: str, count: int, *, pool_size: int = 4, workers: int = 8, args: Sequence[str] = ()
-) -> Iterator[list[Server]]:
+) -> Iterator[list[ServerProcess]]:
     """`count` servers on one store, started together; all stopped (killed if need be) on exit."""
     with tempfile.TemporaryDirectory(prefix="omniroute-pg-") as log_dir:
-        started: list[Server] = []
+        started: list[ServerProcess] = []
         try:
             for _ in range(count):
                 started.append(
-                    Server(
+                    ServerProcess(
                         dsn,
                         "--pool-size",
                         str(pool_size),
@@ -213,6 +103,7 @@ def servers(
                         "2",
                         *args,
                         log_dir=Path(log_dir),
+                        env={"OMNIROUTE_LOG_LEVEL": "WARNING"},  # several servers: their warnings
                     )
                 )
             for server in started:
@@ -226,8 +117,8 @@ def servers(
                 server.stop()
 
 
-def logs(running: Sequence[Server]) -> str:
-    return "\n".join(f"--- server on {server.address}:\n{server.log()}" for server in running)
+def logs(running: Sequence[ServerProcess]) -> str:
+    return "\n".join(f"--- server on {server.target}:\n{server.log()}" for server in running)
 
 
 # --- calls -------------------------------------------------------------------------------------
@@ -258,7 +149,7 @@ def reason_of(error: grpc.RpcError) -> str:
 
 
 def call(
-    targets: Sequence[Server], service: str, method: str, request: Any, *, attempts: int = 20
+    targets: Sequence[ServerProcess], service: str, method: str, request: Any, *, attempts: int = 20
 ) -> Outcome:
     """Sends `request` (same request_id every time) to targets[0] and, after a retryable code,
     to the next server, up to `attempts` times: what a well-behaved client behind a load
@@ -296,7 +187,7 @@ def place_key(message: inv.Place) -> tuple[int, str]:
 
 
 def seed(
-    server: Server,
+    server: ServerProcess,
     locations: Sequence[str],
     groups: dict[str, Sequence[str]],
     on_hand: dict[tuple[str, str], int],
@@ -557,16 +448,6 @@ def terminate(application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return sum(1 for row in rows if row[0])
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every_s)
 
 
 def run_threads(targets: Sequence[Callable[[], None]], timeout_s: float) -> list[str]:

@@ -25,7 +25,6 @@ from tests.postgres.cluster import (
     PLACES,
     RETRYABLE,
     Model,
-    Server,
     backends,
     call,
     lines_differ,
@@ -38,8 +37,9 @@ from tests.postgres.cluster import (
     servers,
     snapshot,
     terminate,
-    wait_until,
 )
+from tests.support import wait_until
+from tests.support.process import ServerProcess
 
 SKUS = [f"s{index}" for index in range(6)]
 KILL_ROUNDS = 25
@@ -59,7 +59,7 @@ class Client:
     """Creates reservations, then ships or releases parts of them; one attempt per call, so
     the codes the servers answer are seen as they are."""
 
-    def __init__(self, index: int, running: list[Server], model: Model) -> None:
+    def __init__(self, index: int, running: list[ServerProcess], model: Model) -> None:
         self.server = running[index % len(running)]
         self.model = model
         self.rng = random.Random(index)
@@ -161,7 +161,7 @@ def test_killed_connections_give_retryable_codes_lose_nothing_and_servers_heal(
             assert server.process.poll() is None, f"a server died: {logs(running)}"
             probe = res.GetReservationRequest(reservation_id="none")
 
-            def serves(server: Server = server, probe: Any = probe) -> bool:
+            def serves(server: ServerProcess = server, probe: Any = probe) -> bool:
                 try:
                     server.reservations.GetReservation(probe, timeout=5)
                 except grpc.RpcError as error:

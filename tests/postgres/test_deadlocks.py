@@ -25,7 +25,6 @@ from tests.postgres.cluster import (
     LOCATIONS,
     PLACES,
     Model,
-    Server,
     call,
     lines_differ,
     logs,
@@ -37,6 +36,7 @@ from tests.postgres.cluster import (
     servers,
     snapshot,
 )
+from tests.support.process import ServerProcess
 
 SKUS = ["a", "b", "c"]
 OK = grpc.StatusCode.OK
@@ -70,7 +70,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
 
         def client(index: int) -> None:
             rng = random.Random(index)
-            targets: list[Server] = running[index % 2 :] + running[: index % 2]
+            targets: list[ServerProcess] = running[index % 2 :] + running[: index % 2]
             for _ in range(20):
                 order = list(SKUS) if index % 2 else list(reversed(SKUS))
                 chosen = order[: rng.choice([2, 3])]

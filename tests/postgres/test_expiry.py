@@ -20,7 +20,6 @@ from tests.postgres.cluster import (
     LOCATIONS,
     PLACES,
     Model,
-    Server,
     call,
     lines_differ,
     logs,
@@ -30,8 +29,9 @@ from tests.postgres.cluster import (
     seed,
     servers,
     snapshot,
-    wait_until,
 )
+from tests.support import wait_until
+from tests.support.process import ServerProcess
 
 SKUS = ["s0", "s1", "s2"]
 TTL_S = 2
@@ -78,7 +78,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
                 # late near the deadline, which is then RESERVATION_EXPIRED and changes nothing.
                 change(rid, targets[1:] + targets[:1], rng)
 
-        def change(rid: str, targets: list[Server], rng: random.Random) -> None:
+        def change(rid: str, targets: list[ServerProcess], rng: random.Random) -> None:
             lines = model.open_lines(rid)
             if not lines:
                 return

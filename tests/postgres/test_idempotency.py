@@ -18,7 +18,6 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 from tests.postgres.cluster import (
     GROUPS,
     LOCATIONS,
-    Server,
     call,
     dump,
     fresh_schema,
@@ -31,6 +30,7 @@ from tests.postgres.cluster import (
     servers,
     snapshot,
 )
+from tests.support.process import ServerProcess
 
 SERVICE = "/omniroute.inventory.v1.ReservationService/"
 SKUS = [f"s{index}" for index in range(8)]
@@ -44,7 +44,7 @@ def shared_dsn() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def pair(shared_dsn: str) -> Iterator[list[Server]]:
+def pair(shared_dsn: str) -> Iterator[list[ServerProcess]]:
     """Two servers on one schema, seeded with plenty of stock."""
     with servers(shared_dsn, 2) as running:
         seed(running[0], LOCATIONS, GROUPS, {(sku, loc): 1000 for sku in SKUS for loc in LOCATIONS})
@@ -56,19 +56,24 @@ def postgres_dsn(shared_dsn: str) -> str:
     return shared_dsn
 
 
-def raw(server: Server, method: str, request: Any) -> bytes:
+def raw(server: ServerProcess, method: str, request: Any) -> bytes:
     """The response exactly as the server serialised it."""
-    return server.raw(SERVICE + method)(request, timeout=20)
+    unary = server.channel.unary_unary(
+        SERVICE + method,
+        request_serializer=lambda message: message.SerializeToString(),
+        response_deserializer=None,  # the bytes as sent
+    )
+    return unary(request, timeout=20)
 
 
-def refused(server: Server, method: str, request: Any) -> tuple[grpc.StatusCode, str]:
+def refused(server: ServerProcess, method: str, request: Any) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as caught:
         raw(server, method, request)
     return caught.value.code(), reason_of(caught.value)  # type: ignore[attr-defined]
 
 
 def test_a_retry_on_another_server_returns_the_first_answer_and_changes_nothing(
-    pair: list[Server], postgres_dsn: str
+    pair: list[ServerProcess], postgres_dsn: str
 ) -> None:
     first, second = pair
     create = res.CreateReservationRequest(
@@ -153,7 +158,9 @@ def test_a_retry_on_another_server_returns_the_first_answer_and_changes_nothing(
     assert problems(snapshot(postgres_dsn)) == []
 
 
-def _at_once(running: list[Server], requests: list[tuple[str, Any]], per_server: int) -> list[Any]:
+def _at_once(
+    running: list[ServerProcess], requests: list[tuple[str, Any]], per_server: int
+) -> list[Any]:
     """Sends every request at the same moment, `per_server` senders per server and request
     (round robin); returns (bytes or (code, reason)) per sender."""
     senders = [
@@ -178,7 +185,7 @@ def _at_once(running: list[Server], requests: list[tuple[str, Any]], per_server:
 
 @pytest.mark.slow
 def test_one_request_id_arriving_at_two_servers_at_once_is_applied_once(
-    pair: list[Server], postgres_dsn: str
+    pair: list[ServerProcess], postgres_dsn: str
 ) -> None:
     made = set()
     for round_number in range(8):
@@ -216,7 +223,7 @@ def test_one_request_id_arriving_at_two_servers_at_once_is_applied_once(
 
 @pytest.mark.slow
 def test_one_request_id_with_different_bodies_at_once_is_applied_once(
-    pair: list[Server], postgres_dsn: str
+    pair: list[ServerProcess], postgres_dsn: str
 ) -> None:
     """Different SKUs take different locks, so only the remembered response's key decides."""
     for _ in range(5):
@@ -244,7 +251,7 @@ def test_one_request_id_with_different_bodies_at_once_is_applied_once(
 
 @pytest.mark.slow
 def test_one_reservation_id_created_through_two_servers_at_once_exists_once(
-    pair: list[Server], postgres_dsn: str
+    pair: list[ServerProcess], postgres_dsn: str
 ) -> None:
     """Creates of one client-chosen reservation id for different SKUs (so under different SKU
     locks), with different request ids: one wins, the others are told it already exists."""

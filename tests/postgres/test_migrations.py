@@ -15,7 +15,9 @@ from omniroute.inventory.v1 import inventory_pb2 as inv
 
 from server.storage import migrations
 from server.storage.postgres import PostgresStore
-from tests.postgres.cluster import REPO, TABLES, backends, server_dsn, servers, wait_until
+from tests.postgres.cluster import TABLES, backends, server_dsn, servers
+from tests.support import wait_until
+from tests.support.process import REPO
 
 KNOWN = [migration.version for migration in migrations.migrations("postgres")]
 
@@ -107,5 +109,5 @@ def test_servers_starting_together_on_an_empty_schema_all_come_up(postgres_dsn: 
         for server in running:
             server.inventory.ListLocations(inv.ListLocationsRequest(), timeout=20)
         assert [version for version, _ in applied(postgres_dsn)] == KNOWN
-        with grpc.insecure_channel(running[-1].address) as channel:
+        with grpc.insecure_channel(running[-1].target) as channel:
             grpc.channel_ready_future(channel).result(timeout=20)

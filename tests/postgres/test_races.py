@@ -21,7 +21,6 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.postgres.cluster import (
     Model,
-    Server,
     call,
     lines_differ,
     logs,
@@ -32,6 +31,7 @@ from tests.postgres.cluster import (
     servers,
     snapshot,
 )
+from tests.support.process import ServerProcess
 
 LOCATIONS = ["L0", "L1", "L2", "L3"]
 GROUPS = {"GA": ["L0", "L1"], "GB": ["L1", "L2"], "GC": ["L2", "L3"]}  # overlapping
@@ -48,7 +48,9 @@ class Client:
     """One client thread's behaviour: random lifecycle operations on its own reservations,
     spread over the servers; retryable codes are retried with the same request_id."""
 
-    def __init__(self, index: int, running: list[Server], model: Model, seed_value: int) -> None:
+    def __init__(
+        self, index: int, running: list[ServerProcess], model: Model, seed_value: int
+    ) -> None:
         start = index % len(running)
         self.targets = running[start:] + running[:start]
         self.model = model

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -14,28 +15,21 @@ from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 from omniroute.routing.v1 import routing_pb2_grpc
 
-from server.app import Running, start_server
-from server.storage.postgres import PostgresStore
 from tests.routing.network import publish_scattered, scattered_order
 from tests.support import at, failure, item
+from tests.support.process import ServerProcess
 
 LOCATIONS, SKUS = 1000, 60
 """Sixty-line orders over these need five shipments, which the solver cannot prove in seconds."""
 
 
 @pytest.fixture
-def busy_server(postgres_dsn: str) -> Iterator[Running]:
+def busy_server(postgres_dsn: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """PostgreSQL, one ledger thread, one solve thread and one queued solve: one long solve
     would hold every ledger transaction if they shared a pool."""
-    running = start_server(
-        "localhost:0",
-        PostgresStore(postgres_dsn, pool_size=2),
-        workers=1,
-        solve_workers=1,
-        solve_queue=1,
-    )
-    yield running
-    running.stop(grace_s=1)
+    flags = ("--pool-size", "2", "--workers", "1", "--solve-workers", "1", "--solve-queue", "1")
+    with ServerProcess(postgres_dsn, *flags, log_dir=tmp_path) as server:
+        yield server
 
 
 def _reserve_seconds(reservations, places: list[tuple[str, str]]) -> list[float]:
@@ -51,9 +45,9 @@ def _reserve_seconds(reservations, places: list[tuple[str, str]]) -> list[float]
 
 
 def test_long_solves_leave_reservations_about_as_fast_as_idle_and_extra_orders_are_refused(
-    busy_server: Running,
+    busy_server: ServerProcess,
 ):
-    with grpc.insecure_channel(f"localhost:{busy_server.port}") as channel:
+    with grpc.insecure_channel(busy_server.target) as channel:
         inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
         reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
         routing = routing_pb2_grpc.RoutingServiceStub(channel)

@@ -1,8 +1,11 @@
-"""Builders and assertions shared by the tests: requests in the domain's words, and the error
-contract (code, ErrorInfo reason and metadata, BadRequest fields) read from a real RpcError."""
+"""Builders and assertions shared by the tests: requests in the domain's words, the error contract
+(code, ErrorInfo reason and metadata, BadRequest fields) read from a real RpcError, and a bounded
+wait. The server run as a subprocess is in tests/support/process.py."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -102,3 +105,16 @@ def availability(
         (record.place.location_id or record.place.location_group_id, record.sku): record
         for record in response.records
     }
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float = 15.0, every_s: float = 0.02
+) -> bool:
+    """Polls `predicate` until it holds or `timeout_s` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
