@@ -1,20 +1,31 @@
-"""Group commit for writers that run on the gRPC server's event loop, on SQLite's one writer
-connection.
+"""Group commit on SQLite's one writer connection: writers that come while a batch's transaction
+is open run in it one after another, and one COMMIT (under FULL, one fsync) ends it for all of
+them. No writer returns before the COMMIT that holds its changes, so durability and isolation
+are those of a transaction each.
 
-Each writer's work runs inline on the loop, with no thread switch: Python's sqlite3 hands the
-GIL to other threads on every statement, and under load each hand-over cost a switch, which
-made the ledger cost more than the transport (benchmarks/ledger_bench.py). Under FULL, the
-COMMIT with its fsync runs on a thread of its own, and so does the BEGIN IMMEDIATE of the next
-batch, queued behind it: writers that arrive while one COMMIT runs form the next batch, which
-commits once for all of them. Under NORMAL or OFF, where a COMMIT does not fsync, the loop
-also begins each batch itself, unless a thread's writer holds the write lock or another
-process holds SQLite's: then the thread waits for it, not the loop.
+Writers come from threads (`write`) and from the server's event loop (`write_on_loop`). A batch
+holds the store's write lock from its BEGIN IMMEDIATE (which also takes SQLite's lock on the
+file, against other processes) to its COMMIT, so the two kinds of batch take turns. A thread's
+batch is continued by the next thread queued for its turn; a loop's batch takes in the loop's
+writers until its COMMIT, scheduled after those already woken. A loop batch's BEGIN and COMMIT
+run on a commit thread, so the loop never waits for the lock or an fsync; where a COMMIT does
+not fsync (synchronous NORMAL or OFF) the loop runs them itself unless that would wait, a thread
+hop costing more than they do (docs/sqlite.md).
 
-The lock is the store's process-wide write lock, so threads that write through
-`SqliteStore.write` (the sweeper, RouteOrder) take turns with the loop's batches. No writer
-returns before the COMMIT that holds its changes, and the failure rules are those of
-`SqliteStore.write`: a writer refused before it wrote leaves the batch going; one that fails
-after writing rolls the batch back, and its batch-mates retry."""
+The failure rules, the same for both kinds of writer:
+
+1. A BEGIN that finds the file busy past the timeout raises Conflict (`connection.begin`).
+2. A writer failing before it wrote anything (every domain error: the ledger checks before it
+   writes) leaves its batch going, and raises its error once the batch has committed: what
+   refused it (stock a batch-mate took, say) is then visible to its next read, so a caller that
+   reads again and retries (RouteOrder re-solving a stale plan) is not refused again.
+3. A writer failing after it wrote, or having lost the transaction, rolls the batch back and
+   raises its error; the batch's earlier writers raise a retry-safe StoreUnavailable (LostBatch),
+   which `transactions.retrying` runs again. This rare case buys the common one two statements
+   fewer per writer than a SAVEPOINT each.
+4. A failed COMMIT may or may not have landed: every writer of the batch raises a StoreUnavailable
+   that is not retry-safe, and only the client can retry (with the same request_id), as with
+   PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,104 +33,152 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import contextmanager
+from types import TracebackType
 
 from server.domain.errors import StoreUnavailable
+from server.domain.port import Result
+from server.storage.network_cache import NetworkCache
 from server.storage.sql import SqlUnitOfWork
-from server.storage.sqlite.connection import begin
+from server.storage.sqlite.connection import begin, unit_of_work
 
-Result = TypeVar("Result")
-
-
-class _Batch:
-    __slots__ = ("closing", "committed", "members")
-
-    def __init__(self, committed: asyncio.Future[None]) -> None:
-        self.committed = committed
-        self.members = 0
-        self.closing = False
+# Writers one thread batch may hold: bounds how long the first of them waits for the COMMIT.
+MAX_GROUP_COMMIT = 32
 
 
-class LoopCommitter:
+class GroupCommit:
     def __init__(
         self,
         connection: sqlite3.Connection,
         lock: threading.Lock,
-        unit_of_work: Callable[[], SqlUnitOfWork],
+        network: NetworkCache,
         *,
         commit_inline: bool,
         busy_timeout_ms: int,
     ) -> None:
-        """`commit_inline`: BEGIN and COMMIT on the loop itself, for when a COMMIT does not
-        fsync (synchronous NORMAL or OFF): a thread hop costs more than such a COMMIT (-7%
-        server CPU per CreateReservation under NORMAL) or such a BEGIN (+4-13%
-        CreateReservation RPC/s under NORMAL, in paired runs). `busy_timeout_ms` is the
-        connection's, restored after the loop's own BEGIN, which does not wait."""
+        """`lock`: the store's write lock, held by a batch from BEGIN to COMMIT. `commit_inline`:
+        a loop batch's BEGIN and COMMIT on the loop itself, for when a COMMIT does not fsync.
+        `busy_timeout_ms`: the connection's, restored after the loop's own BEGIN, which does
+        not wait."""
         self._connection = connection
         self._lock = lock
-        self._unit_of_work = unit_of_work
-        # One thread: it takes the lock and commits in the order the loop asks.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
-        self._open: _Batch | None = None  # the batch writers on the loop join now
-        self._opening: asyncio.Future[_Batch] | None = None
+        self._network = network
         self._commit_inline = commit_inline
         self._busy_timeout_ms = busy_timeout_ms
+        self._turn = threading.Lock()  # a thread writer's turn on the connection
+        self._queue_lock = threading.Lock()
+        self.queued = 0  # thread writers waiting for their turn
+        self._thread_batch: _Batch | None = None  # the batch the next thread writer continues
+        self._loop_batch: _Batch | None = None  # the batch writers on the loop join now
+        self._opening: asyncio.Future[_Batch] | None = None
+        # One thread: it takes the lock and commits in the order the loop asks.
+        self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
 
-    async def write(self, work: Callable[[SqlUnitOfWork], Result]) -> Result:
-        """Runs `work` in the current batch and returns its result once the batch commits."""
-        batch = await self._joinable_batch()
-        changes = self._connection.total_changes
-        refused: BaseException | None = None
+    # --- writers on threads --------------------------------------------------------------
+
+    @contextmanager
+    def write(self, *, slow_reads: bool = True) -> Iterator[SqlUnitOfWork]:
+        """A unit of work in the open thread batch, or in a new one; leaving the `with` block
+        returns once that batch has committed."""
+        with self._queue_lock:
+            self.queued += 1
+        self._turn.acquire()
+        with self._queue_lock:
+            self.queued -= 1
         try:
-            result = work(self._unit_of_work())
-        except BaseException as error:
-            if wrote(self._connection, changes):
-                self._roll_back(batch)
-                raise
-            refused = error
-        else:
-            batch.members += 1
+            batch = self._thread_batch
+            if batch is None:
+                self._lock_and_begin()
+                batch = self._thread_batch = _Batch()
+            turn = _Turn(self, batch, slow_reads=slow_reads)
+            try:
+                with turn as uow:
+                    yield uow
+            finally:
+                if self._thread_batch is batch and not self._continued(batch):
+                    self._thread_batch = None
+                    batch.finish(self._commit())
+        finally:
+            self._turn.release()
+        batch.wait()
+        turn.raise_refusal()
+
+    def _continued(self, batch: _Batch) -> bool:
+        """Whether the next thread queued for its turn continues `batch` (and ends it)."""
+        return bool(
+            self.queued and batch.members < MAX_GROUP_COMMIT and self._connection.in_transaction
+        )
+
+    # --- writers on the event loop -------------------------------------------------------
+
+    async def write_on_loop(self, work: Callable[[SqlUnitOfWork], Result]) -> Result:
+        """Runs `work` in the loop's open batch, or a new one, and returns its result once that
+        batch has committed."""
+        batch = await self._joinable_batch()
+        turn = _Turn(self, batch, slow_reads=False)
+        with turn as uow:
+            result = work(uow)
         if not batch.closing:
             # Runs after every writer the loop has already woken for this batch. Until then,
             # writers that arrive join it: a new batch would wait for the lock this one holds.
             batch.closing = True
-            asyncio.get_running_loop().call_soon(self._commit, batch)
-        # A refused writer too waits: what refused it is then visible to its next read.
-        await asyncio.shield(batch.committed)
-        if refused is not None:
-            raise refused
+            asyncio.get_running_loop().call_soon(self._end_loop_batch, batch)
+        await batch.wait_on_loop()
+        turn.raise_refusal()
         return result
 
     async def _joinable_batch(self) -> _Batch:
         while True:
-            if self._open is not None:  # joinable until its COMMIT is handed to the thread
-                return self._open
+            if self._loop_batch is not None:  # joinable until its COMMIT is handed on
+                return self._loop_batch
             if self._opening is None:
-                if self._commit_inline and self._begin_here():
+                if self._commit_inline and self._lock_and_begin_at_once():
                     return self._opened()
-                self._opening = asyncio.ensure_future(self._begin())
+                self._opening = asyncio.ensure_future(self._begin_on_thread())
             batch = await asyncio.shield(self._opening)
-            if batch is self._open:  # else it committed or rolled back before this writer woke
+            if batch is self._loop_batch:  # else it ended before this writer woke
                 return batch
 
-    async def _begin(self) -> _Batch:
-        loop = asyncio.get_running_loop()
+    async def _begin_on_thread(self) -> _Batch:
         try:
-            await loop.run_in_executor(self._thread, self._lock_and_begin)
+            await asyncio.get_running_loop().run_in_executor(
+                self._commit_thread, self._lock_and_begin
+            )
             return self._opened()
         finally:
             self._opening = None
 
     def _opened(self) -> _Batch:
-        """The batch whose transaction just began, open for writers to join."""
-        self._open = _Batch(asyncio.get_running_loop().create_future())
-        return self._open
+        """The loop batch whose transaction just began, open for the loop's writers to join."""
+        self._loop_batch = _Batch(asyncio.get_running_loop().create_future())
+        return self._loop_batch
 
-    def _begin_here(self) -> bool:
-        """Begins a batch on the loop if nothing makes that wait: the lock held by a thread's
-        writer, or SQLite's file lock by another process (then BEGIN fails at once)."""
+    def _end_loop_batch(self, batch: _Batch) -> None:
+        if batch is not self._loop_batch:
+            return  # rolled back meanwhile
+        self._loop_batch = None
+        if self._commit_inline:
+            batch.finish(self._commit())
+            return
+        committed = asyncio.get_running_loop().run_in_executor(self._commit_thread, self._commit)
+        committed.add_done_callback(lambda done: batch.finish(done.result()))
+
+    # --- the transaction, for both -------------------------------------------------------
+
+    def _lock_and_begin(self) -> None:
+        """Takes the write lock, waiting for it, and begins a batch's transaction (rule 1)."""
+        self._lock.acquire()
+        try:
+            begin(self._connection)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _lock_and_begin_at_once(self) -> bool:
+        """The same, unless that would wait: for the write lock (a batch holds it, open or
+        committing) or for SQLite's (another process writing, then BEGIN fails at once)."""
         if not self._lock.acquire(blocking=False):
             return False
         connection = self._connection
@@ -137,84 +196,129 @@ class LoopCommitter:
             raise
         return True
 
-    def _lock_and_begin(self) -> None:
-        self._lock.acquire()
+    def _commit(self) -> BaseException | None:
+        """Ends the open batch's transaction with its COMMIT and lets go of the write lock;
+        returns why the batch did not commit, if it did not (rules 3 and 4)."""
         try:
-            begin(self._connection)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def _commit(self, batch: _Batch) -> None:
-        if batch is not self._open:
-            return  # rolled back meanwhile
-        self._open = None
-        if self._commit_inline:
+            if not self._connection.in_transaction:
+                return LostBatch("the transaction was rolled back before its commit")
             try:
-                self._commit_and_unlock()
+                self._connection.execute("COMMIT")
             except BaseException as error:
-                _settle(batch, error)
-            else:
-                _settle(batch, None)
-            return
-        done = asyncio.get_running_loop().run_in_executor(self._thread, self._commit_and_unlock)
-        done.add_done_callback(lambda finished: _settle(batch, finished.exception()))
-
-    def _commit_and_unlock(self) -> None:
-        try:
-            self._connection.execute("COMMIT")
-        except BaseException:
-            roll_back_quietly(self._connection)
-            raise
+                _roll_back_quietly(self._connection)
+                return error
+            return None
         finally:
             self._lock.release()
 
     def _roll_back(self, batch: _Batch) -> None:
-        """Undoes the batch (if SQLite has not already); its earlier writers retry."""
-        roll_back_quietly(self._connection)
-        self._open = None
+        """Rule 3: undoes the batch, lets go of the write lock, and tells its earlier writers to
+        retry."""
+        _roll_back_quietly(self._connection)
+        if self._thread_batch is batch:
+            self._thread_batch = None
+        if self._loop_batch is batch:
+            self._loop_batch = None
         self._lock.release()
-        _settle(batch, LostBatch("rolled back before commit") if batch.members else None)
+        batch.finish(LostBatch("rolled back before its commit") if batch.members else None)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        """Waits for the commit thread's work (the caller then takes the write lock, which
+        waits for the batch that holds it, if any)."""
+        self._commit_thread.shutdown(wait=True)
 
 
-def _settle(batch: _Batch, error: BaseException | None) -> None:
-    if batch.committed.done():
-        return
-    if error is None:
-        batch.committed.set_result(None)
-    else:
-        batch.committed.set_exception(commit_failure(error))
+class _Turn:
+    """One writer's unit of work in a batch, under rules 2 and 3: an error before it wrote is
+    held back (`raise_refusal`, once the batch has ended); after, the batch is rolled back."""
+
+    __slots__ = ("_batch", "_changes", "_group", "_slow_reads", "refused")
+
+    def __init__(self, group: GroupCommit, batch: _Batch, *, slow_reads: bool) -> None:
+        self._group = group
+        self._batch = batch
+        self._slow_reads = slow_reads
+        self._changes = 0
+        self.refused: BaseException | None = None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        connection = self._group._connection
+        self._changes = connection.total_changes
+        return unit_of_work(connection, self._group._network, slow_reads=self._slow_reads)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if error is None:
+            self._batch.members += 1
+            return False
+        connection = self._group._connection
+        if connection.total_changes != self._changes or not connection.in_transaction:
+            self._group._roll_back(self._batch)  # the batch cannot commit without this writer
+            return False
+        self.refused = error
+        return True
+
+    def raise_refusal(self) -> None:
+        if self.refused is not None:
+            raise self.refused
 
 
-# --- shared with SqliteStore.write's group commit -------------------------------------------
+class _Batch:
+    """One group-commit transaction: how many writers it holds, and how it ended."""
+
+    __slots__ = ("_done", "_ended", "closing", "error", "members")
+
+    def __init__(self, ended: asyncio.Future[None] | None = None) -> None:
+        """`ended`: what a loop batch's writers await (it ends on the loop)."""
+        self.members = 0
+        self.error: BaseException | None = None
+        self.closing = False  # a loop batch whose end is scheduled
+        self._ended = ended
+        # A held lock is the cheapest latch (an Event builds a Condition and two locks, on
+        # every write): `finish` releases it, `wait` passes through it.
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self._done.release()
+        if self._ended is not None:
+            self._ended.set_result(None)
+
+    def wait(self) -> None:
+        """Returns once the batch committed; raises if it did not."""
+        with self._done:  # every writer of the batch passes through, one after another
+            pass
+        self._raise_failure()
+
+    async def wait_on_loop(self) -> None:
+        """`wait` for a loop batch's writers."""
+        assert self._ended is not None
+        await asyncio.shield(self._ended)
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        """Rules 3 and 4: a batch undone before its COMMIT can run again; after a failed
+        COMMIT only the client knows whether to."""
+        if self.error is None:
+            return
+        failure = StoreUnavailable(
+            f"the commit this change was part of failed: {self.error}",
+            retry_safe=isinstance(self.error, LostBatch),
+        )
+        raise failure from self.error
 
 
 class LostBatch(Exception):
     """A batch undone before its COMMIT: its writers can safely run again."""
 
 
-def commit_failure(error: BaseException) -> StoreUnavailable:
-    """What a batch's writers learn when it did not commit. A failed COMMIT may or may not have
-    landed: only the client can retry safely (with the same request_id), as with PostgreSQL."""
-    failure = StoreUnavailable(
-        f"the commit this change was part of failed: {error}",
-        retry_safe=isinstance(error, LostBatch),
-    )
-    failure.__cause__ = error
-    return failure
-
-
-def roll_back_quietly(connection: sqlite3.Connection) -> None:
+def _roll_back_quietly(connection: sqlite3.Connection) -> None:
     """Ends the transaction, if SQLite has not already (after an I/O error, say)."""
     with contextlib.suppress(sqlite3.Error):
         if connection.in_transaction:
             connection.execute("ROLLBACK")
-
-
-def wrote(connection: sqlite3.Connection, changes_before: int) -> bool:
-    """Whether a writer that failed had changed anything (or lost the transaction): then its
-    batch cannot commit without it."""
-    return connection.total_changes != changes_before or not connection.in_transaction

@@ -1,18 +1,14 @@
-"""Embedded store: one SQLite file in WAL mode.
-
-Writers serialise on one connection (a process-wide lock plus `BEGIN IMMEDIATE`, which also
-serialises with any other process opening the same file), and writers that queue for the lock
-share one commit (group commit): threads through `write`, the server's event loop through
-`write_on_loop` (group_commit.py). Readers use one connection per thread and see a
-consistent snapshot while writers go on. `synchronous` decides durability:
-NORMAL survives a killed process, FULL (the default) also survives power loss."""
+"""The embedded store: readers use a connection per thread and see a snapshot while writers go
+on; writers take turns on one connection and share its commits (group_commit.py). `synchronous`
+decides durability: NORMAL survives a killed process, FULL (the default) also survives power
+loss."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from server.domain.port import Result, UnitOfWork
@@ -27,19 +23,17 @@ from server.storage.sqlite.connection import (
     migrate,
     unit_of_work,
 )
-from server.storage.sqlite.group_commit import (
-    LoopCommitter,
-    LostBatch,
-    commit_failure,
-    roll_back_quietly,
-    wrote,
-)
-
-# Writers one group commit may hold: bounds how long the first of them waits for the COMMIT.
-MAX_GROUP_COMMIT = 32
+from server.storage.sqlite.group_commit import GroupCommit
 
 
 class SqliteStore:
+    """A `LoopStore`: its units of work take microseconds and no network round trip, so the
+    server's event loop runs them itself (`read_on_loop`, `write_on_loop`), sparing the thread
+    switches a worker thread costs, which cost more than the ledger's own work while sqlite3
+    hands the GIL on at every statement (docs/sqlite.md). Meanwhile every other caller of the
+    loop waits, so these units of work raise WouldBlock before slow work (summing a big group's
+    stock), and the caller runs them again on a thread."""
+
     def __init__(
         self,
         path: str | Path,
@@ -56,9 +50,6 @@ class SqliteStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._write_lock = threading.Lock()
         self._network = NetworkCache()
-        self._queue_lock = threading.Lock()
-        self._queued = 0  # writers waiting for the write lock
-        self._batch: _Batch | None = None  # the open group-commit transaction, if any
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -66,10 +57,10 @@ class SqliteStore:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self.migrate()
-        self._loop_committer = LoopCommitter(
+        self._group_commit = GroupCommit(
             self._writer,
             self._write_lock,
-            lambda: self._unit_of_work(slow_reads=False),
+            self._network,
             commit_inline=self._synchronous in ("OFF", "NORMAL"),
             busy_timeout_ms=busy_timeout_ms,
         )
@@ -87,89 +78,19 @@ class SqliteStore:
         with self._write_lock:
             return migrate(self._writer)
 
-    @contextmanager
     def write(
         self, skus: Collection[str] = (), *, network: bool = False, slow_reads: bool = True
-    ) -> Iterator[SqlUnitOfWork]:
-        """Group commit: writers run one at a time, but a writer that finishes while others
-        queue for the lock leaves the transaction open for them, and the last of the batch
-        commits for all (one COMMIT, and under FULL one fsync). No writer returns before the
-        COMMIT that holds its changes: durability and isolation are unchanged. Under NORMAL
-        too, sharing the BEGIN and COMMIT statements measured +42% CreateReservation RPC/s.
-
-        A writer that fails before writing anything (every domain error: the ledger checks
-        before it writes) leaves the batch going. One that fails after writing rolls the whole
-        batch back, and its earlier writers are told to retry (a retry-safe StoreUnavailable,
-        which `transactions.retrying` retries). That rare case buys the common one two
-        statements fewer per writer than a SAVEPOINT each would cost (measured +12%
-        CreateReservation RPC/s under load: each statement hands the GIL to other threads)."""
-        with self._queue_lock:
-            self._queued += 1
-        self._write_lock.acquire()
-        with self._queue_lock:
-            self._queued -= 1
-        batch: _Batch | None = None
-        refused: BaseException | None = None
-        try:
-            batch = self._batch or self._begin_batch()
-            changes = self._writer.total_changes
-            try:
-                yield self._unit_of_work(slow_reads=slow_reads)
-            except BaseException as error:
-                if wrote(self._writer, changes):
-                    self._roll_back(batch)
-                    raise
-                refused = error
-            else:
-                batch.members += 1
-        finally:
-            if batch is not None:
-                self._end_batch_unless_continued(batch)
-            self._write_lock.release()
-        # A refused writer too returns only once the batch it saw has committed: what refused
-        # it (stock a batch-mate took, say) is then visible to its next read, so a caller that
-        # reads again and retries (RouteOrder re-solving a stale plan) is not refused again.
-        batch.wait()
-        if refused is not None:
-            raise refused
+    ) -> AbstractContextManager[SqlUnitOfWork]:
+        """Excludes every other writer, whatever its `skus`."""
+        return self._group_commit.write(slow_reads=slow_reads)
 
     async def write_on_loop(self, work: Callable[[UnitOfWork], Result]) -> Result:
-        """Group commit for writers on the event loop, taking turns with `write`'s threads
-        (see group_commit.py)."""
-        return await self._loop_committer.write(work)
+        return await self._group_commit.write_on_loop(work)
 
-    def _unit_of_work(self, *, slow_reads: bool = True) -> SqlUnitOfWork:
-        return unit_of_work(self._writer, self._network, slow_reads=slow_reads)
-
-    def _begin_batch(self) -> _Batch:
-        begin(self._writer)
-        self._batch = _Batch()
-        return self._batch
-
-    def _roll_back(self, batch: _Batch) -> None:
-        """Undoes the batch's transaction (if SQLite has not already, after an I/O error, say);
-        its earlier writers are told to retry."""
-        roll_back_quietly(self._writer)
-        self._batch = None
-        batch.finish(None if batch.members == 0 else LostBatch("rolled back before commit"))
-
-    def _end_batch_unless_continued(self, batch: _Batch) -> None:
-        if self._batch is not batch:
-            return
-        if not self._writer.in_transaction:
-            self._batch = None
-            batch.finish(LostBatch("the transaction was rolled back before its commit"))
-            return
-        if self._queued and batch.members < MAX_GROUP_COMMIT:
-            return  # the next writer in the queue continues the batch and ends it
-        self._batch = None
-        try:
-            self._writer.execute("COMMIT")
-        except BaseException as error:
-            roll_back_quietly(self._writer)
-            batch.finish(error)
-            raise
-        batch.finish(None)
+    @property
+    def _queued(self) -> int:
+        """Threads waiting to write (the group-commit tests wait for one)."""
+        return self._group_commit.queued
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
@@ -189,41 +110,13 @@ class SqliteStore:
         return connection
 
     def close(self) -> None:
-        self._loop_committer.close()
+        self._group_commit.close()
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        with self._write_lock, self._readers_lock:
-            if self._batch is not None:  # its last writer still queues: it will find us closed
-                self._batch.finish(LostBatch("the store was closed before the commit"))
-                self._batch = None
+        with self._write_lock, self._readers_lock:  # once the batch holding it, if any, ended
             for connection in [self._writer, *self._readers]:
                 connection.close()
             self._readers.clear()
-
-
-class _Batch:
-    """One group-commit transaction: how many writers it holds, and how it ended."""
-
-    __slots__ = ("_done", "error", "members")
-
-    def __init__(self) -> None:
-        self.members = 0
-        self.error: BaseException | None = None
-        # A held lock is the cheapest latch (an Event builds a Condition and two locks, on
-        # every write): `finish` releases it, `wait` passes through it.
-        self._done = threading.Lock()
-        self._done.acquire()
-
-    def finish(self, error: BaseException | None) -> None:
-        self.error = error
-        self._done.release()
-
-    def wait(self) -> None:
-        """Returns once the batch committed; raises if its COMMIT failed or it was lost."""
-        with self._done:  # every writer of the batch passes through, one after another
-            pass
-        if self.error is not None:
-            raise commit_failure(self.error)
 
 
 def _transaction(
