@@ -162,8 +162,8 @@ def _run(
     """One transaction in pipeline mode: statements whose results nobody reads yet (BEGIN, the
     locks, the writes, COMMIT) go out together and wait for their answers at the next read or
     at the end, so a reservation costs a few round trips rather than one per statement
-    (docs/performance.md has the measurements). An error of a queued statement surfaces at that next read, or at the end, and is handled
-    the same."""
+    (docs/performance.md has the measurements). An error of a queued statement surfaces at
+    that next read, or at the end, and is handled the same."""
     committing = False
     try:
         with _pipeline(connection) as sync:
