@@ -1,8 +1,8 @@
 """Wiring: the gRPC server with its services, health and reflection, and graceful stop.
 
 The server is grpc.aio, on an event loop of its own thread. Servicers are coroutines: on SQLite
-the ledger's units of work run on the loop itself (`server/transport/transactions.py` says
-when not), with no thread switch per call; every PostgreSQL unit of work runs on `workers`
+the ledger's units of work run on the loop itself (`SqliteStore` says why), with no
+thread switch per call; every PostgreSQL unit of work runs on `workers`
 threads, and RouteOrder's solves on a bounded pool of their own (`solve_workers` threads,
 `solve_queue` waiting), so that long solves never hold back ledger transactions
 (docs/performance.md has the measurements)."""

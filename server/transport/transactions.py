@@ -3,14 +3,12 @@ request_id bookkeeping (AIP-155), so a response is remembered exactly when its c
 Transient store failures (a conflict with another writer, a connection lost before commit) are
 retried here with backoff, so clients see ABORTED or UNAVAILABLE only when retries run out.
 
-`Transactions` is what the servicers, which run on the server's event loop, call: on a
-`LoopStore` (SQLite) the units of work run on the loop itself, otherwise (PostgreSQL, where each
-statement is a network round trip) on the loop's worker threads. A network change, and a
-request the servicer calls big, run on a worker thread instead, so that no request holds the
-loop, and every other caller with it, for more than a few milliseconds. Summing a big group's
-stock is slow too: a unit of work on the loop, or a write on any thread, stops before it
-(port.WouldBlock); the sums are then read into the cache on a thread, outside any write,
-and the unit of work runs again."""
+`Transactions` is what the servicers, which run on the server's event loop, call. Units of work
+of a `LoopStore` run on the loop itself (`SqliteStore` says why, and what it costs); all others,
+a network change and a request the servicer calls big run on a worker thread, so that no
+request holds the loop, and every other caller with it, for long. A unit of work that would sum
+a big group's stock stops first (WouldBlock); the sums are read into the cache on a thread,
+outside any write, and the unit of work runs again."""
 
 from __future__ import annotations
 
