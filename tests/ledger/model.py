@@ -1,14 +1,18 @@
-"""A plain-Python model of what the ledger should hold, and an independent reader of the
-SQLite file, both in the same shape so that they can be compared field by field.
+"""The reference ledger: a plain-Python account of what the ledger should hold, from which the
+Hypothesis state machine predicts every answer and into which the PostgreSQL race tests enter
+every OK answer; and an independent reader of the SQLite file in the same shape, so that the two
+can be compared field by field.
 
 Places are tuples (kind, id) with kind 1 for a location and 2 for a group, as in the
 `reservation_lines.place_kind` column. Quantities and times are ints (microseconds)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from tests.ledger.oracle import SkuState, Stock
@@ -68,7 +72,8 @@ class Booking:
 
 @dataclass
 class Ledger:
-    """Either the model's expectation or what the database holds."""
+    """The reference ledger, or what a database holds in the same shape. Changes, and the reads
+    concurrent clients make, hold `lock`, so that client threads can enter answers side by side."""
 
     members: dict[str, tuple[str, ...]]
     levels: dict[tuple[str, str], Level] = field(default_factory=dict)  # (location, sku)
@@ -76,6 +81,15 @@ class Ledger:
     # Only from the database: the stored counters, to be checked against the lines.
     stored_reserved: dict[tuple[str, str], int] = field(default_factory=dict)
     stored_group_reserved: dict[tuple[str, str], int] = field(default_factory=dict)
+    lock: threading.RLock = field(
+        default_factory=threading.RLock, init=False, repr=False, compare=False
+    )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Ledger:
+        """A copy with a lock of its own: the state machine predicts on a copy it may drop."""
+        return Ledger(
+            **{f.name: copy.deepcopy(getattr(self, f.name), memo) for f in fields(self) if f.init}
+        )
 
     def level(self, location: str, sku: str) -> Level:
         return self.levels.get((location, sku), Level())
@@ -112,6 +126,74 @@ class Ledger:
         state = self.sku_state(sku)
         kind, place_id = place
         return state.location_ato(place_id) if kind == LOCATION else state.group_ato(place_id)
+
+    def open_lines(self, reservation_id: str) -> list[tuple[str, Place, int]]:
+        """(sku, place, open units) of the reservation's open lines, in line order."""
+        with self.lock:
+            booking = self.bookings.get(reservation_id)
+            lines = sorted(booking.lines.items()) if booking else []
+            return [
+                (sku, (kind, place_id), line.open)
+                for (sku, kind, place_id), line in lines
+                if line.open
+            ]
+
+    # --- changes: what one accepted request does (the caller decides whether it is accepted) ---
+
+    def create(self, reservation_id: str, now_us: int, expire_us: int | None = None) -> Booking:
+        """A new reservation, without lines until `reserve` gives it some."""
+        with self.lock:
+            booking = self.bookings[reservation_id] = Booking(now_us, now_us, expire_us)
+            return booking
+
+    def _line(self, reservation_id: str, sku: str, place: Place) -> Line:
+        return self.bookings[reservation_id].lines.setdefault((sku, *place), Line())
+
+    def reserve(self, reservation_id: str, sku: str, place: Place, units: int) -> None:
+        with self.lock:
+            self._line(reservation_id, sku, place).quantity += units
+
+    def transfer_out(self, reservation_id: str, sku: str, place: Place, units: int) -> None:
+        """The source half of a transfer (a request lets go of every source before it checks
+        any destination, then reserves there)."""
+        with self.lock:
+            self._line(reservation_id, sku, place).transferred_out += units
+
+    def transfer(
+        self, reservation_id: str, sku: str, source: Place, target: Place, units: int
+    ) -> None:
+        with self.lock:
+            self.transfer_out(reservation_id, sku, source, units)
+            self.reserve(reservation_id, sku, target, units)
+
+    def fulfill(self, reservation_id: str, sku: str, location: str, units: int) -> None:
+        """Ships from the location: the line's units leave stock on hand."""
+        with self.lock:
+            self._line(reservation_id, sku, (LOCATION, location)).fulfilled += units
+            level = self.level(location, sku)
+            self.levels[(location, sku)] = replace(level, on_hand=level.on_hand - units)
+
+    def release(self, reservation_id: str, sku: str, place: Place, units: int) -> None:
+        with self.lock:
+            self._line(reservation_id, sku, place).released += units
+
+    def expire(self, reservation_id: str) -> None:
+        """What the sweeper does to a due reservation: releases whatever is open."""
+        with self.lock:
+            booking = self.bookings[reservation_id]
+            for line in booking.lines.values():
+                line.released += line.open
+            booking.expired = True
+
+    def adjust(self, location: str, sku: str, delta: int) -> int:
+        """On hand moves by `delta` but not below zero; returns the delta applied. A record the
+        adjustment creates has effective time 0."""
+        with self.lock:
+            level = self.level(location, sku)
+            on_hand = max(0, level.on_hand + delta)
+            effective = 0 if level.effective_us is None else level.effective_us
+            self.levels[(location, sku)] = replace(level, on_hand=on_hand, effective_us=effective)
+            return on_hand - level.on_hand
 
 
 def read_database(connection: sqlite3.Connection, members: dict[str, tuple[str, ...]]) -> Ledger:

@@ -250,9 +250,10 @@ class LedgerMachine(RuleBasedStateMachine):
             raise Refused(FAILED_PRECONDITION, "RESERVATION_EXPIRED", reservation_id=reservation_id)
         return booking
 
-    def open_line(
+    def require_open(
         self, booking: Booking, reservation_id: str, sku: str, place: Place, quantity: int
-    ) -> Line:
+    ) -> None:
+        """Refused unless the reservation holds at least `quantity` open at the place."""
         line = booking.lines.get((sku, *place))
         held = line.open if line else 0
         if line is None or quantity > held:
@@ -265,7 +266,6 @@ class LedgerMachine(RuleBasedStateMachine):
                 requested=quantity,
                 open=held,
             )
-        return line
 
     def pick_reservation(self, data: st.DataObject) -> str:
         """Mostly active reservations, sometimes closed or expired ones, rarely an unknown id."""
@@ -419,15 +419,8 @@ class LedgerMachine(RuleBasedStateMachine):
         def predict(model: Ledger) -> Callable[[Any], None]:
             expected = []
             for location, sku, delta in pairs:
-                level = model.level(location, sku)
-                on_hand = max(0, level.on_hand + delta)
-                model.levels[(location, sku)] = Level(
-                    on_hand,
-                    level.safety_stock,
-                    level.futures,
-                    0 if level.effective_us is None else level.effective_us,
-                )
-                expected.append((location, sku, on_hand, on_hand - level.on_hand))
+                applied = model.adjust(location, sku, delta)
+                expected.append((location, sku, model.level(location, sku).on_hand, applied))
 
             def check(response: inv.AdjustStockResponse) -> None:
                 got = [(r.location_id, r.sku, r.on_hand, r.applied_delta) for r in response.results]
@@ -466,11 +459,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 raise Refused(
                     ALREADY_EXISTS, "RESERVATION_ALREADY_EXISTS", reservation_id=reservation_id
                 )
-            booking = Booking(
-                self.now, self.now, None if ttl_s is None else self.now + ttl_s * SECOND
-            )
             key = reservation_id or "(generated)"
-            model.bookings[key] = booking
+            booking = model.create(
+                key, self.now, None if ttl_s is None else self.now + ttl_s * SECOND
+            )
             granted = []
             for sku, place, quantity in items:
                 available = model.available_to_order(sku, place)
@@ -485,7 +477,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     )
                 units = min(quantity, available)
                 if units:
-                    booking.lines.setdefault((sku, *place), Line()).quantity += units
+                    model.reserve(key, sku, place, units)
                 granted.append((sku, place, quantity, units))
             if not booking.lines:
                 sku, place, quantity = items[0]
@@ -629,8 +621,8 @@ class LedgerMachine(RuleBasedStateMachine):
             booking = self.live(model, reservation_id)
             # Every source lets go before any destination is checked.
             for sku, source, _, quantity in items:
-                line = self.open_line(booking, reservation_id, sku, source, quantity)
-                line.transferred_out += quantity
+                self.require_open(booking, reservation_id, sku, source, quantity)
+                model.transfer_out(reservation_id, sku, source, quantity)
             for sku, _, target, quantity in items:
                 if not ignore:
                     available = model.available_to_order(sku, target)
@@ -643,7 +635,7 @@ class LedgerMachine(RuleBasedStateMachine):
                             requested=quantity,
                             available=available,
                         )
-                booking.lines.setdefault((sku, *target), Line()).quantity += quantity
+                model.reserve(reservation_id, sku, target, quantity)
             booking.update_us = self.now
             return lambda response: assert_reservation(
                 response.reservation, booking, reservation_id
@@ -688,7 +680,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         place=place_name(place),
                     )
             for sku, place, quantity in items:
-                line = self.open_line(booking, reservation_id, sku, place, quantity)
+                self.require_open(booking, reservation_id, sku, place, quantity)
                 level = model.level(place[1], sku)
                 if quantity > level.on_hand:
                     raise Refused(
@@ -699,13 +691,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         requested=quantity,
                         available=level.on_hand,
                     )
-                line.fulfilled += quantity
-                model.levels[(place[1], sku)] = Level(
-                    level.on_hand - quantity,
-                    level.safety_stock,
-                    level.futures,
-                    level.effective_us,
-                )
+                model.fulfill(reservation_id, sku, place[1], quantity)
             booking.update_us = self.now
             return lambda response: assert_reservation(
                 response.reservation, booking, reservation_id
@@ -748,7 +734,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     )
                 todo = items
             for sku, place, quantity in todo:
-                self.open_line(booking, reservation_id, sku, place, quantity).released += quantity
+                self.require_open(booking, reservation_id, sku, place, quantity)
+                model.release(reservation_id, sku, place, quantity)
             if todo:
                 booking.update_us = self.now
             return lambda response: assert_reservation(
@@ -767,11 +754,8 @@ class LedgerMachine(RuleBasedStateMachine):
         due = [rid for rid, booking in self.model.bookings.items() if booking.due(self.now)]
         assert expire_due(self.store, self.ledger) == len(due)
         for reservation_id in due:
-            booking = self.model.bookings[reservation_id]
-            for line in booking.lines.values():
-                line.released += line.open
-            booking.expired = True
-            booking.update_us = self.now
+            self.model.expire(reservation_id)
+            self.model.bookings[reservation_id].update_us = self.now
 
     @precondition(lambda self: self.model.bookings)
     @rule(data=st.data())

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -28,11 +28,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from omniroute.inventory.v1 import inventory_pb2 as inv
 
+from tests.ledger.model import GROUP, LOCATION, Ledger, Level, Place
 from tests.support.process import ServerProcess
 
 ADMIN_DSN = os.environ.get("OMNIROUTE_TEST_POSTGRES_DSN", "")
 RPC_TIMEOUT_S = 20.0
-LOCATION, GROUP = 1, 2  # reservation_lines.place_kind
 
 # --- DSNs --------------------------------------------------------------------------------------
 
@@ -180,12 +180,6 @@ def place(place_id: str) -> inv.Place:
     return inv.Place(location_id=place_id)
 
 
-def place_key(message: inv.Place) -> tuple[int, str]:
-    if message.HasField("location_group_id"):
-        return GROUP, message.location_group_id
-    return LOCATION, message.location_id
-
-
 def seed(
     server: ServerProcess,
     locations: Sequence[str],
@@ -230,63 +224,61 @@ def seed(
     )
 
 
-# --- the client's own account of what it was told ----------------------------------------------
-
-LineKey = tuple[str, str, int, str]  # reservation id, sku, place kind, place id
+# --- the client's own account of what it was told: the reference ledger ------------------------
 
 
-class Model:
-    """What OK answers say happened, line by line (quantity, fulfilled, released,
-    transferred_out), and on-hand changes: the expectation for the database at the end."""
+def reference(groups: dict[str, Sequence[str]], on_hand: dict[tuple[str, str], int]) -> Ledger:
+    """The reference ledger as `seed` sets it up, (sku, location) -> on hand, into which
+    clients enter every OK answer: the expectation for the database at the end."""
+    return Ledger(
+        {group: tuple(members) for group, members in groups.items()},
+        {(location, sku): Level(units) for (sku, location), units in on_hand.items()},
+    )
 
-    def __init__(self, on_hand: dict[tuple[str, str], int]) -> None:
-        self.lock = threading.Lock()
-        self.lines: dict[LineKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        self.reservations: set[str] = set()
-        self.on_hand_added: dict[tuple[str, str], int] = defaultdict(int)
-        self.initial = dict(on_hand)
 
-    def created(self, response: Any) -> None:
-        with self.lock:
-            rid = response.reservation.id
-            self.reservations.add(rid)
-            for item in response.items:
-                if item.reserved:
-                    self.lines[(rid, item.sku, *place_key(item.place))][0] += item.reserved
+def place_key(place_id: str) -> Place:
+    """The reference ledger's (kind, id) of a place id named by the convention of `place`."""
+    return (GROUP, place_id) if place_id.startswith("G") else (LOCATION, place_id)
 
-    def moved(self, rid: str, sku: str, source: str, target: str, quantity: int) -> None:
-        with self.lock:
-            self.lines[(rid, sku, *place_key(place(source)))][3] += quantity
-            self.lines[(rid, sku, *place_key(place(target)))][0] += quantity
 
-    def fulfilled(self, rid: str, sku: str, at: str, quantity: int) -> None:
-        with self.lock:
-            self.lines[(rid, sku, *place_key(place(at)))][1] += quantity
+def record_created(model: Ledger, response: Any) -> None:
+    """Enters an OK CreateReservation answer: the reservation and what each item got."""
+    reservation = response.reservation
+    expire_us = (
+        reservation.expire_time.ToMicroseconds() if reservation.HasField("expire_time") else None
+    )
+    with model.lock:
+        model.create(reservation.id, reservation.create_time.ToMicroseconds(), expire_us)
+        for item in response.items:
+            if item.reserved:
+                kind = GROUP if item.place.HasField("location_group_id") else LOCATION
+                where = item.place.location_group_id or item.place.location_id
+                model.reserve(reservation.id, item.sku, (kind, where), item.reserved)
 
-    def released(self, rid: str, sku: str, at: str, quantity: int) -> None:
-        with self.lock:
-            self.lines[(rid, sku, *place_key(place(at)))][2] += quantity
 
-    def adjusted(self, sku: str, location_id: str, delta: int) -> None:
-        with self.lock:
-            self.on_hand_added[(sku, location_id)] += delta
+def open_lines(model: Ledger, rid: str) -> list[tuple[str, str, int]]:
+    """(sku, place id, open units) of the reservation's open lines, in line order."""
+    return [(sku, place_id, units) for sku, (_, place_id), units in model.open_lines(rid)]
 
-    def open_lines(self, rid: str) -> list[tuple[str, str, int]]:
-        """(sku, place id, open) of the reservation's open lines."""
-        with self.lock:
-            return [
-                (sku, place_id, q - f - r - t)
-                for (line_rid, sku, _kind, place_id), (q, f, r, t) in sorted(self.lines.items())
-                if line_rid == rid and q - f - r - t > 0
-            ]
 
-    def expected_on_hand(self) -> dict[tuple[str, str], int]:
-        with self.lock:
-            keys = set(self.initial) | set(self.on_hand_added)
-            return {key: self.initial.get(key, 0) + self.on_hand_added[key] for key in keys}
+def received(model: Ledger) -> dict[tuple[str, str], int]:
+    """(sku, location) -> the units the OK answers put on hand (seeded stock and adjustments):
+    on hand now plus what was shipped, for `problems` to take off what the database shipped."""
+    with model.lock:
+        shipped: dict[tuple[str, str], int] = defaultdict(int)
+        for booking in model.bookings.values():
+            for (sku, kind, place_id), line in booking.lines.items():
+                if kind == LOCATION:
+                    shipped[(sku, place_id)] += line.fulfilled
+        return {
+            (sku, location): level.on_hand + shipped[(sku, location)]
+            for (location, sku), level in model.levels.items()
+        }
 
 
 # --- the database, read directly ---------------------------------------------------------------
+
+LineKey = tuple[str, str, int, str]  # reservation id, sku, place kind, place id
 
 
 @dataclass
@@ -414,12 +406,17 @@ def _uncoverable(state: Snapshot) -> list[str]:
     return found
 
 
-def lines_differ(state: Snapshot, model: Model) -> list[str]:
+def lines_differ(state: Snapshot, model: Ledger) -> list[str]:
     """Lines where the database and the client's account of its OK answers disagree."""
     found = []
     with model.lock:
-        expected = {key: tuple(value) for key, value in model.lines.items() if any(value)}
-        known = set(model.reservations)
+        expected = {
+            (rid, *key): astuple(line)
+            for rid, booking in model.bookings.items()
+            for key, line in booking.lines.items()
+            if any(astuple(line))
+        }
+        known = set(model.bookings)
     for key in sorted(set(expected) | {k for k in state.lines if k[0] in known}):
         if expected.get(key, (0, 0, 0, 0)) != state.lines.get(key, (0, 0, 0, 0)):
             found.append(

@@ -19,18 +19,23 @@ import grpc
 import pytest
 from omniroute.inventory.v1 import reservation_pb2 as res
 
+from tests.ledger.model import Ledger
 from tests.postgres.cluster import (
     GROUPS,
     LOCATIONS,
     PLACES,
     RETRYABLE,
-    Model,
     backends,
     call,
     lines_differ,
     logs,
+    open_lines,
     place,
+    place_key,
     problems,
+    received,
+    record_created,
+    reference,
     run_threads,
     seed,
     server_dsn,
@@ -59,7 +64,7 @@ class Client:
     """Creates reservations, then ships or releases parts of them; one attempt per call, so
     the codes the servers answer are seen as they are."""
 
-    def __init__(self, index: int, running: list[ServerProcess], model: Model) -> None:
+    def __init__(self, index: int, running: list[ServerProcess], model: Ledger) -> None:
         self.server = running[index % len(running)]
         self.model = model
         self.rng = random.Random(index)
@@ -88,7 +93,7 @@ class Client:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            lines = self.model.open_lines(self.own[-1]) if self.own else []
+            lines = open_lines(self.model, self.own[-1]) if self.own else []
             at_location = [line for line in lines if not line[1].startswith("G")]
             if at_location and self.rng.random() < 0.5:
                 sku, at, units = self.rng.choice(at_location)
@@ -99,7 +104,7 @@ class Client:
                         items=[res.FulfillItem(sku=sku, place=place(at), quantity=units)],
                         request_id=self.request_id(),
                     )
-                    apply = lambda _r, a=(rid, sku, at, units): self.model.fulfilled(*a)  # noqa: E731
+                    apply = lambda _r, a=(rid, sku, at, units): self.model.fulfill(*a)  # noqa: E731
                     self.once("reservations", "FulfillReservation", request, apply)
                 else:
                     request = res.ReleaseReservationRequest(
@@ -107,7 +112,8 @@ class Client:
                         items=[res.ReleaseItem(sku=sku, place=place(at), quantity=units)],
                         request_id=self.request_id(),
                     )
-                    apply = lambda _r, a=(rid, sku, at, units): self.model.released(*a)  # noqa: E731
+                    where = place_key(at)
+                    apply = lambda _r, a=(rid, sku, where, units): self.model.release(*a)  # noqa: E731
                     self.once("reservations", "ReleaseReservation", request, apply)
                 continue
             request = res.CreateReservationRequest(
@@ -120,7 +126,7 @@ class Client:
             self.once("reservations", "CreateReservation", request, self.created)
 
     def created(self, response: Any) -> None:
-        self.model.created(response)
+        record_created(self.model, response)
         self.own.append(response.reservation.id)
 
 
@@ -131,7 +137,7 @@ def test_killed_connections_give_retryable_codes_lose_nothing_and_servers_heal(
     application = f"omniroute-kill-{uuid.uuid4().hex[:8]}"
     dsn = server_dsn(postgres_dsn, application_name=application)
     initial = {(sku, loc): 10_000 for sku in SKUS for loc in LOCATIONS}
-    model = Model(initial)
+    model = reference(GROUPS, initial)
     with servers(dsn, 2, pool_size=3) as running:
         seed(running[0], LOCATIONS, GROUPS, initial)
         clients = [Client(index, running, model) for index in range(8)]
@@ -184,7 +190,7 @@ def test_killed_connections_give_retryable_codes_lose_nothing_and_servers_heal(
         assert not unresolved, unresolved
 
         final = snapshot(postgres_dsn)
-        assert problems(final, model.expected_on_hand()) == []
+        assert problems(final, received(model)) == []
         assert lines_differ(final, model) == [], "an acknowledged change was lost or altered"
-        assert set(final.reservations) == model.reservations
+        assert set(final.reservations) == set(model.bookings)
         print(f"killed {killed} backends; client codes {dict(codes)}")

@@ -24,12 +24,16 @@ from tests.postgres.cluster import (
     GROUPS,
     LOCATIONS,
     PLACES,
-    Model,
     call,
     lines_differ,
     logs,
+    open_lines,
     place,
+    place_key,
     problems,
+    received,
+    record_created,
+    reference,
     run_threads,
     seed,
     server_dsn,
@@ -53,7 +57,7 @@ DOCUMENTED = {
 def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
     dsn = server_dsn(postgres_dsn, settings={"deadlock_timeout": "60s"})
     initial = {(sku, loc): 40 for sku in SKUS for loc in LOCATIONS}
-    model = Model(initial)
+    model = reference(GROUPS, initial)
     shared: list[str] = []
     shared_lock = threading.Lock()
     outcomes: Counter[str] = Counter()
@@ -80,7 +84,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
                 )[0]
                 with shared_lock:
                     rid = rng.choice(shared) if shared else ""
-                lines = {sku: (at, units) for sku, at, units in model.open_lines(rid)}
+                lines = {sku: (at, units) for sku, at, units in open_lines(model, rid)}
                 if kind == "create" or not rid:
                     request: Any = res.CreateReservationRequest(
                         items=[
@@ -95,7 +99,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
                         targets, "reservations", "CreateReservation", request, attempts=3
                     )
                     if note("create", outcome):
-                        model.created(outcome.response)
+                        record_created(model, outcome.response)
                         with shared_lock:
                             shared.append(outcome.response.reservation.id)
                 elif kind == "transfer":
@@ -121,7 +125,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
                     )
                     if note("transfer", outcome):
                         for sku, source, to in moves:
-                            model.moved(rid, sku, source, to, 1)
+                            model.transfer(rid, sku, place_key(source), place_key(to), 1)
                 elif kind in ("fulfil", "release"):
                     picked = [
                         (sku, lines[sku][0])
@@ -144,7 +148,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
                         )
                         if note("fulfil", outcome):
                             for sku, at in picked:
-                                model.fulfilled(rid, sku, at, 1)
+                                model.fulfill(rid, sku, at, 1)
                     else:
                         request = res.ReleaseReservationRequest(
                             reservation_id=rid,
@@ -159,7 +163,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
                         )
                         if note("release", outcome):
                             for sku, at in picked:
-                                model.released(rid, sku, at, 1)
+                                model.release(rid, sku, place_key(at), 1)
                 elif kind == "adjust":
                     request = inv.AdjustStockRequest(
                         adjustments=[
@@ -173,7 +177,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
                     outcome = call(targets, "inventory", "AdjustStock", request, attempts=3)
                     if note("adjust", outcome):
                         for adjustment in request.adjustments:
-                            model.adjusted(adjustment.sku, adjustment.location_id, 1)
+                            model.adjust(adjustment.location_id, adjustment.sku, 1)
                 else:
                     # The same membership again: takes the exclusive network lock.
                     request = inv.UpsertLocationGroupsRequest(
@@ -198,7 +202,7 @@ def test_opposite_lock_orders_never_deadlock(postgres_dsn: str) -> None:
         }
         assert not undocumented, f"{undocumented} (DEADLINE_EXCEEDED: deadlock)\n{logs(running)}"
         final = snapshot(postgres_dsn)
-        assert problems(final, model.expected_on_hand()) == []
+        assert problems(final, received(model)) == []
         assert lines_differ(final, model) == []
     assert outcomes["transfer OK"] > 0, outcomes
     assert outcomes["create OK"] > 0, outcomes

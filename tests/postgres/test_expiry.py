@@ -19,12 +19,16 @@ from tests.postgres.cluster import (
     GROUPS,
     LOCATIONS,
     PLACES,
-    Model,
     call,
     lines_differ,
     logs,
+    open_lines,
     place,
+    place_key,
     problems,
+    received,
+    record_created,
+    reference,
     run_threads,
     seed,
     servers,
@@ -44,7 +48,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
     postgres_dsn: str,
 ) -> None:
     initial = {(sku, loc): 1_000 for sku in SKUS for loc in LOCATIONS}
-    model = Model(initial)
+    model = reference(GROUPS, initial)
     expiring: list[str] = []
     lasting: list[str] = []
     outcomes: list[str] = []
@@ -70,7 +74,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
                 )
                 outcome = call(targets, "reservations", "CreateReservation", request)
                 assert outcome.code is OK, outcome
-                model.created(outcome.response)
+                record_created(model, outcome.response)
                 rid = outcome.response.reservation.id
                 with lock:
                     (expiring if ttl else lasting).append(rid)
@@ -79,7 +83,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
                 change(rid, targets[1:] + targets[:1], rng)
 
         def change(rid: str, targets: list[ServerProcess], rng: random.Random) -> None:
-            lines = model.open_lines(rid)
+            lines = open_lines(model, rid)
             if not lines:
                 return
             sku, at, _units = rng.choice(lines)
@@ -96,7 +100,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
                 )
                 outcome = call(targets, "reservations", "TransferReservation", request)
                 if outcome.code is OK:
-                    model.moved(rid, sku, at, to, 1)
+                    model.transfer(rid, sku, place_key(at), place_key(to), 1)
             elif rng.random() < 0.5:
                 request = res.FulfillReservationRequest(
                     reservation_id=rid,
@@ -105,7 +109,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
                 )
                 outcome = call(targets, "reservations", "FulfillReservation", request)
                 if outcome.code is OK:
-                    model.fulfilled(rid, sku, at, 1)
+                    model.fulfill(rid, sku, at, 1)
             else:
                 request = res.ReleaseReservationRequest(
                     reservation_id=rid,
@@ -114,7 +118,7 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
                 )
                 outcome = call(targets, "reservations", "ReleaseReservation", request)
                 if outcome.code is OK:
-                    model.released(rid, sku, at, 1)
+                    model.release(rid, sku, place_key(at), 1)
             with lock:
                 outcomes.append(f"{outcome.code.name} {outcome.reason}".strip())
 
@@ -150,13 +154,12 @@ def test_reservations_expire_exactly_once_with_several_sweeping_servers(
         assert not any(thread.is_alive() for thread in pokers)
 
         state = snapshot(postgres_dsn)
-        assert problems(state, model.expected_on_hand()) == []
+        assert problems(state, received(model)) == []
         # Expiry released exactly what the acknowledged calls had left open, once.
         for rid in expiring:
-            if model.open_lines(rid):
+            if open_lines(model, rid):
                 assert state.reservations[rid][0] == EXPIRED, rid
-            for sku, at, units in model.open_lines(rid):
-                model.released(rid, sku, at, units)
+                model.expire(rid)
         assert lines_differ(state, model) == []
         assert all(state.reservations[rid][0] == ACTIVE for rid in lasting)
         # (Two pokers may race for a reservation's last open unit.)

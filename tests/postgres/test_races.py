@@ -19,13 +19,18 @@ import pytest
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 
+from tests.ledger.model import Ledger
 from tests.postgres.cluster import (
-    Model,
     call,
     lines_differ,
     logs,
+    open_lines,
     place,
+    place_key,
     problems,
+    received,
+    record_created,
+    reference,
     run_threads,
     seed,
     servers,
@@ -49,7 +54,7 @@ class Client:
     spread over the servers; retryable codes are retried with the same request_id."""
 
     def __init__(
-        self, index: int, running: list[ServerProcess], model: Model, seed_value: int
+        self, index: int, running: list[ServerProcess], model: Ledger, seed_value: int
     ) -> None:
         start = index % len(running)
         self.targets = running[start:] + running[:start]
@@ -78,11 +83,11 @@ class Client:
             self.rng.choices(actions, weights=[5, 3, 2, 3, 2, 1])[0]()
 
     def open_reservation(self, lines_needed: int = 1) -> tuple[str, list[tuple[str, str, int]]]:
-        candidates = [rid for rid in self.own if len(self.model.open_lines(rid)) >= lines_needed]
+        candidates = [rid for rid in self.own if len(open_lines(self.model, rid)) >= lines_needed]
         if not candidates:
             return "", []
         rid = self.rng.choice(candidates)
-        return rid, self.model.open_lines(rid)
+        return rid, open_lines(self.model, rid)
 
     def create(self) -> None:
         skus = self.rng.sample(SKUS, self.rng.choice([1, 2]))
@@ -98,7 +103,7 @@ class Client:
         )
         outcome = call(self.targets, "reservations", "CreateReservation", request)
         if self.expect("create", outcome, {(OK, ""), (PRECONDITION, "INSUFFICIENT_STOCK")}):
-            self.model.created(outcome.response)
+            record_created(self.model, outcome.response)
             self.own.append(outcome.response.reservation.id)
 
     def transfer(self) -> None:
@@ -119,7 +124,7 @@ class Client:
         )
         outcome = call(self.targets, "reservations", "TransferReservation", request)
         if self.expect("transfer", outcome, {(OK, ""), (PRECONDITION, "INSUFFICIENT_STOCK")}):
-            self.model.moved(rid, sku, source, target, quantity)
+            self.model.transfer(rid, sku, place_key(source), place_key(target), quantity)
         return None
 
     def fulfil_line(self, rid: str, sku: str, at: str, units: int, target: int = 0) -> None:
@@ -132,7 +137,7 @@ class Client:
         targets = self.targets[target:] + self.targets[:target]
         outcome = call(targets, "reservations", "FulfillReservation", request)
         if self.expect("fulfil", outcome, {(OK, "")}):
-            self.model.fulfilled(rid, sku, at, quantity)
+            self.model.fulfill(rid, sku, at, quantity)
 
     def release_line(self, rid: str, sku: str, at: str, units: int, target: int = 0) -> None:
         quantity = self.rng.randint(1, units)
@@ -144,7 +149,7 @@ class Client:
         targets = self.targets[target:] + self.targets[:target]
         outcome = call(targets, "reservations", "ReleaseReservation", request)
         if self.expect("release", outcome, {(OK, "")}):
-            self.model.released(rid, sku, at, quantity)
+            self.model.release(rid, sku, place_key(at), quantity)
 
     def fulfil(self) -> None:
         rid, lines = self.open_reservation()
@@ -167,7 +172,7 @@ class Client:
         outcome = call(self.targets, "reservations", "ReleaseReservation", request)
         if self.expect("release_all", outcome, {(OK, "")}):
             for sku, at, units in lines:
-                self.model.released(rid, sku, at, units)
+                self.model.release(rid, sku, place_key(at), units)
         return None
 
     def pair(self) -> None:
@@ -205,7 +210,7 @@ class Client:
         )
         outcome = call(self.targets, "inventory", "AdjustStock", request)
         if self.expect("adjust", outcome, {(OK, "")}):
-            self.model.adjusted(sku, location_id, 1)
+            self.model.adjust(location_id, sku, 1)
 
 
 @pytest.mark.slow
@@ -214,7 +219,7 @@ def test_racing_clients_on_several_servers_never_oversell_and_the_ledger_adds_up
     postgres_dsn: str, server_count: int, thread_count: int
 ) -> None:
     initial = {(sku, loc): UNITS for sku in SKUS for loc in LOCATIONS}
-    model = Model(initial)
+    model = reference(GROUPS, initial)
     with servers(postgres_dsn, server_count) as running:
         seed(running[0], LOCATIONS, GROUPS, initial)
         clients = [
@@ -247,9 +252,9 @@ def test_racing_clients_on_several_servers_never_oversell_and_the_ledger_adds_up
         assert not unexpected, f"undocumented outcomes: {unexpected[:10]}\n{logs(running)}"
 
         final = snapshot(postgres_dsn)
-        assert problems(final, model.expected_on_hand()) == []
+        assert problems(final, received(model)) == []
         assert lines_differ(final, model) == []
-        assert set(final.reservations) == model.reservations, "one reservation per OK create"
+        assert set(final.reservations) == set(model.bookings), "one reservation per OK create"
 
     outcomes = sum((client.outcomes for client in clients), Counter())
     print(f"{server_count} servers, {snapshots} snapshots: {dict(outcomes)}")
