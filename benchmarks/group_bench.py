@@ -10,23 +10,21 @@ computes on its event loop makes the health check wait as long as the request.
     .venv/bin/python benchmarks/group_bench.py                 # SQLite, and PostgreSQL if set
     .venv/bin/python benchmarks/group_bench.py --quick         # 2,000 locations, 2 repeats
     .venv/bin/python benchmarks/group_bench.py --baseline REV  # compare with commit REV
+
+Writes benchmarks/results/groups.{json,md,png} (groups-quick.* with --quick).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import multiprocessing as mp
-import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import common
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from omniroute.inventory.v1 import inventory_pb2 as inv
@@ -34,6 +32,21 @@ from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 from omniroute.routing.v1 import routing_pb2_grpc
+from support import (
+    REPO,
+    BenchParser,
+    listed,
+    log,
+    machine_info,
+    markdown_table,
+    omniroute_server,
+    pg_schema,
+    plots,
+    shared_machine_note,
+    stock_network,
+    text_table,
+    worktree,
+)
 
 GROUPS = 10
 SKUS = 100
@@ -47,35 +60,23 @@ def place(location: str = "", group: str = "") -> inv.Place:
 
 def load(channel: grpc.Channel, locations: int) -> None:
     """The network, dense stock, and one group reservation on every SKU."""
-    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
     ids = [f"loc-{i:05d}" for i in range(locations)]
-    for start in range(0, locations, 1000):
-        inventory.UpsertLocations(
-            inv.UpsertLocationsRequest(
-                locations=[
-                    inv.Location(
-                        id=location_id,
-                        display_name=location_id,
-                        type=inv.LOCATION_TYPE_STORE,
-                        position=inv.GeoPoint(
-                            latitude=30 + (i % 100) * 0.15, longitude=-120 + (i // 100) * 0.4
-                        ),
-                        ship_enabled=True,
-                    )
-                    for i, location_id in enumerate(ids[start : start + 1000], start)
-                ]
+    sites = [
+        inv.Location(
+            id=location_id,
+            display_name=location_id,
+            type=inv.LOCATION_TYPE_STORE,
+            position=inv.GeoPoint(
+                latitude=30 + (i % 100) * 0.15, longitude=-120 + (i // 100) * 0.4
             ),
-            timeout=CALL_TIMEOUT_S,
+            ship_enabled=True,
         )
-    inventory.UpsertLocationGroups(
-        inv.UpsertLocationGroupsRequest(
-            location_groups=[
-                inv.LocationGroup(id=f"grp-{g}", display_name=f"grp-{g}", location_ids=ids)
-                for g in range(GROUPS)
-            ]
-        ),
-        timeout=CALL_TIMEOUT_S,
-    )
+        for i, location_id in enumerate(ids)
+    ]
+    groups = [
+        inv.LocationGroup(id=f"grp-{g}", display_name=f"grp-{g}", location_ids=ids)
+        for g in range(GROUPS)
+    ]
     levels = [
         inv.StockLevel(location_id=location_id, sku=f"sku-{s:03d}", on_hand=20)
         for s in range(SKUS)
@@ -86,10 +87,7 @@ def load(channel: grpc.Channel, locations: int) -> None:
         for s in range(SKUS)
         for location_id in sampled(locations)
     ]
-    for start in range(0, len(levels), 1000):
-        inventory.SetStock(
-            inv.SetStockRequest(levels=levels[start : start + 1000]), timeout=CALL_TIMEOUT_S
-        )
+    stock_network(channel, sites, levels, groups, timeout_s=CALL_TIMEOUT_S)
     reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
     reservations.CreateReservation(
         res.CreateReservationRequest(
@@ -236,52 +234,27 @@ def measure(address: str, locations: int, repeats: int, *, warm: bool) -> dict[s
                 "health_p99_ms": percentile(probes, 0.99) * 1000,
                 "health_probes": len(probes),
             }
-            common.log(f"  {name}: {results[name]}")
+            log(f"  {name}: {results[name]}")
     return results
 
 
 def run_one(
-    code: Path, store: str, log: Path, locations: int, repeats: int, *, warm: bool
+    code: Path, store: str, log_path: Path, locations: int, repeats: int, *, warm: bool
 ) -> dict[str, Any]:
-    with common.omniroute_server(store, cwd=code, log_path=log) as server:
-        common.wait_ready(server.address)
+    with omniroute_server(store, cwd=code, log_path=log_path) as server:
         started = time.perf_counter()
         with grpc.insecure_channel(server.address) as channel:
             load(channel, locations)
-        common.log(f"  loaded in {time.perf_counter() - started:.0f} s")
+        log(f"  loaded in {time.perf_counter() - started:.0f} s")
         return measure(server.address, locations, repeats, warm=warm)
 
 
-@contextlib.contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="omniroute-baseline-"))
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", str(folder), revision],
-        cwd=common.REPO,
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield folder
-    finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(folder)], cwd=common.REPO, check=False
-        )
-
-
-def postgres_store() -> str | None:
-    dsn = os.environ.get("OMNIROUTE_BENCH_POSTGRES_DSN") or os.environ.get(
-        "OMNIROUTE_TEST_POSTGRES_DSN"
-    )
-    return dsn or None
-
-
-def write_markdown(path: Path, results: dict[str, Any]) -> None:
-    path.write_text(
+def markdown(results: dict[str, Any]) -> str:
+    return (
         "# Big overlapping groups\n\n"
         f"{results['shape']}\n\n"
-        + common.markdown_table(*table(results))
-        + f"\n\n{common.shared_machine_note(results['machine'])}\n"
+        + markdown_table(*table(results))
+        + f"\n\n{shared_machine_note(results['machine'])}\n"
     )
 
 
@@ -305,76 +278,72 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
     return headers, rows
 
 
-def plot(path: Path, results: dict[str, Any]) -> None:
-    import matplotlib  # noqa: PLC0415  (the load needs no plotting)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+def plot(results: dict[str, Any]) -> Any:
     runs = results["runs"]
     backends = list(runs)
-    figure, axes = plt.subplots(len(backends), 2, figsize=(14, 4.5 * len(backends)), squeeze=False)
+    figure, axes = plots.subplots(
+        len(backends), 2, figsize=(14, 4.5 * len(backends)), squeeze=False
+    )
     for row, backend in enumerate(backends):
-        codes = list(runs[backend])
         names = list(next(iter(runs[backend].values())))
-        width = 0.8 / len(codes)
-        for column, (key, title) in enumerate(
-            (("p50_ms", "request p50"), ("health_p99_ms", "Health/Check p99 meanwhile"))
+        for column, (key, title, target_ms) in enumerate(
+            (
+                ("p50_ms", "request p50", 100),
+                ("health_p99_ms", "Health/Check p99 meanwhile", 50),
+            )
         ):
-            ax = axes[row][column]
-            for i, code in enumerate(codes):
-                values = [
-                    runs[backend][code].get(name, {}).get(key, float("nan")) for name in names
-                ]
-                ax.barh([y + i * width for y in range(len(names))], values, width, label=code)
-            ax.set_yticks([y + width * (len(codes) - 1) / 2 for y in range(len(names))])
-            ax.set_yticklabels(names if column == 0 else [""] * len(names), fontsize=8)
-            ax.set_xscale("log")
-            ax.set_xlabel("ms (log)")
-            ax.set_title(f"{backend}: {title}")
-            ax.invert_yaxis()  # requests top-down in the table's order
-            target = 100 if key == "p50_ms" else 50
-            ax.axvline(target, color="grey", linestyle="--", linewidth=1)
-            ax.text(target, -0.6, f" {target} ms", fontsize=7, color="grey")
-            ax.legend(fontsize=8)
+            by_code = {
+                code: [found.get(name, {}).get(key, float("nan")) for name in names]
+                for code, found in runs[backend].items()
+            }
+            plots.beside_baseline(
+                axes[row][column],
+                names,
+                by_code,
+                title=f"{backend}: {title}",
+                target_ms=target_ms,
+                name_labels=column == 0,
+            )
     figure.suptitle(results["shape"], fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    return figure
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = BenchParser(
+        __doc__,
+        "groups",
+        quick={"locations": 2_000, "repeats": 2},
+        quick_help="2,000 locations, 2 repeats",
+    )
+    parser.add_postgres(default=None)
+    parser.add_baseline()
     parser.add_argument("--locations", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--baseline", default="", help="commit to compare with (none: skip)")
     parser.add_argument("--baseline-repeats", type=int, default=1)
-    parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--quick", action="store_true", help="2,000 locations, 2 repeats")
-    parser.add_argument("--out", type=Path, default=common.RESULTS)
-    args = parser.parse_args()
-    if args.quick:
-        args.locations, args.repeats = 2_000, 2
+    parser.add_argument(
+        "--backends", type=listed(str, ("sqlite", "postgres")), default="sqlite,postgres"
+    )
+    args = parser.parse(argv)
     shape = (
         f"{args.locations:,} locations, {GROUPS} groups each holding all of them, {SKUS} SKUs "
         f"stocked at every location, a group reservation on every SKU"
     )
-    results: dict[str, Any] = {"shape": shape, "machine": common.machine_info(), "runs": {}}
+    results: dict[str, Any] = {"shape": shape, "machine": machine_info(), "runs": {}}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
-        codes = [("current", common.REPO, args.repeats)]
+        codes = [("current", REPO, args.repeats)]
         if args.baseline:
             baseline = stack.enter_context(worktree(args.baseline))
             codes.append((f"baseline {args.baseline}", baseline, args.baseline_repeats))
-        for backend in args.backends.split(","):
-            dsn = postgres_store() if backend == "postgres" else None
-            if backend == "postgres" and dsn is None:
-                common.log("postgres: skipped (set OMNIROUTE_TEST_POSTGRES_DSN)")
+        for backend in args.backends:
+            if backend == "postgres" and not args.postgres:
+                log("postgres: skipped (no --postgres DSN)")
                 continue
             for label, code, repeats in codes:
-                common.log(f"{backend}, {label}:")
+                log(f"{backend}, {label}:")
                 name = f"groups-{label.split()[0]}"
                 store = (
-                    stack.enter_context(common.pg_schema(dsn, name))
-                    if dsn
+                    stack.enter_context(pg_schema(args.postgres, name))
+                    if backend == "postgres"
                     else str(Path(scratch) / f"{name}.sqlite3")
                 )
                 # The baseline has no caches to fill, and a call can take a minute.
@@ -386,8 +355,8 @@ def main() -> None:
                     repeats,
                     warm=label == "current",
                 )
-    print(common.text_table(*table(results)))
-    common.save_results(args.out, "groups", results, write_markdown, plot)
+    print(text_table(*table(results)))
+    args.files.save(results, markdown=markdown(results), figures={"": plot(results)})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Starts `python -m server` on a fresh SQLite file once per durability mode (synchronous=FULL,
 the default, and NORMAL), seeds a network and plentiful stock through the API, then drives each
-scenario from several client processes over loopback (see benchmarks/common.py for the load
+scenario from several client processes over loopback (benchmarks/support/load.py states the load
 model) and reports RPC/s and latency percentiles:
 
   echo         grpc.health.v1.Health/Check: a trivial unary RPC on the same server and event
@@ -18,11 +18,11 @@ model) and reports RPC/s and latency percentiles:
   availability GetAvailability for 10 random SKUs x 10 random locations
 
 Scenarios run round-robin `--repeats` times per server; each figure is the median over repeats.
-The target (issue 2) is create RPC/s >= 0.5 x echo RPC/s, "so the ledger costs no more than
-the transport"; the verdicts also state that cost directly, per call, from create_transport.
+The target is create RPC/s >= 0.5 x echo RPC/s, so that the ledger costs no more than the
+transport; the verdicts also state that cost directly, per call, from create_transport.
 
-  .venv/bin/python benchmarks/ledger_bench.py            # full run, a few minutes
-  .venv/bin/python benchmarks/ledger_bench.py --quick    # smoke run, ~30 s
+  .venv/bin/python benchmarks/ledger_bench.py            # full run
+  .venv/bin/python benchmarks/ledger_bench.py --quick    # smoke run
 
 Writes benchmarks/results/ledger.{json,md,png}. Not a test: never run it from the test suite.
 """
@@ -42,28 +42,31 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from common import (
-    LoadResult,
-    Workload,
-    load_parser,
-    log,
-    machine_info,
-    markdown_table,
-    median,
-    omniroute_server,
-    run_load,
-    save_results,
-    shared_machine_note,
-    summarise,
-    text_table,
-    wait_ready,
-)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from omniroute.inventory.v1 import (
     inventory_pb2,
     inventory_pb2_grpc,
     reservation_pb2,
     reservation_pb2_grpc,
+)
+from support import (
+    BenchParser,
+    LoadResult,
+    Workload,
+    cell,
+    errors_cell,
+    footer,
+    header,
+    listed,
+    log,
+    markdown_table,
+    median,
+    omniroute_server,
+    plots,
+    run_load,
+    stock_network,
+    summarise,
+    text_table,
 )
 
 TARGET_RATIO = 0.5
@@ -73,7 +76,6 @@ TRANSPORT_ONLY_SERVER = ("benchmarks/transport_only_server.py",)
 HOT_SKU = "sku-hot"
 PLENTY = 1_000_000
 HOT_PLENTY = 1_000_000_000
-SET_STOCK_BATCH = 1000
 LABELS = {
     "echo": "Health/Check (echo)",
     "create": "CreateReservation, 1 item",
@@ -155,40 +157,26 @@ def seed(address: str, locations: int, sku_count: int) -> float:
     """`locations` warehouses, every SKU stocked at every location (plenty), plus the hot SKU
     at the first location. Returns seconds taken."""
     began = time.perf_counter()
+    sites = [
+        inventory_pb2.Location(
+            id=location_id,
+            display_name=location_id,
+            type=inventory_pb2.LOCATION_TYPE_WAREHOUSE,
+            position=inventory_pb2.GeoPoint(latitude=30 + index % 15, longitude=-120 + index % 45),
+            country_code="US",
+        )
+        for index, location_id in enumerate(location_ids(locations))
+    ]
+    levels = [
+        inventory_pb2.StockLevel(location_id=location_id, sku=sku, on_hand=PLENTY)
+        for sku in skus(sku_count)
+        for location_id in location_ids(locations)
+    ]
+    levels.append(
+        inventory_pb2.StockLevel(location_id=location_ids(1)[0], sku=HOT_SKU, on_hand=HOT_PLENTY)
+    )
     with grpc.insecure_channel(address) as channel:
-        inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
-        inventory.UpsertLocations(
-            inventory_pb2.UpsertLocationsRequest(
-                locations=[
-                    inventory_pb2.Location(
-                        id=location_id,
-                        display_name=location_id,
-                        type=inventory_pb2.LOCATION_TYPE_WAREHOUSE,
-                        position=inventory_pb2.GeoPoint(
-                            latitude=30 + index % 15, longitude=-120 + index % 45
-                        ),
-                        country_code="US",
-                    )
-                    for index, location_id in enumerate(location_ids(locations))
-                ]
-            ),
-            timeout=60,
-        )
-        levels = [
-            inventory_pb2.StockLevel(location_id=location_id, sku=sku, on_hand=PLENTY)
-            for sku in skus(sku_count)
-            for location_id in location_ids(locations)
-        ]
-        levels.append(
-            inventory_pb2.StockLevel(
-                location_id=location_ids(1)[0], sku=HOT_SKU, on_hand=HOT_PLENTY
-            )
-        )
-        for start in range(0, len(levels), SET_STOCK_BATCH):
-            inventory.SetStock(
-                inventory_pb2.SetStockRequest(levels=levels[start : start + SET_STOCK_BATCH]),
-                timeout=120,
-            )
+        stock_network(channel, sites, levels)
     return time.perf_counter() - began
 
 
@@ -206,8 +194,6 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                     workdir / f"transport-{mode.lower()}.sqlite3", entry=TRANSPORT_ONLY_SERVER
                 )
             )
-            wait_ready(transport_only.address)
-        wait_ready(server.address)
         log(f"[{mode}] server pid {server.pid} on port {server.port}; seeding...")
         seconds = seed(server.address, args.locations, args.skus)
         log(
@@ -267,31 +253,19 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                     f"{summary['p50_ms']:.2f}",
                     f"{summary['p90_ms']:.2f}",
                     f"{summary['p99_ms']:.2f}",
-                    _errors(summary),
+                    errors_cell(summary),
                     _cores(summary),
-                    _cpu_per_rpc(summary),
-                    "" if ratio is None else f"{ratio:.2f}",
+                    # Server CPU per RPC: what one call costs the server, whatever the load.
+                    cell(summary.get("server_cpu_ms_per_rpc")),
+                    cell(ratio),
                 ]
             )
     return table
 
 
-def _cpu_per_rpc(summary: dict[str, Any]) -> str:
-    """Server CPU per RPC: what one call costs the server, whatever the machine's load."""
-    value = summary.get("server_cpu_ms_per_rpc")
-    return "" if value is None else f"{value:.2f}"
-
-
 def _cores(summary: dict[str, Any]) -> str:
     parts = [summary.get(key) for key in ("server_cpu", "client_cpu", "other_cpu")]
     return "/".join("?" if part is None else f"{part:.2f}" for part in parts)
-
-
-def _errors(summary: dict[str, Any]) -> str:
-    if not summary["errors"]:
-        return "0"
-    codes = ", ".join(f"{code} {count}" for code, count in summary["errors_by_code"].items())
-    return f"{summary['errors']} ({codes})"
 
 
 HEADERS = (
@@ -337,7 +311,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_markdown(path: Path, results: dict[str, Any]) -> None:
+def markdown(results: dict[str, Any]) -> str:
     config = results["config"]
     text = [
         "# Ledger benchmark: CreateReservation and GetAvailability vs the gRPC echo ceiling",
@@ -361,11 +335,10 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         f"- Other work on the machine used a median {_other_load(results):.2f} cores during the "
         "measured windows (see 'cores' above): figures move with it.",
         "",
-        f"git {results['machine']['git_commit']}, Python {results['machine']['python']}, "
-        f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
+        footer(results),
         "",
     ]
-    path.write_text("\n".join(text))
+    return "\n".join(text)
 
 
 def _other_load(results: dict[str, Any]) -> float:
@@ -379,38 +352,30 @@ def _other_load(results: dict[str, Any]) -> float:
     return median(values) if values else float("nan")
 
 
-def plot(path: Path, results: dict[str, Any]) -> None:
-    import matplotlib  # noqa: PLC0415  (clients never need it)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+def plot(results: dict[str, Any]) -> Any:
+    import numpy as np  # noqa: PLC0415  (clients never need it)
 
     modes = list(results["modes"])
     names = list(results["config"]["scenarios"])
     colours = {"FULL": "#1f5f99", "NORMAL": "#e08a1e"}
-    width = 0.8 / len(modes)
+    width, slots = plots.slots(len(modes), len(names))
     x = np.arange(len(names))
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6))
+    figure, (left, right) = plots.subplots(1, 2, figsize=(13, 5.6))
 
-    for offset, mode in enumerate(modes):
+    for offset, (mode, where) in enumerate(zip(modes, slots, strict=True)):
         scenarios = results["modes"][mode]["scenarios"]
         rps = [scenarios[name]["rps"] for name in names]
-        where = x + (offset - (len(modes) - 1) / 2) * width
         bars = left.bar(where, rps, width, label=f"synchronous={mode}", color=colours[mode])
         for bar, name in zip(bars, names, strict=True):
             ratio = scenarios[name].get("vs_echo")
             label = f"{bar.get_height():,.0f}"
             if ratio is not None and name != "echo":
                 label += f"\n{ratio:.2f}x"
-            left.annotate(
+            plots.label_above(
+                left,
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height(),
                 label,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
             )
         if "echo" in scenarios:
@@ -426,25 +391,15 @@ def plot(path: Path, results: dict[str, Any]) -> None:
                 xytext=(0, 1 + 9 * offset),  # the modes' lines are close: stack their labels
                 textcoords="offset points",
             )
-
-        p50 = [scenarios[name]["p50_ms"] for name in names]
-        p99 = [scenarios[name]["p99_ms"] for name in names]
-        right.bar(where, p99, width, color=colours[mode], alpha=0.35, label=f"p99 ({mode})")
-        right.bar(where, p50, width, color=colours[mode], label=f"p50 ({mode})")
-        for px, low, high in zip(where, p50, p99, strict=True):
-            right.annotate(
-                f"{high:.1f}", (px, high), ha="center", va="bottom", fontsize=7, color="#333"
-            )
-            right.annotate(
-                f"{low:.1f}",
-                (px, low),
-                ha="center",
-                va="top",
-                fontsize=7,
-                color="white",
-                xytext=(0, -2),
-                textcoords="offset points",
-            )
+        plots.p50_p99_bars(
+            right,
+            where,
+            [scenarios[name]["p50_ms"] for name in names],
+            [scenarios[name]["p99_ms"] for name in names],
+            width,
+            colours[mode],
+            labels=(f"p50 ({mode})", f"p99 ({mode})"),
+        )
 
     pretty = [textwrap.fill(LABELS[name], 18, break_long_words=False) for name in names]
     left.set_xticks(x, pretty, fontsize=8)
@@ -470,37 +425,24 @@ def plot(path: Path, results: dict[str, Any]) -> None:
         "relative figures for this machine",
         fontsize=10,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = load_parser(__doc__, duration=10.0, threads=4, repeats=3)
+    parser = BenchParser(
+        __doc__,
+        "ledger",
+        load={"duration": 10.0, "threads": 4, "repeats": 3},
+        quick={"duration": 2.0, "warmup": 0.5, "repeats": 1, "locations": 20, "skus": 100},
+        quick_help="2 s windows, 0.5 s warm-up, 1 repeat, 20 locations x 100 SKUs",
+    )
     parser.add_argument("--locations", type=int, default=100)
     parser.add_argument("--skus", type=int, default=1000)
-    parser.add_argument("--modes", default=",".join(MODES), help="SQLite synchronous modes")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument(
-        "--name",
-        default=None,
-        help="results file stem (default ledger, or ledger-quick with --quick)",
+        "--modes", type=listed(str.upper), default=",".join(MODES), help="SQLite synchronous modes"
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: defaults become 2 s windows, 0.5 s warm-up, 1 repeat, "
-        "20 locations x 100 SKUs (explicit flags still win); writes ledger-quick.*",
-    )
-    if "--quick" in (sys.argv[1:] if argv is None else argv):
-        parser.set_defaults(duration=2.0, warmup=0.5, repeats=1, locations=20, skus=100)
-    args = parser.parse_args(argv)
-    args.name = args.name or ("ledger-quick" if args.quick else "ledger")
-    args.modes = [mode.strip().upper() for mode in args.modes.split(",") if mode.strip()]
-    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = set(args.scenarios) - set(SCENARIOS)
-    if unknown:
-        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+    parser.add_argument("--scenarios", type=listed(str, SCENARIOS), default=",".join(SCENARIOS))
+    args = parser.parse(argv)
     if args.locations < 10 or args.skus < 10:
         parser.error("GetAvailability samples 10 x 10: need at least 10 locations and 10 SKUs")
     return args
@@ -508,14 +450,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    info = machine_info()
-    note = shared_machine_note(info)
-    log(note)
     results: dict[str, Any] = {
-        "benchmark": "ledger",
-        "command": "python benchmarks/ledger_bench.py " + " ".join(sys.argv[1:]),
-        "note": note,
-        "machine": info,
+        **header("ledger"),
         "target": {"create_vs_echo": TARGET_RATIO},
         "config": {
             "duration_s": args.duration,
@@ -535,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             results["modes"][mode] = run_mode(mode, args, Path(workdir))
 
     print()
-    print(note)
+    print(results["note"])
     print(
         f"{args.clients} client processes x {args.threads} threads; {args.duration:g} s windows "
         f"x {args.repeats} repeats (medians); latencies client-side"
@@ -544,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in verdicts(results):
         print(line)
     print(f"other work on the machine: median {_other_load(results):.2f} cores during the windows")
-    save_results(args.out, args.name, results, write_markdown, plot)
+    args.files.save(results, markdown=markdown(results), figures={"": plot(results)})
     return 0
 
 

@@ -1,7 +1,7 @@
 """Scale-out benchmark: the ledger benchmark's reservation load on 1, 2 and 4 omniroute server
 processes sharing one PostgreSQL, next to 1 server on SQLite, in one run.
 
-Every configuration gets the same client load (the harness in benchmarks/common.py: `--clients`
+Every configuration gets the same client load (benchmarks/support/load.py: `--clients`
 processes x `--threads` threads, closed loop; with several servers, client process i talks to
 server i mod N, as behind a round-robin balancer) and the same two scenarios, taken from
 benchmarks/ledger_bench.py so that the load is exactly that benchmark's:
@@ -20,12 +20,12 @@ PostgreSQL backends serving them (found by their application_name in pg_stat_act
 PostgreSQL's background writers are not included). Also the bytes each reservation occupies in
 PostgreSQL (tables + indexes, request_id memory included).
 
-  .venv/bin/python benchmarks/postgres_bench.py            # full run, ~6 minutes
-  .venv/bin/python benchmarks/postgres_bench.py --quick    # smoke run, ~1.5 minutes
+  .venv/bin/python benchmarks/postgres_bench.py            # full run
+  .venv/bin/python benchmarks/postgres_bench.py --quick    # smoke run
   .venv/bin/python benchmarks/postgres_bench.py --profile  # also py-spy one server (needs py-spy)
 
-Needs OMNIROUTE_BENCH_POSTGRES_DSN or OMNIROUTE_TEST_POSTGRES_DSN (default
-postgresql://root@127.0.0.1:5432/test); works in a schema of its own, dropped at the end.
+PostgreSQL: --postgres DSN, else OMNIROUTE_BENCH_POSTGRES_DSN or OMNIROUTE_TEST_POSTGRES_DSN, else
+postgresql://root@127.0.0.1:5432/test; it works in a schema of its own, dropped at the end.
 Writes benchmarks/results/postgres.{json,md,png}. Not a test: never run it from the test suite.
 """
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -49,25 +48,27 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import (
+from ledger_bench import location_ids, seed, workload
+from ledger_bench import skus as sku_ids
+from support import (
+    BenchParser,
+    ResultFiles,
     Server,
     SyncServicer,
-    load_parser,
+    cell,
+    footer,
+    header,
+    listed,
     log,
-    machine_info,
     markdown_table,
     median,
     omniroute_server,
     pg_schema,
+    plots,
     process_cpu_seconds,
     run_load,
-    save_results,
-    shared_machine_note,
     text_table,
-    wait_ready,
 )
-from ledger_bench import location_ids, seed, workload
-from ledger_bench import skus as sku_ids
 
 DEFAULT_DSN = "postgresql://root@127.0.0.1:5432/test"
 CONFIGS = (("sqlite", 1), ("postgres", 1), ("postgres", 2), ("postgres", 4))
@@ -233,7 +234,7 @@ def start_config(
 ) -> Setup:
     application = f"omniroute-bench-{uuid.uuid4().hex[:8]}" if backend == "postgres" else ""
     if backend == "postgres":
-        store = stack.enter_context(pg_schema(args.dsn, application))
+        store = stack.enter_context(pg_schema(args.postgres, application))
         server_args = ["--pool-size", str(args.pool_size)]
     else:
         store = str(workdir / f"bench-{count}.sqlite3")
@@ -248,8 +249,6 @@ def start_config(
         )
         for index in range(count)
     ]
-    for server in servers:
-        wait_ready(server.address)
     seconds = seed(servers[0].address, args.locations, args.skus)
     names = list(args.scenarios)
     if args.echo and (backend, count) == ("postgres", 1):
@@ -266,8 +265,10 @@ def run_window(
     """One measured window of scenario `name` on `setup`'s servers."""
     backend, count, servers = setup.backend, setup.count, setup.servers
     first = repeat == 0 and args.profile
-    sampler = WaitSampler(args.dsn, setup.application) if first and backend == "postgres" else None
-    meter = CpuMeter([s.pid for s in servers], args.dsn, setup.application, sampler)
+    sampler = (
+        WaitSampler(args.postgres, setup.application) if first and backend == "postgres" else None
+    )
+    meter = CpuMeter([s.pid for s in servers], args.postgres, setup.application, sampler)
     profiler = None
     if first and (backend, count) == ("postgres", 1):
         profiler = start_profile(servers[0].pid, name, args, workdir)
@@ -508,7 +509,7 @@ def in_process(target: str, args: argparse.Namespace, application: str) -> dict[
     for _ in range(50):
         reservations.CreateReservation(request(), None)
     batch = [request() for _ in range(calls)]
-    meter = CpuMeter([], args.dsn, application)
+    meter = CpuMeter([], args.postgres, application)
     meter.hook("start")
     psycopg.Connection.execute = counting  # type: ignore[method-assign]
     cpu, wall = time.process_time(), time.perf_counter()
@@ -591,11 +592,11 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                     f"{summary['p50_ms']:.2f}",
                     f"{summary['p99_ms']:.2f}",
                     sum(summary["errors"].values()),
-                    "" if server is None else f"{server:.2f}",
-                    "" if pg is None else f"{pg:.2f}",
-                    "" if server is None else f"{server + (pg or 0):.2f}",
+                    cell(server),
+                    cell(pg),
+                    cell(None if server is None else server + (pg or 0)),
                     f"{summary['server_cores']:.2f}",
-                    "" if pg is None else f"{summary['pg_cores']:.2f}",
+                    cell(None if pg is None else summary["pg_cores"]),
                 ]
             )
     return table
@@ -747,7 +748,7 @@ def reading(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def write_markdown(path: Path, results: dict[str, Any]) -> None:
+def markdown(results: dict[str, Any]) -> str:
     config = results["config"]
     text = [
         "# PostgreSQL scale-out benchmark: 1, 2, 4 servers on PostgreSQL vs 1 on SQLite",
@@ -786,12 +787,8 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         *time_lines(results),
         "",
     ]
-    text += [
-        f"git {results['machine']['git_commit']}, Python {results['machine']['python']}, "
-        f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
-        "",
-    ]
-    path.write_text("\n".join(text))
+    text += [footer(results), ""]
+    return "\n".join(text)
 
 
 def time_lines(results: dict[str, Any]) -> list[str]:
@@ -846,12 +843,8 @@ def time_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot(path: Path, results: dict[str, Any]) -> None:
-    import matplotlib  # noqa: PLC0415  (clients never need it)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+def plot(results: dict[str, Any]) -> Any:
+    import numpy as np  # noqa: PLC0415  (clients never need it)
 
     configs = results["configs"]
     labels = [
@@ -861,40 +854,24 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     ]
     names = [name for name in SCENARIOS if all(name in c["scenarios"] for c in configs)]
     colours = {"create": "#1f5f99", "create_hot": "#d2691e"}
-    x = np.arange(len(configs))
-    width = 0.8 / len(names)
-    figure, (rate, latency, cpu) = plt.subplots(1, 3, figsize=(16, 5.4))
-    for offset, name in enumerate(names):
-        where = x + (offset - (len(names) - 1) / 2) * width
+    width, slots = plots.slots(len(names), len(configs))
+    figure, (rate, latency, cpu) = plots.subplots(1, 3, figsize=(16, 5.4))
+    for name, where in zip(names, slots, strict=True):
         label = SCENARIOS[name]
         rps = [c["scenarios"][name]["rps"] for c in configs]
-        bars = rate.bar(where, rps, width, color=colours[name], label=label)
-        for bar in bars:
-            rate.annotate(
-                f"{bar.get_height():,.0f}",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
-        p50 = [c["scenarios"][name]["p50_ms"] for c in configs]
-        p99 = [c["scenarios"][name]["p99_ms"] for c in configs]
-        latency.bar(where, p99, width, color=colours[name], alpha=0.35, label=f"{label} p99")
-        latency.bar(where, p50, width, color=colours[name], label=f"{label} p50")
-        for px, low, high in zip(where, p50, p99, strict=True):
-            latency.annotate(f"{high:.0f}", (px, high), ha="center", va="bottom", fontsize=7)
-            latency.annotate(
-                f"{low:.1f}",
-                (px, low),
-                ha="center",
-                va="top",
-                fontsize=7,
-                color="white",
-                xytext=(0, -2),
-                textcoords="offset points",
-            )
+        for bar in rate.bar(where, rps, width, color=colours[name], label=label):
+            top = bar.get_height()
+            plots.label_above(rate, bar.get_x() + bar.get_width() / 2, top, f"{top:,.0f}")
+        plots.p50_p99_bars(
+            latency,
+            where,
+            [c["scenarios"][name]["p50_ms"] for c in configs],
+            [c["scenarios"][name]["p99_ms"] for c in configs],
+            width,
+            colours[name],
+            labels=(f"{label} p50", f"{label} p99"),
+            high="{:.0f}",
+        )
         server = np.array(
             [c["scenarios"][name]["server_cpu_s_per_1k"] or 0 for c in configs], dtype=float
         )
@@ -927,7 +904,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
                 color="white",
             )
     for axis in (rate, latency, cpu):
-        axis.set_xticks(x, labels, fontsize=8)
+        axis.set_xticks(np.arange(len(configs)), labels, fontsize=8)
         axis.grid(axis="y", alpha=0.3, which="both")
     rate.set_ylabel("CreateReservation RPC/s (median of repeats)")
     rate.set_title("Throughput: same client load on every configuration", fontsize=10)
@@ -951,16 +928,28 @@ def plot(path: Path, results: dict[str, Any]) -> None:
         "flat throughput and flat CPU per reservation are the result to look for",
         fontsize=10,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 # --- main --------------------------------------------------------------------------------------
 
 
+def _config(item: str) -> tuple[str, int]:
+    backend, _, count = item.partition(":")
+    if backend not in {"sqlite", "postgres"}:
+        raise ValueError(f"{backend!r} is neither sqlite nor postgres")
+    return backend, int(count)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = load_parser(__doc__, duration=8.0, threads=4, repeats=2)
+    parser = BenchParser(
+        __doc__,
+        "postgres",
+        load={"duration": 8.0, "threads": 4, "repeats": 2},
+        quick={"duration": 3.0, "warmup": 1.0, "repeats": 1, "skus": 200},
+        quick_help="3 s windows, 1 s warm-up, 1 repeat, 200 SKUs",
+    )
+    parser.add_postgres(default=DEFAULT_DSN)
     parser.add_argument("--locations", type=int, default=20)
     parser.add_argument("--skus", type=int, default=500)
     parser.add_argument(
@@ -974,10 +963,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sqlite-synchronous", default="FULL", choices=("FULL", "NORMAL"))
     parser.add_argument(
         "--configs",
+        type=listed(_config),
         default=",".join(f"{backend}:{count}" for backend, count in CONFIGS),
         help="backend:servers list",
     )
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", type=listed(str, SCENARIOS), default=",".join(SCENARIOS))
     parser.add_argument("--no-echo", dest="echo", action="store_false", help="skip echo")
     parser.add_argument("--profile", action="store_true", help="py-spy one PostgreSQL server")
     parser.add_argument(
@@ -987,53 +977,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CreateReservation handler calls without gRPC, per store (0: skip)",
     )
     parser.add_argument(
-        "--dsn",
-        default=os.environ.get(
-            "OMNIROUTE_BENCH_POSTGRES_DSN",
-            os.environ.get("OMNIROUTE_TEST_POSTGRES_DSN", DEFAULT_DSN),
-        ),
-    )
-    parser.add_argument(
         "--replot", type=Path, default=None, help="only redraw .md and .png from this JSON"
     )
-    parser.add_argument("--name", default=None, help="results file stem")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: 3 s windows, 1 s warm-up, 1 repeat; writes postgres-quick.*",
-    )
-    if "--quick" in (sys.argv[1:] if argv is None else argv):
-        parser.set_defaults(duration=3.0, warmup=1.0, repeats=1, skus=200)
-    args = parser.parse_args(argv)
-    args.name = args.name or ("postgres-quick" if args.quick else "postgres")
-    args.configs = [
-        (backend, int(count))
-        for backend, _, count in (item.partition(":") for item in args.configs.split(","))
-    ]
-    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = set(args.scenarios) - set(SCENARIOS)
-    if unknown:
-        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {list(SCENARIOS)}")
-    return args
+    return parser.parse(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.replot:
         results = json.loads(args.replot.read_text())
-        stem = args.replot.with_suffix("")
-        write_markdown(stem.with_suffix(".md"), results)
-        plot(stem.with_suffix(".png"), results)
-        print(f"redrew {stem}.md and .png")
+        files = ResultFiles(args.replot.parent, args.replot.stem)
+        files.save(markdown=markdown(results), figures={"": plot(results)})
         return 0
-    info = machine_info()
-    note = shared_machine_note(info)
-    log(note)
     results: dict[str, Any] = {
-        "benchmark": "postgres",
-        "command": "python benchmarks/postgres_bench.py " + " ".join(sys.argv[1:]),
-        "note": note,
-        "machine": info,
+        **header("postgres"),
         "config": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -1056,7 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
             results["in_process"] = {}
             if any(backend == "postgres" for backend, _ in args.configs):
                 application = f"omniroute-inproc-{uuid.uuid4().hex[:8]}"
-                with pg_schema(args.dsn, application) as dsn:
+                with pg_schema(args.postgres, application) as dsn:
                     results["in_process"]["postgres"] = in_process(dsn, args, application)
             if any(backend == "sqlite" for backend, _ in args.configs):
                 target = str(Path(workdir) / "in-process.sqlite3")
@@ -1067,7 +1024,7 @@ def main(argv: list[str] | None = None) -> int:
         results["capacity"] = capacity(results)
 
     print()
-    print(note)
+    print(results["note"])
     print(
         f"{args.clients} client processes x {args.threads} threads; {args.duration:g} s windows "
         f"x {args.repeats} repeats; latencies client-side; CPU s per 1,000 reservations"
@@ -1081,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in [*reading(results), *time_lines(results)]:
         print(line)
-    save_results(args.out, args.name, results, write_markdown, plot)
+    args.files.save(results, markdown=markdown(results), figures={"": plot(results)})
     return 0
 
 

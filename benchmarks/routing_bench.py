@@ -18,7 +18,7 @@ For each group size over gRPC (100 and 1,000 candidates by default, --sizes):
                      (what the server reads for a dry run), `solver.solve` timed alone; the
                      build is timed apart. Every in-process plan is checked against the
                      server's (same shipment count and distance).
-  under load (several client processes, closed loop; benchmarks/common.py):
+  under load (several client processes, closed loop; benchmarks/support/load.py):
     dry run          RouteOrder COMMIT_MODE_DRY_RUN with random orders of the pool
     transfer         per call: CreateReservation of the order at the group (untimed set-up),
                      RouteOrder COMMIT_MODE_TRANSFER of that reservation (the timed part; its
@@ -33,17 +33,17 @@ gRPC): RoutingServicer's dry-run parts timed one by one (snapshot, problem, solv
 whole servicer call, wall and thread CPU: where the server's time goes. Orders carry a time limit
 (--breakdown-time-limit), so a 100-line solve that cannot be proven soon stops there.
 
-Targets: (issue 4) dry-run RouteOrder p50 <= 2 x (in-process solve p50 + GetAvailability p50),
-judged on the unloaded figures (like for like: one call at a time); the loaded p50 is shown too.
-(issue 12) In the breakdown, p50 of snapshot + problem (the time outside the solve) <= the solve's
-p50 for 5-line orders, and <= 20 ms for 100-line orders.
+Targets: dry-run RouteOrder p50 <= 2 x (in-process solve p50 + GetAvailability p50), judged on
+the unloaded figures (like for like: one call at a time); the loaded p50 is shown too. In the
+breakdown, p50 of snapshot + problem (the time outside the solve) <= the solve's p50 for 5-line
+orders, and <= 20 ms for 100-line orders.
 
-  .venv/bin/python benchmarks/routing_bench.py            # full run, ~6 minutes
-  .venv/bin/python benchmarks/routing_bench.py --quick    # smoke run, ~2 minutes
+  .venv/bin/python benchmarks/routing_bench.py            # full run
+  .venv/bin/python benchmarks/routing_bench.py --quick    # smoke run
   .venv/bin/python benchmarks/routing_bench.py --sizes= --scenarios=   # the breakdown alone
 
-Run from another commit's worktree (`git worktree add /tmp/before <commit>`, this script copied
-there) to measure that commit's server with the same instances.
+Run from another commit's worktree (`git worktree add /tmp/before <commit>`, this benchmarks/
+folder copied there) to measure that commit's server with the same instances.
 
 Writes benchmarks/results/routing.{json,md,png} (routing-quick.* with --quick). Not a test:
 never run it from the test suite.
@@ -67,25 +67,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
-from common import (
-    RESULTS,
-    LoadResult,
-    Measured,
-    SyncServicer,
-    Workload,
-    load_parser,
-    log,
-    machine_info,
-    markdown_table,
-    omniroute_server,
-    process_cpu_seconds,
-    run_load,
-    save_results,
-    shared_machine_note,
-    summarise,
-    text_table,
-    wait_ready,
-)
 from google.protobuf import duration_pb2
 from omniroute.inventory.v1 import (
     inventory_pb2,
@@ -94,6 +75,28 @@ from omniroute.inventory.v1 import (
     reservation_pb2_grpc,
 )
 from omniroute.routing.v1 import routing_pb2, routing_pb2_grpc
+from support import (
+    REPO,
+    BenchParser,
+    LoadResult,
+    Measured,
+    SyncServicer,
+    Workload,
+    cell,
+    errors_cell,
+    footer,
+    header,
+    listed,
+    log,
+    markdown_table,
+    omniroute_server,
+    plots,
+    process_cpu_seconds,
+    run_load,
+    stock_network,
+    summarise,
+    text_table,
+)
 
 if TYPE_CHECKING:
     import solver
@@ -105,7 +108,7 @@ TARGET_FACTOR = 2.0
 SIZES = (100, 1000, 3251)
 GRPC_SIZES = (100, 1000)
 BREAKDOWN_CELLS = ((1000, 5), (1000, 100), (3251, 5), (3251, 100))
-LONG_ORDER_LIMIT_MS = 20.0  # issue 12: snapshot + problem p50 for 100-line orders
+LONG_ORDER_LIMIT_MS = 20.0  # snapshot + problem p50 for 100-line orders
 LONG_ORDER_LINES = 100
 ORDER_LINES = 5
 MAX_ORDER_UNITS = 2
@@ -113,7 +116,6 @@ CATALOG = 200
 STOCK_PROBABILITY = 0.2
 MAX_STOCK_UNITS = 5
 AVAILABILITY_PAGE = 100  # places per GetAvailability call (validate.MAX_AVAILABILITY_PLACES)
-SET_STOCK_BATCH = 1000
 TIMEOUT_S = 30.0
 RESERVATION_TTL_S = 600
 SEED = 4
@@ -327,45 +329,30 @@ def transfer_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Ran
 
 def seed(address: str, network: Network) -> float:
     began = time.perf_counter()
-    with grpc.insecure_channel(address) as channel:
-        inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
-        kinds = (inventory_pb2.LOCATION_TYPE_WAREHOUSE, inventory_pb2.LOCATION_TYPE_STORE)
-        locations = [
-            inventory_pb2.Location(
-                id=site.id,
-                display_name=site.id,
-                type=kinds[index % 4 != 0],
-                position=inventory_pb2.GeoPoint(latitude=site.latitude, longitude=site.longitude),
-                postal_code=zip_code,
-                country_code="US",
-                shipment_cost=site.shipment_cost,
-                priority=site.priority,
-            )
-            for index, (site, zip_code) in enumerate(zip(network.sites, network.zips, strict=True))
-        ]
-        for start in range(0, len(locations), 1000):
-            inventory.UpsertLocations(
-                inventory_pb2.UpsertLocationsRequest(locations=locations[start : start + 1000]),
-                timeout=120,
-            )
-        inventory.UpsertLocationGroups(
-            inventory_pb2.UpsertLocationGroupsRequest(
-                location_groups=[
-                    inventory_pb2.LocationGroup(id=gid, display_name=gid, location_ids=members)
-                    for gid, members in network.groups.items()
-                ]
-            ),
-            timeout=120,
+    kinds = (inventory_pb2.LOCATION_TYPE_WAREHOUSE, inventory_pb2.LOCATION_TYPE_STORE)
+    locations = [
+        inventory_pb2.Location(
+            id=site.id,
+            display_name=site.id,
+            type=kinds[index % 4 != 0],
+            position=inventory_pb2.GeoPoint(latitude=site.latitude, longitude=site.longitude),
+            postal_code=zip_code,
+            country_code="US",
+            shipment_cost=site.shipment_cost,
+            priority=site.priority,
         )
-        levels = [
-            inventory_pb2.StockLevel(location_id=location_id, sku=sku, on_hand=units)
-            for (sku, location_id), units in network.stock.items()
-        ]
-        for start in range(0, len(levels), SET_STOCK_BATCH):
-            inventory.SetStock(
-                inventory_pb2.SetStockRequest(levels=levels[start : start + SET_STOCK_BATCH]),
-                timeout=120,
-            )
+        for index, (site, zip_code) in enumerate(zip(network.sites, network.zips, strict=True))
+    ]
+    groups = [
+        inventory_pb2.LocationGroup(id=gid, display_name=gid, location_ids=members)
+        for gid, members in network.groups.items()
+    ]
+    levels = [
+        inventory_pb2.StockLevel(location_id=location_id, sku=sku, on_hand=units)
+        for (sku, location_id), units in network.stock.items()
+    ]
+    with grpc.insecure_channel(address) as channel:
+        stock_network(channel, locations, levels, groups)
     return time.perf_counter() - began
 
 
@@ -601,7 +588,7 @@ def measure_breakdown(
 
 
 def breakdown_target(size: int, lines: int, parts: dict[str, Any]) -> dict[str, Any]:
-    """Issue 12: the time outside the solve, at p50, within the solve's own for 5-line orders
+    """The target: the time outside the solve, at p50, within the solve's own for 5-line orders
     and within LONG_ORDER_LIMIT_MS for 100-line orders."""
     outside = parts["outside_solve"]["p50_ms"]
     limit = parts["solve"]["p50_ms"] if lines < LONG_ORDER_LINES else LONG_ORDER_LIMIT_MS
@@ -624,7 +611,6 @@ def run(args: argparse.Namespace, network: Network, workdir: Path) -> dict[str, 
     sizes: dict[str, Any] = {}
     server_args = ["--sqlite-synchronous", args.sqlite_synchronous]
     with omniroute_server(store, args=server_args) as server:
-        wait_ready(server.address)
         log(f"server pid {server.pid} on port {server.port}; seeding...")
         seconds = seed(server.address, network)
         log(
@@ -759,8 +745,8 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                     f"{summary['rps']:,.1f}",
                     f"{summary['p50_ms']:.1f}",
                     f"{summary['p99_ms']:.1f}",
-                    _cpu(summary.get("server_cpu_ms_per_rpc")),
-                    _errors(summary),
+                    cell(summary.get("server_cpu_ms_per_rpc"), ".1f"),
+                    errors_cell(summary),
                     "; ".join(notes),
                 ]
             )
@@ -787,7 +773,7 @@ def rows(results: dict[str, Any]) -> list[list[object]]:
                     "",
                     f"{figures['p50_ms']:.2f}",
                     f"{figures['p99_ms']:.2f}",
-                    _cpu(figures.get("cpu_ms_per_call")),
+                    cell(figures.get("cpu_ms_per_call"), ".1f"),
                     "",
                     note,
                 ]
@@ -824,15 +810,11 @@ def breakdown_rows(results: dict[str, Any]) -> list[list[object]]:
                     for name in ("snapshot", "problem", "outside_solve", "solve", "convert")
                 ),
                 f"{parts['servicer']['p50_ms']:.2f}",
-                _cpu(parts["outside_solve"].get("cpu_ms_per_call")),
+                cell(parts["outside_solve"].get("cpu_ms_per_call"), ".1f"),
                 f"{'meets' if t['met'] else 'MISSES'} <= {t['limit_is']}",
             ]
         )
     return table
-
-
-def _cpu(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
 
 
 def _methods(unloaded: dict[str, Any]) -> str:
@@ -845,13 +827,6 @@ def _notes(summary: dict[str, Any]) -> str:
     if not notes:
         return ""
     return ", ".join(f"{k} {v}" for k, v in sorted(notes.items()))
-
-
-def _errors(summary: dict[str, Any]) -> str:
-    if not summary["errors"]:
-        return "0"
-    codes = ", ".join(f"{code} {count}" for code, count in summary["errors_by_code"].items())
-    return f"{summary['errors']} ({codes})"
 
 
 def verdicts(results: dict[str, Any]) -> list[str]:
@@ -902,7 +877,7 @@ def _cold_read(parts: dict[str, Any]) -> str:
     )
 
 
-def write_markdown(path: Path, results: dict[str, Any]) -> None:
+def markdown(results: dict[str, Any]) -> str:
     config = results["config"]
     network = results["network"]
     text = [
@@ -949,34 +924,24 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
         "",
         *[f"- {line}" for line in verdicts(results)],
         "",
-        f"git {results['machine']['git_commit']}"
-        + (
+        footer(
+            results,
             f" plus uncommitted changes to {', '.join(results['uncommitted'])}"
             if results.get("uncommitted")
-            else ""
-        )
-        + f", Python {results['machine']['python']}, "
-        f"grpcio {results['machine']['grpcio']}, {results['machine']['date']}.",
+            else "",
+        ),
         "",
     ]
-    path.write_text("\n".join(text))
+    return "\n".join(text)
 
 
-def plot(path: Path, results: dict[str, Any]) -> None:
-    import matplotlib  # noqa: PLC0415  (clients never need it)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+def plot(results: dict[str, Any]) -> Any:
     sizes = list(results["sizes"])
     if not sizes:  # the breakdown alone (--sizes=)
-        figure, parts = plt.subplots(figsize=(7, 6))
+        figure, parts = plots.subplots(figsize=(7, 6))
         _plot_breakdown(parts, results)
-        figure.tight_layout()
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        return
-    figure, (left, middle, parts, right) = plt.subplots(
+        return figure
+    figure, (left, middle, parts, right) = plots.subplots(
         1, 4, figsize=(20, 6), gridspec_kw={"width_ratios": [1.7, 1.0, 1.1, 0.75]}
     )
     _plot_latency(left, results, sizes)
@@ -992,9 +957,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
         "relative figures for this machine",
         fontsize=10,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 _BARS = (
@@ -1006,17 +969,7 @@ _BARS = (
 )
 
 
-def _label(axes: Any, x: float, y: float, text: str, **style: Any) -> None:
-    axes.annotate(
-        text,
-        (x, y),
-        ha="center",
-        va="bottom",
-        fontsize=7.5,
-        xytext=(0, 1.5),
-        textcoords="offset points",
-        **style,
-    )
+_label = functools.partial(plots.label_above, fontsize=7.5, offset=1.5)
 
 
 def _ms(value: float) -> str:
@@ -1024,11 +977,10 @@ def _ms(value: float) -> str:
 
 
 def _plot_latency(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
-    width = 0.8 / len(sizes)
+    width, slots = plots.slots(len(sizes), len(_BARS))
     x = np.arange(len(_BARS))
-    for offset, size in enumerate(sizes):
+    for offset, (size, where) in enumerate(zip(sizes, slots, strict=True)):
         found = results["sizes"][size]
-        where = x + (offset - (len(sizes) - 1) / 2) * width
         for position, (key, _, colour, kind) in zip(where, _BARS, strict=True):
             figures = found[kind].get(key)
             if not figures:
@@ -1142,7 +1094,7 @@ def _plot_target(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
 
 def _plot_breakdown(axes: Any, results: dict[str, Any]) -> None:
     """Per breakdown cell, in-process p50: snapshot + problem (stacked) beside the solve, with
-    the issue 12 limit on the time outside the solve."""
+    the limit on the time outside the solve."""
     cells = list(results.get("breakdown", {}).values())
     x = np.arange(len(cells))
     width = 0.38
@@ -1194,11 +1146,9 @@ def _plot_breakdown(axes: Any, results: dict[str, Any]) -> None:
 
 def _plot_throughput(axes: Any, results: dict[str, Any], sizes: list[str]) -> None:
     scenarios = [("dry_run", "dry run", "#e08a1e"), ("transfer", "transfer", "#b5451b")]
-    x = np.arange(len(sizes))
-    width = 0.8 / len(scenarios)
-    for offset, (key, label, colour) in enumerate(scenarios):
+    width, slots = plots.slots(len(scenarios), len(sizes))
+    for (key, label, colour), where in zip(scenarios, slots, strict=True):
         values = [results["sizes"][s]["load"].get(key, {}).get("rps", 0.0) for s in sizes]
-        where = x + (offset - (len(scenarios) - 1) / 2) * width
         for position, value in zip(where, values, strict=True):
             axes.bar(
                 position,
@@ -1208,7 +1158,7 @@ def _plot_throughput(axes: Any, results: dict[str, Any], sizes: list[str]) -> No
                 label=label if position == where[0] else None,
             )
             _label(axes, position, value, f"{value:,.1f}" if value < 10 else f"{value:,.0f}")
-    axes.set_xticks(x, [f"{int(s):,}\ncandidates" for s in sizes], fontsize=9)
+    axes.set_xticks(np.arange(len(sizes)), [f"{int(s):,}\ncandidates" for s in sizes], fontsize=9)
     axes.set_ylabel("RouteOrder calls/s")
     axes.set_ylim(0, axes.get_ylim()[1] * 1.12)
     axes.set_title(
@@ -1222,8 +1172,22 @@ def _plot_throughput(axes: Any, results: dict[str, Any], sizes: list[str]) -> No
 # --- command line --------------------------------------------------------------------------------
 
 
+def _cell(text: str) -> tuple[int, int]:
+    """A breakdown cell, candidates x order lines: 1000x5."""
+    size, lines = (int(part) for part in text.split("x"))
+    if size not in SIZES:
+        raise ValueError(f"candidates must be among {SIZES}")
+    return size, lines
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = load_parser(__doc__, duration=10.0, threads=2)
+    parser = BenchParser(
+        __doc__,
+        "routing",
+        load={"duration": 10.0, "threads": 2},
+        quick={"duration": 2.0, "warmup": 0.5, "unloaded_seconds": 4.0, "min_samples": 10},
+        quick_help="2 s windows, 0.5 s warm-up, 4 s one-caller budget, 10 samples",
+    )
     parser.add_argument(
         "--unloaded-seconds",
         type=float,
@@ -1235,10 +1199,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--orders", type=int, default=200, help="orders in each group's pool")
     parser.add_argument(
-        "--sizes", default=",".join(map(str, GRPC_SIZES)), help="candidate counts over gRPC"
+        "--sizes",
+        type=listed(int, SIZES),
+        default=",".join(map(str, GRPC_SIZES)),
+        help="candidate counts over gRPC",
     )
     parser.add_argument(
         "--breakdown",
+        type=listed(_cell),
         default=",".join(f"{size}x{lines}" for size, lines in BREAKDOWN_CELLS),
         help="in-process breakdown cells, candidates x order lines",
     )
@@ -1248,41 +1216,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2.0,
         help="the breakdown orders' time_limit, s (100-line solves may not prove sooner)",
     )
-    parser.add_argument("--scenarios", default="dry_run,transfer")
+    parser.add_argument(
+        "--scenarios", type=listed(str, ("dry_run", "transfer")), default="dry_run,transfer"
+    )
     parser.add_argument("--sqlite-synchronous", default="FULL", type=str.upper)
-    parser.add_argument(
-        "--name", default=None, help="results file stem (default routing, routing-quick)"
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: 2 s windows, 0.5 s warm-up, 4 s one-caller budget, 10 samples "
-        "(explicit flags still win); writes routing-quick.*",
-    )
-    if "--quick" in (sys.argv[1:] if argv is None else argv):
-        parser.set_defaults(duration=2.0, warmup=0.5, unloaded_seconds=4.0, min_samples=10)
-    args = parser.parse_args(argv)
-    args.name = args.name or ("routing-quick" if args.quick else "routing")
-    args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
-    if not set(args.sizes) <= set(SIZES):
-        parser.error(f"sizes must be among {SIZES}")
-    try:
-        args.breakdown = [
-            (int(size), int(lines))
-            for size, lines in (cell.split("x") for cell in args.breakdown.split(",") if cell)
-        ]
-    except ValueError:
-        parser.error("--breakdown: cells like 1000x5,3251x100")
-    if not {size for size, _ in args.breakdown} <= set(SIZES):
-        parser.error(f"breakdown sizes must be among {SIZES}")
-    args.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
-    if not set(args.scenarios) <= {"dry_run", "transfer"}:
-        parser.error("scenarios: dry_run, transfer")
-    return args
+    return parser.parse(argv)
 
 
 _BENCH_CODE = (
-    "benchmarks/common.py",
+    "benchmarks/support",
     "benchmarks/routing_bench.py",
     "benchmarks/solver_instances.py",
 )
@@ -1293,8 +1235,8 @@ def uncommitted_code() -> list[str]:
     measured them as they were on disk."""
     try:
         listing = subprocess.run(
-            ["git", "status", "--porcelain", "--", "server", "solver", *_BENCH_CODE],
-            cwd=RESULTS.parent.parent,
+            ["git", "status", "--porcelain", "-uall", "--", "server", "solver", *_BENCH_CODE],
+            cwd=REPO,
             capture_output=True,
             text=True,
             check=False,
@@ -1306,15 +1248,9 @@ def uncommitted_code() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    info = machine_info()
-    note = shared_machine_note(info)
-    log(note)
     network = make_network(max(SIZES), CATALOG)
     results: dict[str, Any] = {
-        "benchmark": "routing",
-        "command": "python benchmarks/routing_bench.py " + " ".join(sys.argv[1:]),
-        "note": note,
-        "machine": info,
+        **header("routing"),
         "uncommitted": uncommitted_code(),
         "target": {"route_dry_run_p50_vs_solve_plus_availability_p50": TARGET_FACTOR},
         "config": {
@@ -1346,7 +1282,7 @@ def main(argv: list[str] | None = None) -> int:
         results.update(run(args, network, Path(workdir)))
 
     print()
-    print(note)
+    print(results["note"])
     print(
         f"{args.clients} client processes x {args.threads} threads under load; {args.duration:g}"
         " s windows; latencies client-side"
@@ -1357,7 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(BREAKDOWN_HEADERS, breakdown_rows(results), left=2))
     for line in verdicts(results):
         print(line)
-    save_results(args.out, args.name, results, write_markdown, plot)
+    args.files.save(results, markdown=markdown(results), figures={"": plot(results)})
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Reusable pieces of the gRPC benchmarks: the real server as a subprocess, closed-loop load
-from several client processes over loopback, percentiles, machine facts, and result files.
+"""Closed-loop load on a gRPC server from several client processes over loopback, the CPU the
+server, the clients and the rest of the machine use meanwhile, and the repeats' medians.
 
 The load model: `clients` processes (multiprocessing, spawn), each with its own channel and
 `threads` threads; every thread issues one RPC after another (closed loop) for a warm-up and
@@ -16,138 +16,24 @@ then `seconds`, the timed part only, and non-empty notes are counted per window 
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import concurrent.futures
-import json
 import multiprocessing as mp
 import os
-import platform
 import queue
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import grpc
 import numpy as np
-import psycopg
-
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
-PYTHON = str(REPO / ".venv" / "bin" / "python")
-LISTENING = "omniroute listening on port "
 
 Call = Callable[[], object]
 Factory = Callable[[grpc.Channel, dict[str, Any], random.Random], Call]
-
-
-# --- the server under test -------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """A running `python -m server` subprocess."""
-
-    process: subprocess.Popen[str]
-    port: int
-    log_path: Path
-
-    @property
-    def address(self) -> str:
-        return f"localhost:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far (all its threads)."""
-        return process_cpu_seconds(self.pid)
-
-
-@contextmanager
-def omniroute_server(
-    store: str | Path,
-    *,
-    args: Sequence[str] = (),
-    env: dict[str, str] | None = None,
-    log_path: Path | None = None,
-    entry: Sequence[str] = ("-m", "server"),
-    start_timeout_s: float = 60.0,
-    stop_timeout_s: float = 30.0,
-    cwd: Path = REPO,
-) -> Iterator[Server]:
-    """Starts `python -m server --address localhost:0 --store STORE ARGS` and yields it once it
-    says which port it listens on; SIGTERM (graceful stop) on exit, SIGKILL if that hangs.
-    `entry` replaces `-m server`, e.g. with a script that instruments the server first; `cwd`
-    is the checkout whose code serves (another commit's worktree, for a baseline)."""
-    log_path = log_path or Path(f"{store}.server.log")
-    # Checkouts from before the `omniroute` command serve without a subcommand.
-    serve = ["serve"] if (cwd / "server" / "cli.py").exists() else []
-    command = [PYTHON, *entry, *serve, "--address", "localhost:0", "--store", str(store), *args]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**os.environ, "OMNIROUTE_LOG_LEVEL": "WARNING", **(env or {})},
-        )
-        try:
-            port = _await_port(process, start_timeout_s, log_path)
-            yield Server(process, port, log_path)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(stop_timeout_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout:
-                process.stdout.close()
-
-
-def _await_port(process: subprocess.Popen[str], timeout_s: float, log_path: Path) -> int:
-    found: list[int] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith(LISTENING):
-                found.append(int(line[len(LISTENING) :].split()[0]))
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if not found:
-        process.kill()
-        raise RuntimeError(
-            f"server did not start within {timeout_s} s; log:\n{log_path.read_text()[-3000:]}"
-        )
-    return found[0]
-
-
-def wait_ready(address: str, timeout_s: float = 30.0) -> None:
-    with grpc.insecure_channel(address) as channel:
-        grpc.channel_ready_future(channel).result(timeout=timeout_s)
-
-
-# --- load ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -414,7 +300,7 @@ def _client_main(
         channel.close()
 
 
-# --- machine facts ---------------------------------------------------------------------------
+# --- CPU time from /proc ----------------------------------------------------------------------
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -431,46 +317,7 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": model,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "grpcio": grpc.__version__,
-        "platform": platform.platform(),
-        "git_commit": commit,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
-
-
-def shared_machine_note(info: dict[str, Any]) -> str:
-    return (
-        f"machine: {info['cores']} cores ({info['cpu_model'] or 'unknown CPU'}), shared by the "
-        "server, every client process and anything else running (load average at start "
-        f"{info['load_average_at_start']}); figures are noisy and relative to this machine"
-    )
-
-
-# --- aggregation and output ------------------------------------------------------------------
+# --- repeats ----------------------------------------------------------------------------------
 
 
 def median(values: Sequence[float]) -> float:
@@ -509,122 +356,3 @@ def summarise(runs: Sequence[LoadResult]) -> dict[str, Any]:
         "machine_cpu": median(machine) if machine else None,
         "repeats": [{**asdict(run), "other_cpu": run.other_cpu} for run in runs],
     }
-
-
-def write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: int = 1) -> str:
-    """The first `left` columns left-aligned, the rest right-aligned."""
-    lines = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if i < left else "---:" for i in range(len(headers))) + "|",
-    ]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: int = 1) -> str:
-    """Fixed-width table: the first `left` columns left-aligned, the rest right-aligned."""
-    cells = [list(map(str, headers)), *[[str(cell) for cell in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def fmt(row: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if i < left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([fmt(cells[0]), rule, *[fmt(row) for row in cells[1:]]])
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --- PostgreSQL: a fresh schema per run ----------------------------------------------------
-
-
-@contextmanager
-def pg_schema(admin_dsn: str, application_name: str) -> Iterator[str]:
-    """A fresh schema; yields a DSN on it whose sessions carry `application_name`."""
-    schema = f"omniroute_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    joiner = "&" if "?" in admin_dsn else "?"
-    try:
-        yield (
-            f"{admin_dsn}{joiner}options={quote(f'-csearch_path={schema}')}"
-            f"&application_name={quote(application_name)}"
-        )
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-# --- the command line and the result files every load benchmark shares -----------------------
-
-
-def load_parser(
-    doc: str | None, *, duration: float, threads: int, repeats: int | None = None
-) -> argparse.ArgumentParser:
-    """A parser with the load flags (window, warm-up, clients, threads, repeats, output)."""
-    parser = argparse.ArgumentParser(
-        description=(doc or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--duration", type=float, default=duration, help="measured s per window")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up s before each window")
-    parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--threads", type=int, default=threads, help="threads per client process")
-    if repeats is not None:
-        parser.add_argument("--repeats", type=int, default=repeats, help="repeats (median)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
-    return parser
-
-
-def save_results(
-    out: Path,
-    name: str,
-    results: Any,
-    write_markdown: Callable[[Path, Any], None],
-    plot: Callable[[Path, Any], None],
-) -> None:
-    """`name`.json, .md and .png under `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"{name}.json", results)
-    write_markdown(out / f"{name}.md", results)
-    plot(out / f"{name}.png", results)
-    print(f"wrote {out}/{name}.json, .md and .png")
-
-
-# --- servicers called in-process, for profiles ------------------------------------------------
-
-
-class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Runs what the server would hand to its worker threads on the calling thread, so one
-    thread's CPU clock sees all of a handler's work."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # handed to the awaiting handler
-            future.set_exception(error)
-        return future
-
-
-class SyncServicer:
-    """A servicer's coroutines called to completion, one at a time, on this thread."""
-
-    def __init__(self, servicer: Any) -> None:
-        self._servicer = servicer
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_default_executor(InlineExecutor())
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._servicer, name)
-        return lambda request, context: self._loop.run_until_complete(method(request, context))
