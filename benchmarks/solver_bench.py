@@ -12,42 +12,37 @@ where that costs seconds per instance it runs on the first `--enum-instances` in
 cell only (the table says on how many). `--enum-vectorised` adds a numpy-batched variant of the
 same search, for a harder baseline.
 
-    .venv/bin/python benchmarks/solver_bench.py --quick          # a few minutes
-    .venv/bin/python benchmarks/solver_bench.py                  # the full grid (~1 h)
+    .venv/bin/python benchmarks/solver_bench.py --quick          # smoke run: 4 x 3 x 2 cells
+    .venv/bin/python benchmarks/solver_bench.py                  # the full grid
     .venv/bin/python benchmarks/solver_bench.py --backends       # CP-SAT vs SCIP vs HiGHS
 
-Writes benchmarks/results/solver.json, solver.md and solver_*.png.
+Writes benchmarks/results/solver.{json,md}, solver_latency.png and solver_vs_enumeration.png
+(solver_backends.{json,md} with --backends).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+from solver_instances import make_instance
+from support import BenchParser, markdown_table, plots
 
-import numpy as np  # noqa: E402
-from solver_instances import make_instance  # noqa: E402
+from solver import NoFeasiblePlan, Plan, Problem, SolveParams, solve
+from solver.baselines import enumeration, greedy
 
-from solver import NoFeasiblePlan, Plan, Problem, SolveParams, solve  # noqa: E402
-from solver.baselines import enumeration, greedy  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 LINES = (1, 3, 5, 10, 20, 50)
 CANDIDATES = (10, 100, 1000, 10000)
 DENSITIES = ("plentiful", "scarce")
-EXTRA_CELLS = ((20, 5000, "plentiful"), (20, 5000, "scarce"))  # the issue's named target
+EXTRA_CELLS = ((20, 5000, "plentiful"), (20, 5000, "scarce"))  # a named target's cells
 
 
 @dataclass
@@ -216,7 +211,7 @@ def summarise(records: list[Record]) -> dict[str, Any]:
 
 
 def targets(records: list[Record]) -> dict[str, Any]:
-    """The issue's named targets, computed from the records."""
+    """The named targets, computed from the records."""
     out: dict[str, Any] = {}
     singles = [r for r in records if r.runs["solver"].shipments == 1]
     if singles:
@@ -298,18 +293,28 @@ def _ratio(value: float) -> str:
     return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"
 
 
+TABLE_HEADERS = (
+    "lines",
+    "cand.",
+    "density",
+    "n",
+    "needs (locations: orders)",
+    "solver p50 / p99 ms",
+    "greedy p50 ms",
+    "greedy boxes / km vs opt",
+    "greedy more boxes / longer %",
+    "enum. n",
+    "enum. p50 ms",
+    "enum. boxes / km vs opt",
+    "enum / solver p50",
+)
+
+
 def table(cells: dict[str, dict[str, Any]]) -> str:
-    head = (
-        "| lines | cand. | density | n | needs (locations: orders) | solver p50 / p99 ms "
-        "| greedy p50 ms | greedy boxes / km vs opt | greedy more boxes / longer % "
-        "| enum. n | enum. p50 ms | enum. boxes / km vs opt | enum / solver p50 |"
-    )
-    rows = [head, "|" + "---|" * 13]
+    rows = []
     for key, cell in cells.items():
-        lines, cands, density = key.split("/")
         s, g = cell["solver"], cell["greedy"]
         e = cell.get("enumeration", {})
-        needs = " ".join(f"{k}:{v}" for k, v in cell["locations_needed"].items())
         enum_cols = ["-", "-", "-", "-"]
         if e:
             failed = sum(e["failed"].values())
@@ -320,22 +325,22 @@ def table(cells: dict[str, dict[str, Any]]) -> str:
                 _ratio(e["p50_ms"] / s["p50_ms"]),
             ]
         rows.append(
-            f"| {lines} | {cands} | {density} | {cell['instances']} | {needs} "
-            f"| {_fmt(s['p50_ms'], 2)} / {_fmt(s['p99_ms'], 2)} | {_fmt(g['p50_ms'], 2)} "
-            f"| {_fmt(g.get('shipments_vs_opt'), 2)} / {_fmt(g.get('distance_vs_opt'), 2)} "
-            f"| {_fmt(g.get('pct_more_boxes'), 0)} / {_fmt(g.get('pct_longer'), 0)} "
-            f"| {' | '.join(enum_cols)} |"
+            [
+                *key.split("/"),
+                cell["instances"],
+                " ".join(f"{k}:{v}" for k, v in cell["locations_needed"].items()),
+                f"{_fmt(s['p50_ms'], 2)} / {_fmt(s['p99_ms'], 2)}",
+                _fmt(g["p50_ms"], 2),
+                f"{_fmt(g.get('shipments_vs_opt'), 2)} / {_fmt(g.get('distance_vs_opt'), 2)}",
+                f"{_fmt(g.get('pct_more_boxes'), 0)} / {_fmt(g.get('pct_longer'), 0)}",
+                *enum_cols,
+            ]
         )
-    return "\n".join(rows)
+    return markdown_table(TABLE_HEADERS, rows, left=len(TABLE_HEADERS))
 
 
-def plot(cells: dict[str, dict[str, Any]], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+def plot(cells: dict[str, dict[str, Any]]) -> Any:
+    fig, axes = plots.subplots(1, 3, figsize=(17, 5.2))
     colours = {
         1: "#1b9e77",
         3: "#d95f02",
@@ -376,18 +381,12 @@ def plot(cells: dict[str, dict[str, Any]], path: Path) -> None:
     axes[2].set_title("greedy plan worse than optimal\n(more boxes, or same boxes and longer)")
     axes[2].grid(True, which="both", alpha=0.3)
     fig.suptitle("omniroute solver vs greedy (solid: scarce, dotted: plentiful)")
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.get_layout_engine().set(rect=(0, 0.09, 1, 1))  # room for the legend below
+    return fig
 
 
-def plot_enumeration(records: list[Record], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+def plot_enumeration(records: list[Record]) -> Any:
+    fig, ax = plots.subplots(figsize=(7.5, 5.2))
     groups: dict[tuple[int, bool], tuple[list[float], list[float]]] = {}
     for r in records:
         if "enumeration" not in r.runs:
@@ -421,9 +420,7 @@ def plot_enumeration(records: list[Record], path: Path) -> None:
     ax.set_title("per instance: enumeration vs exact solver")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
@@ -464,8 +461,25 @@ def backend_comparison(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+BACKEND_HEADERS = (
+    "cell",
+    "variant",
+    "p50 ms",
+    "p90 ms",
+    "max ms",
+    "CPU p50 ms",
+    "proven",
+    "MIP used",
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = BenchParser(
+        __doc__,
+        "solver",
+        quick={"instances": 10},
+        quick_help="4 x 3 x 2 cells of the grid, 10 instances each",
+    )
     parser.add_argument("--instances", type=int, default=20, help="instances per cell")
     parser.add_argument(
         "--enum-instances",
@@ -477,46 +491,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--enum-vectorised", action="store_true", help="also time a numpy-batched enumeration"
     )
-    parser.add_argument("--quick", action="store_true", help="a small subset of the grid")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--time-limit", type=float, default=10.0, help="solver limit, seconds")
     parser.add_argument(
         "--backends", action="store_true", help="only compare MIP backends (CP-SAT, SCIP, HiGHS)"
     )
     parser.add_argument("--backend-instances", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    return parser.parse(argv)
+
+
+def save_backends(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    n = args.backend_instances
+    rows = [
+        [
+            key,
+            name,
+            f"{row['p50_ms']:.1f}",
+            f"{row['p90_ms']:.1f}",
+            f"{row['max_ms']:.1f}",
+            f"{row['cpu_p50_ms']:.1f}",
+            f"{row['proven']}/{n}",
+            f"{row['mip_used']}/{n}",
+        ]
+        for key, cell in result.items()
+        for name, row in cell.items()
+    ]
+    table = markdown_table(BACKEND_HEADERS, rows, left=len(BACKEND_HEADERS))
+    args.files.save(
+        result,
+        markdown=f"# MIP backends\n\ntime limit {args.time_limit} s; CPU is process time (all "
+        f"threads)\n\n{table}\n",
+        part="_backends",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     started = time.time()
     if args.backends:
-        result = backend_comparison(args)
-        (args.out / "solver_backends.json").write_text(json.dumps(result, indent=1))
-        rows = [
-            "| cell | variant | p50 ms | p90 ms | max ms | CPU p50 ms | proven | MIP used |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for key, cell in result.items():
-            for name, row in cell.items():
-                rows.append(
-                    f"| {key} | {name} | {row['p50_ms']:.1f} | {row['p90_ms']:.1f} "
-                    f"| {row['max_ms']:.1f} | {row['cpu_p50_ms']:.1f} "
-                    f"| {row['proven']}/{args.backend_instances} "
-                    f"| {row['mip_used']}/{args.backend_instances} |"
-                )
-        (args.out / "solver_backends.md").write_text(
-            f"# MIP backends\n\ntime limit {args.time_limit} s; CPU is process time (all "
-            f"threads)\n\n" + "\n".join(rows) + "\n"
-        )
+        save_backends(args, backend_comparison(args))
         return 0
 
     if args.quick:
         grid = [(n, m, d) for n in (1, 3, 10, 20) for m in (10, 100, 1000) for d in DENSITIES]
         grid += [(10, 1000, "scarce")] if (10, 1000, "scarce") not in grid else []
-        instances = min(args.instances, 10)
     else:
         grid = [(n, m, d) for n in LINES for m in CANDIDATES for d in DENSITIES]
         grid += list(EXTRA_CELLS)
-        instances = args.instances
     # Warm up imports and caches (OR-Tools, the ZIP table) outside the timings.
     warm = make_instance(10, 200, "scarce", 10_000).problem
     solve(warm)
@@ -527,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     for lines, cands, density in grid:
         slow_enum = cands >= 1000 or lines >= 20
         cell_records = []
-        for seed in range(instances):
+        for seed in range(args.instances):
             with_enum = not slow_enum or seed < args.enum_instances
             cell_records.append(
                 run_instance(
@@ -563,41 +584,35 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cpus": __import__("os").cpu_count(),
-        "instances_per_cell": instances,
+        "cpus": os.cpu_count(),
+        "instances_per_cell": args.instances,
         "enum_instances_in_slow_cells": args.enum_instances,
         "repeats": args.repeats,
         "time_limit": args.time_limit,
         "quick": args.quick,
         "seconds": round(time.time() - started),
     }
-    name = "solver_quick" if args.quick else "solver"
-    (args.out / f"{name}.json").write_text(
-        json.dumps(
+    payload = {
+        "meta": meta,
+        "targets": summary,
+        "cells": cells,
+        "records": [
             {
-                "meta": meta,
-                "targets": summary,
-                "cells": cells,
-                "records": [
-                    {
-                        "lines": r.lines,
-                        "candidates": r.candidates,
-                        "density": r.density,
-                        "seed": r.seed,
-                        "runs": {k: vars(v) for k, v in r.runs.items()},
-                    }
-                    for r in records
-                ],
-            },
-            indent=1,
-        )
+                "lines": r.lines,
+                "candidates": r.candidates,
+                "density": r.density,
+                "seed": r.seed,
+                "runs": {k: vars(v) for k, v in r.runs.items()},
+            }
+            for r in records
+        ],
+    }
+    args.files.save(
+        payload,
+        markdown=f"# Solver benchmark\n\n{json.dumps(meta)}\n\n{markdown}\n\n## Targets\n\n"
+        f"```json\n{json.dumps(summary, indent=1)}\n```\n",
+        figures={"_latency": plot(cells), "_vs_enumeration": plot_enumeration(records)},
     )
-    (args.out / f"{name}.md").write_text(
-        f"# Solver benchmark\n\n{json.dumps(meta)}\n\n{markdown}\n\n## Targets\n\n"
-        f"```json\n{json.dumps(summary, indent=1)}\n```\n"
-    )
-    plot(cells, args.out / f"{name}_latency.png")
-    plot_enumeration(records, args.out / f"{name}_vs_enumeration.png")
     return 0
 
 

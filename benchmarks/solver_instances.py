@@ -5,8 +5,8 @@ sparse: each location stocks each SKU of the order with probability `p`, uniform
 units; demand is 1-4 units per line, clipped to what the candidates hold in total so every order
 can be routed in full.
 
-Densities (the issue's example parameters are the *scarce* cell):
-  scarce     p = 0.3, 0-5 units   (issue 3: "2-3 locations needed" at 10 lines x 1,000)
+Densities:
+  scarce     p = 0.3, 0-5 units   (an order of 10 lines over 1,000 candidates needs 2-3 locations)
   plentiful  p = 0.6, 0-10 units  (one location can often ship a small order)
 """
 
@@ -16,6 +16,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import support  # noqa: F401  (first: this checkout's solver, not the venv's)
 import zipcodes
 
 from solver import Line, Location, Options, Problem

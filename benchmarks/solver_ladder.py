@@ -1,39 +1,41 @@
-"""Measure each step from the straightforward model to the shipped pipeline (issue 3).
+"""Measure each step from the straightforward model to the shipped pipeline.
 
 Steps, on the same seeded instances (benchmarks/solver_instances.py), one process:
   y-MIP weighted   DESIGN.md's model with the allocation variables y_il, lexicographic objective
-                   as one weighted sum (M * shipments + metres), gap 0 - the issue's baseline
+                   as one weighted sum (M * shipments + metres), gap 0: the baseline
   set MIP          y projected out, stages N then D, no search, no reduction
   set MIP + reduce the same with the incumbent's distance bound on candidates
   pipeline         exact search for 1-4 locations, then the MIP stages (the default)
 for each MIP backend. Latency is wall-clock (one run); the process CPU time is reported too.
 
     .venv/bin/python benchmarks/solver_ladder.py --instances 10
+    .venv/bin/python benchmarks/solver_ladder.py --quick   # smoke run
 Writes benchmarks/results/solver_ladder.json and .md.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+from solver_instances import make_instance
+from support import BenchParser, listed, markdown_row, markdown_table
 
-import numpy as np  # noqa: E402
-from solver_instances import make_instance  # noqa: E402
+from solver import Problem, SolveParams, solve
+from solver.scoring import location_distance_m
 
-from solver import Problem, SolveParams, solve  # noqa: E402
-from solver.scoring import location_distance_m  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
+HEADERS = (
+    "cell",
+    "step",
+    "p50 ms",
+    "p90 ms",
+    "max ms",
+    "cpu p50 ms",
+    "proven",
+    "optimum found",
+)
 
 
 def weighted_y_mip(problem: Problem, backend: str, time_limit: float) -> tuple[int, int, bool]:
@@ -94,14 +96,23 @@ def weighted_y_mip(problem: Problem, backend: str, time_limit: float) -> tuple[i
     return len(chosen), int(distance[chosen].sum()), proven
 
 
+def _cell(text: str) -> tuple[int, int, str]:
+    """lines:candidates:density, e.g. 10:1000:scarce."""
+    lines, candidates, density = text.split(":")
+    return int(lines), int(candidates), density
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = BenchParser(
+        __doc__,
+        "solver_ladder",
+        quick={"instances": 2, "cells": "3:100:scarce"},
+        quick_help="2 instances of a 3-line, 100-candidate cell",
+    )
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--time-limit", type=float, default=10.0)
-    parser.add_argument("--cells", default="10:1000:scarce,20:5000:scarce")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    cells = [(int(a), int(b), c) for a, b, c in (x.split(":") for x in args.cells.split(","))]
+    parser.add_argument("--cells", type=listed(_cell), default="10:1000:scarce,20:5000:scarce")
+    args = parser.parse(argv)
     steps: dict[str, Any] = {}
     for backend in ("cpsat", "scip", "highs"):
         steps[f"y-MIP weighted ({backend})"] = ("y", backend)
@@ -110,11 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     steps["pipeline (default)"] = SolveParams()
     solve(make_instance(10, 100, "scarce", 999).problem, SolveParams(backend="scip"))
     out: dict[str, Any] = {}
-    lines = [
-        "| cell | step | p50 ms | p90 ms | max ms | cpu p50 ms | proven | optimum found |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for n, m, density in cells:
+    rows = []
+    print(markdown_table(HEADERS, [], left=len(HEADERS)), flush=True)
+    for n, m, density in args.cells:
         problems = [
             make_instance(n, m, density, seed, time_limit=args.time_limit).problem
             for seed in range(args.instances)
@@ -147,19 +156,22 @@ def main(argv: list[str] | None = None) -> int:
                 "instances": len(problems),
             }
             out.setdefault(f"{n}x{m} {density}", {})[name] = row
-            lines.append(
-                f"| {n} x {m} {density} | {name} | {row['p50_ms']:.1f} | {row['p90_ms']:.1f} "
-                f"| {row['max_ms']:.1f} | {row['cpu_p50_ms']:.1f} | {proven}/{len(problems)} "
-                f"| {right}/{len(problems)} |"
+            rows.append(
+                [
+                    f"{n} x {m} {density}",
+                    name,
+                    *(f"{row[key]:.1f}" for key in ("p50_ms", "p90_ms", "max_ms", "cpu_p50_ms")),
+                    f"{proven}/{len(problems)}",
+                    f"{right}/{len(problems)}",
+                ]
             )
-            print(lines[-1], flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "solver_ladder.json").write_text(json.dumps(out, indent=1))
-    (args.out / "solver_ladder.md").write_text(
-        "# From the straightforward model to the pipeline\n\n"
+            print(markdown_row(rows[-1]), flush=True)
+    args.files.save(
+        out,
+        markdown="# From the straightforward model to the pipeline\n\n"
         f"time limit {args.time_limit} s, {args.instances} instances per cell\n\n"
-        + "\n".join(lines)
-        + "\n"
+        + markdown_table(HEADERS, rows, left=len(HEADERS))
+        + "\n",
     )
     return 0
 
