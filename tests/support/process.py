@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -33,16 +34,19 @@ class ServerProcess:
         log_dir: Path,
         env: dict[str, str] | None = None,
         flags: bool = True,
+        command: Sequence[str] = (sys.executable, "-m", "server"),
+        cwd: Path = REPO,
     ) -> None:
-        """Without `flags` the command has no --address and --store: `env` must name them."""
+        """Without `flags` the command has no --address and --store: `env` must name them.
+        `command` and `cwd` replace the checkout's `python -m server` (an installed one)."""
         self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "server", "serve"]
+        serve = [*command, "serve"]
         if flags:
-            command += ["--address", "localhost:0", "--store", str(store)]
+            serve += ["--address", "localhost:0", "--store", str(store)]
         self.process = subprocess.Popen(
-            [*command, *args],
-            cwd=REPO,
+            [*serve, *args],
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=self._log,
             env={**os.environ, **(env or {})},
