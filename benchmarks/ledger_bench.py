@@ -207,10 +207,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                 result = run_load(
                     target.address,
                     workload(name, args.locations, args.skus),
-                    clients=args.clients,
-                    threads=args.threads,
-                    warmup_s=args.warmup,
-                    duration_s=args.duration,
+                    **args.load,
                     server_pid=target.pid,
                     seed=repeat * 100 + len(runs[name]),
                 )
@@ -454,10 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         **header("ledger"),
         "target": {"create_vs_echo": TARGET_RATIO},
         "config": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "clients": args.clients,
-            "threads": args.threads,
+            **args.load,
             "repeats": args.repeats,
             "locations": args.locations,
             "skus": args.skus,

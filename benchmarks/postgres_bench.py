@@ -275,10 +275,7 @@ def run_window(
     result = run_load(
         [server.address for server in servers],
         workload(name, args.locations, args.skus),
-        clients=args.clients,
-        threads=args.threads,
-        warmup_s=args.warmup,
-        duration_s=args.duration,
+        **args.load,
         seed=repeat * 100 + count,
         on_window=meter.hook,
     )
@@ -992,10 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         **header("postgres"),
         "config": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "clients": args.clients,
-            "threads": args.threads,
+            **args.load,
             "repeats": args.repeats,
             "locations": args.locations,
             "skus": args.skus,

@@ -646,10 +646,7 @@ def run(args: argparse.Namespace, network: Network, workdir: Path) -> dict[str, 
                 result: LoadResult = run_load(
                     server.address,
                     Workload(f"{scenario}-{size}", factory, params),
-                    clients=args.clients,
-                    threads=args.threads,
-                    warmup_s=args.warmup,
-                    duration_s=args.duration,
+                    **args.load,
                     server_pid=server.pid,
                     seed=size,
                 )
@@ -1254,10 +1251,7 @@ def main(argv: list[str] | None = None) -> int:
         "uncommitted": uncommitted_code(),
         "target": {"route_dry_run_p50_vs_solve_plus_availability_p50": TARGET_FACTOR},
         "config": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "clients": args.clients,
-            "threads": args.threads,
+            **args.load,
             "unloaded_seconds": args.unloaded_seconds,
             "min_samples": args.min_samples,
             "orders": args.orders,

@@ -17,7 +17,8 @@ POSTGRES_ENV = ("OMNIROUTE_BENCH_POSTGRES_DSN", "OMNIROUTE_TEST_POSTGRES_DSN")
 
 class BenchParser(argparse.ArgumentParser):
     """A benchmark's parser: its own flags plus the shared ones. `parse` applies the `quick`
-    defaults under --quick (explicit flags still win) and sets `args.files`."""
+    defaults under --quick (explicit flags still win) and sets `args.files` and, with the load
+    flags, `args.load`: run_load's keywords, in the order the results' config records them."""
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class BenchParser(argparse.ArgumentParser):
         )
         self.name = name
         self.quick = dict(quick)
+        self.load = load is not None
         if load is not None:
             self._add_load_flags(load)
         self.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -90,6 +92,13 @@ class BenchParser(argparse.ArgumentParser):
         args = self.parse_args(argv)
         tag = "-quick" if args.quick and not args.name else ""
         args.files = ResultFiles(args.out, args.name or self.name, tag)
+        if self.load:
+            args.load = {
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "clients": args.clients,
+                "threads": args.threads,
+            }
         return args
 
 
