@@ -33,9 +33,9 @@ class BenchParser(argparse.ArgumentParser):
             description=(doc or "").split("\n\n")[0],
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
-        self.name = name
-        self.quick = dict(quick)
-        self.load = load is not None
+        self._stem = name
+        self._quick = dict(quick)
+        self._load = load is not None
         if load is not None:
             self._add_load_flags(load)
         self.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -88,11 +88,11 @@ class BenchParser(argparse.ArgumentParser):
 
     def parse(self, argv: list[str] | None = None) -> argparse.Namespace:
         if self.parse_known_args(argv)[0].quick:
-            self.set_defaults(**self.quick)
+            self.set_defaults(**self._quick)
         args = self.parse_args(argv)
         tag = "-quick" if args.quick and not args.name else ""
-        args.files = ResultFiles(args.out, args.name or self.name, tag)
-        if self.load:
+        args.files = ResultFiles(args.out, args.name or self._stem, tag)
+        if self._load:
             args.load = {
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
@@ -112,8 +112,8 @@ def listed(
             values = [item(part.strip()) for part in text.split(",") if part.strip()]
         except ValueError as error:
             raise argparse.ArgumentTypeError(f"{text!r}: {error}") from error
-        unknown = [value for value in values if choices is not None and value not in choices]
-        if choices is not None and unknown:
+        unknown = [value for value in values if value not in (choices or values)]
+        if unknown:
             raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {list(choices)}")
         return values
 
