@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 
 import pytest
 
 from server.domain.errors import StoreUnavailable
 from server.storage.sqlite import SqliteStore
-from tests.storage.test_sqlite_group_commit import site, stored
+from tests.storage.test_sqlite_group_commit import close_within, site, stored
 
 
 @pytest.fixture(params=["FULL", "NORMAL"])  # COMMIT on its thread, and on the loop
 def store(request, sqlite_path):
     opened = SqliteStore(sqlite_path, synchronous=request.param)
     yield opened
-    opened.close()
+    close_within(opened, 10)
 
 
 def put(store: SqliteStore, location_id: str):
@@ -111,6 +112,54 @@ def test_loop_writers_and_thread_writers_take_turns_and_every_write_lands(store,
     expected = {f"thread-{i:02d}" for i in range(30)}
     expected |= {f"loop-{i:02d}-{x}" for i in range(30) for x in "ab"}
     assert stored(sqlite_path) == expected
+
+
+def test_thread_batches_and_loop_batches_never_overlap_so_no_writer_is_told_busy(
+    store, sqlite_path
+):
+    # Four threads, so that thread writers queue and a thread batch holds several of them:
+    # were the loop to begin its batch between two, its BEGIN would fail inside their
+    # transaction and its writer be told the store is busy (Conflict).
+    deadline = time.monotonic() + 0.5
+    acknowledged: set[str] = set()
+    failures: list[BaseException] = []
+
+    def thread_writing(thread: int) -> None:
+        index = 0
+        while time.monotonic() < deadline:
+            location_id = f"thread-{thread}-{index:05d}"
+            index += 1
+            try:
+                with store.write() as uow:
+                    uow.put_locations([site(location_id)])
+            except Exception as error:
+                failures.append(error)
+            else:
+                acknowledged.add(location_id)
+
+    async def loop_writer(writer: int) -> None:
+        index = 0
+        while time.monotonic() < deadline:
+            location_id = f"loop-{writer}-{index:05d}"
+            index += 1
+            try:
+                acknowledged.add(await put(store, location_id))
+            except Exception as error:
+                failures.append(error)
+
+    async def loop_writing() -> None:
+        await asyncio.gather(*(loop_writer(writer) for writer in range(4)))
+
+    threads = [threading.Thread(target=thread_writing, args=(i,), daemon=True) for i in range(4)]
+    threads.append(threading.Thread(target=asyncio.run, args=(loop_writing(),), daemon=True))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert not any(thread.is_alive() for thread in threads), "a writer never got its turn"
+    assert failures == []
+    assert stored(sqlite_path) == acknowledged
 
 
 def beginning_threads(store: SqliteStore) -> list[str]:

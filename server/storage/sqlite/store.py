@@ -87,11 +87,6 @@ class SqliteStore:
     async def write_on_loop(self, work: Callable[[UnitOfWork], Result]) -> Result:
         return await self._group_commit.write_on_loop(work)
 
-    @property
-    def _queued(self) -> int:
-        """Threads waiting to write (the group-commit tests wait for one)."""
-        return self._group_commit.queued
-
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
         yield from _transaction(self._reader(), self._network, slow_reads=True)
