@@ -36,8 +36,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ directory of a fresh virtualenv holding the wheel built from this checkout."""
     root = tmp_path_factory.mktemp("install")
     wheels = root / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-        "--wheel-dir", wheels, REPO, cwd=root)  # fmt: skip
+    # Built as `pip install .` builds it: in an isolated environment with the declared backend.
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, REPO,
+        cwd=root)  # fmt: skip
     (wheel,) = wheels.glob("omniroute-*.whl")
     run(sys.executable, "-m", "venv", root / "venv", cwd=root)
     run(root / "venv/bin/python", "-m", "pip", "install", "--quiet", wheel, cwd=root)
