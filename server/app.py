@@ -76,8 +76,12 @@ def start_server(
     solve_workers: int = 2,
     solve_queue: int = 8,
     sweep_interval_s: float = 0.5,
+    max_concurrent_rpcs: int | None = None,
 ) -> Running:
-    """Binds `address` (port 0 picks a free port), starts serving and returns the handle."""
+    """Binds `address` (port 0 picks a free port), starts serving and returns the handle.
+    Beyond `max_concurrent_rpcs` RPCs at once (None: no bound), grpc refuses a call at once with
+    RESOURCE_EXHAUSTED rather than queue it: an overloaded server sheds load instead of growing
+    its queue, and every latency with it."""
     ledger = ledger or Ledger()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
@@ -87,7 +91,7 @@ def start_server(
     loop_thread.start()
     try:
         server, port, health_servicer = asyncio.run_coroutine_threadsafe(
-            _serve(address, store, ledger, solves), loop
+            _serve(address, store, ledger, solves, max_concurrent_rpcs), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -103,9 +107,14 @@ def start_server(
 
 
 async def _serve(
-    address: str, store: Store, ledger: Ledger, solves: SolvePool
+    address: str,
+    store: Store,
+    ledger: Ledger,
+    solves: SolvePool,
+    max_concurrent_rpcs: int | None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     server = grpc.aio.server(
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -25,6 +25,10 @@ event loop gives up the GIL several times per RPC, and while a worker thread com
 GetAvailability, a RouteOrder's snapshot) each time costs the loop up to this long."""
 
 
+MAX_CONCURRENT_RPCS = 1000
+"""The operator's default bound on RPCs served at once (`start_server` says what it does)."""
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"OMNIROUTE_{name}", default)
 
@@ -69,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             solve_workers=args.solve_workers,
             solve_queue=args.solve_queue,
+            max_concurrent_rpcs=args.max_concurrent_rpcs,
         )
     except OSError as error:
         store.close()
@@ -162,6 +167,13 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "refused with RESOURCE_EXHAUSTED, reason ROUTING_BUSY (env OMNIROUTE_SOLVE_QUEUE)",
     )
     parser.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=_env("MAX_CONCURRENT_RPCS", str(MAX_CONCURRENT_RPCS)),
+        help="RPCs served at once (health checks and streams included); beyond that a call is "
+        "refused at once with RESOURCE_EXHAUSTED, not queued (env OMNIROUTE_MAX_CONCURRENT_RPCS)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=_env("GRACE", "10"),
@@ -200,7 +212,7 @@ def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     against `choices` or ranges: done here, so a bad variable is an error, not a traceback."""
     if getattr(args, "sqlite_synchronous", SYNCHRONOUS_MODES[0]) not in SYNCHRONOUS_MODES:
         root.error(f"--sqlite-synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
-    for name in ("workers", "solve_workers", "pool_size"):
+    for name in ("workers", "solve_workers", "pool_size", "max_concurrent_rpcs"):
         if getattr(args, name, 1) < 1:
             root.error(f"--{name.replace('_', '-')} must be at least 1")
     if getattr(args, "solve_queue", 0) < 0:

@@ -125,6 +125,33 @@ class Watch:
         self._thread.join(timeout=30)
 
 
+def test_calls_beyond_the_concurrency_bound_are_refused_at_once_and_the_server_recovers(
+    tmp_path: Path,
+):
+    store = tmp_path / "omniroute.sqlite3"
+    with ServerProcess(store, "--max-concurrent-rpcs", "2", log_dir=tmp_path) as server:
+        watches = [Watch(server.channel) for _ in range(2)]  # two RPCs that stay in flight
+        try:
+            assert [watch.next_status() for watch in watches] == [SERVING, SERVING]
+            with pytest.raises(grpc.RpcError) as refused:
+                # A queued call would run into its deadline instead of being refused.
+                server.inventory.ListLocations(inv.ListLocationsRequest(), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            for watch in watches:
+                watch.close()
+
+        def serves() -> bool:
+            try:
+                server.inventory.ListLocations(inv.ListLocationsRequest(), timeout=RPC_TIMEOUT_S)
+            except grpc.RpcError:
+                return False
+            return True
+
+        assert wait_until(serves, timeout_s=30)
+        assert health_of(server.channel, "") == SERVING
+
+
 def test_stop_reports_not_serving_first_and_lets_in_flight_calls_finish(store):
     ledger = GatedLedger()
     running = start_server("localhost:0", store, ledger=ledger, sweep_interval_s=0.05)
@@ -251,7 +278,14 @@ def test_serve_help_exits_0_and_names_every_flag_and_environment_variable():
     )
 
     assert shown.returncode == 0, shown.stderr
-    for flag in ("--address", "--store", "--sqlite-synchronous", "--workers", "--grace"):
+    for flag in (
+        "--address",
+        "--store",
+        "--sqlite-synchronous",
+        "--workers",
+        "--grace",
+        "--max-concurrent-rpcs",
+    ):
         assert flag in shown.stdout
     for variable in ("ADDRESS", "STORE", "SQLITE_SYNCHRONOUS", "WORKERS", "GRACE"):
         assert f"OMNIROUTE_{variable}" in shown.stdout
