@@ -18,14 +18,13 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from server.domain import routing
 from server.domain.ledger import Ledger
 from server.domain.port import Store
 from server.domain.route_order import SolvePool
 from server.sweeper import Sweeper
-from server.transport import handlers
+from server.transport import handlers, reflection
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
@@ -133,9 +132,7 @@ async def _serve(
         handlers.add_servicer(server, service, servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as error:  # grpc's way of saying the bind failed

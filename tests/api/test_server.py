@@ -14,8 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -77,6 +78,34 @@ def test_reflection_lists_the_services_and_describes_their_methods(channel):
     )
     request = pool.FindMessageTypeByName("omniroute.inventory.v1.CreateReservationRequest")
     assert "request_id" in request.fields_by_name
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_answers_on_v1_and_v1alpha_and_describes_itself(channel, version):
+    """Raw calls: each version's request is the same bytes (v1 renamed v1alpha's package)."""
+    info = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    own = f"grpc.reflection.{version}.ServerReflection"
+
+    listed, described = info(
+        iter(
+            [
+                reflection_pb2.ServerReflectionRequest(list_services=""),
+                reflection_pb2.ServerReflectionRequest(file_containing_symbol=own),
+            ]
+        ),
+        timeout=RPC_TIMEOUT_S,
+    )
+
+    services = {service.name for service in listed.list_services_response.service}
+    assert {*SERVICE_NAMES, "grpc.health.v1.Health", own} <= services
+    (file_bytes,) = described.file_descriptor_response.file_descriptor_proto
+    file = descriptor_pb2.FileDescriptorProto.FromString(file_bytes)
+    assert file.package == f"grpc.reflection.{version}"
+    assert [service.name for service in file.service] == ["ServerReflection"]
 
 
 # --- graceful shutdown, in process ---------------------------------------------------------
