@@ -29,6 +29,7 @@ from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
 from server.transport.services import INVENTORY, RESERVATIONS, ROUTING, SERVICE_NAMES
+from server.transport.tls import ServerTls
 from server.transport.transactions import Transactions
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,12 @@ def start_server(
     solve_queue: int = 8,
     sweep_interval_s: float = 0.5,
     max_concurrent_rpcs: int | None = None,
+    tls: ServerTls | None = None,
 ) -> Running:
     """Binds `address` (port 0 picks a free port), starts serving and returns the handle.
     Beyond `max_concurrent_rpcs` RPCs at once (None: no bound), grpc refuses a call at once with
     RESOURCE_EXHAUSTED rather than queue it: an overloaded server sheds load instead of growing
-    its queue, and every latency with it."""
+    its queue, and every latency with it. Without `tls` the port is plaintext."""
     ledger = ledger or Ledger()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
@@ -90,7 +92,7 @@ def start_server(
     loop_thread.start()
     try:
         server, port, health_servicer = asyncio.run_coroutine_threadsafe(
-            _serve(address, store, ledger, solves, max_concurrent_rpcs), loop
+            _serve(address, store, ledger, solves, max_concurrent_rpcs, tls), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -111,6 +113,7 @@ async def _serve(
     ledger: Ledger,
     solves: SolvePool,
     max_concurrent_rpcs: int | None,
+    tls: ServerTls | None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     server = grpc.aio.server(
         maximum_concurrent_rpcs=max_concurrent_rpcs,
@@ -134,7 +137,10 @@ async def _serve(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(address)
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, tls.credentials())
     except RuntimeError as error:  # grpc's way of saying the bind failed
         raise OSError(f"cannot listen on {address}: it is in use or not available") from error
     if port == 0:

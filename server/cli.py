@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from server.domain.port import Store
@@ -59,8 +60,22 @@ def _open(args: argparse.Namespace) -> Store:
 
 def serve(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT, then stops within the grace period."""
-    from server.app import start_server  # noqa: PLC0415 - `migrate` and `protos` need no gRPC
+    # Imported here: `migrate` and `protos` need no gRPC.
+    from server.app import start_server  # noqa: PLC0415
+    from server.transport.tls import ServerTls, TlsFiles, is_loopback  # noqa: PLC0415
 
+    tls = None
+    if args.tls_cert:
+        client_ca = Path(args.tls_client_ca) if args.tls_client_ca else None
+        try:
+            tls = ServerTls(TlsFiles(Path(args.tls_cert), Path(args.tls_key), client_ca))
+        except OSError as error:
+            return _refuse(f"cannot read the TLS files: {error}")
+    elif not is_loopback(args.address) and not args.insecure:
+        return _refuse(
+            f"{args.address} is reachable from other machines: serve it with --tls-cert and "
+            "--tls-key, or pass --insecure to serve it in plaintext"
+        )
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         store = _open(args)
@@ -74,6 +89,7 @@ def serve(args: argparse.Namespace) -> int:
             solve_workers=args.solve_workers,
             solve_queue=args.solve_queue,
             max_concurrent_rpcs=args.max_concurrent_rpcs,
+            tls=tls,
         )
     except OSError as error:
         store.close()
@@ -87,6 +103,8 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if tls is not None:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: tls.reload())
     stopping.wait()
     running.stop(args.grace)
     return 0
@@ -167,6 +185,29 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "refused with RESOURCE_EXHAUSTED, reason ROUTING_BUSY (env OMNIROUTE_SOLVE_QUEUE)",
     )
     parser.add_argument(
+        "--tls-cert",
+        default=_env("TLS_CERT", ""),
+        help="PEM certificate chain to serve TLS with; reloaded on SIGHUP (env OMNIROUTE_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        default=_env("TLS_KEY", ""),
+        help="PEM private key of --tls-cert; reloaded on SIGHUP (env OMNIROUTE_TLS_KEY)",
+    )
+    parser.add_argument(
+        "--tls-client-ca",
+        default=_env("TLS_CLIENT_CA", ""),
+        help="PEM CA certificates: require client certificates they signed (mutual TLS; "
+        "env OMNIROUTE_TLS_CLIENT_CA)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=_env("INSECURE", "") not in ("", "0", "false"),
+        help="serve plaintext on an address other machines can reach (refused without it; "
+        "env OMNIROUTE_INSECURE=1)",
+    )
+    parser.add_argument(
         "--max-concurrent-rpcs",
         type=int,
         default=_env("MAX_CONCURRENT_RPCS", str(MAX_CONCURRENT_RPCS)),
@@ -215,6 +256,10 @@ def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("workers", "solve_workers", "pool_size", "max_concurrent_rpcs"):
         if getattr(args, name, 1) < 1:
             root.error(f"--{name.replace('_', '-')} must be at least 1")
+    if bool(getattr(args, "tls_cert", "")) != bool(getattr(args, "tls_key", "")):
+        root.error("--tls-cert and --tls-key go together")
+    if getattr(args, "tls_client_ca", "") and not getattr(args, "tls_cert", ""):
+        root.error("--tls-client-ca needs --tls-cert and --tls-key")
     if getattr(args, "solve_queue", 0) < 0:
         root.error("--solve-queue must not be negative")
     if getattr(args, "grace", 0) < 0:
