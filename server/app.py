@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
 from server.transport.services import INVENTORY, RESERVATIONS, ROUTING, SERVICE_NAMES
+from server.transport.telemetry import Sink, Telemetry
 from server.transport.tls import ServerTls
 from server.transport.transactions import Transactions
 
@@ -78,11 +80,13 @@ def start_server(
     sweep_interval_s: float = 0.5,
     max_concurrent_rpcs: int | None = None,
     tls: ServerTls | None = None,
+    telemetry: Sequence[Sink] = (),
 ) -> Running:
     """Binds `address` (port 0 picks a free port), starts serving and returns the handle.
     Beyond `max_concurrent_rpcs` RPCs at once (None: no bound), grpc refuses a call at once with
     RESOURCE_EXHAUSTED rather than queue it: an overloaded server sheds load instead of growing
-    its queue, and every latency with it. Without `tls` the port is plaintext."""
+    its queue, and every latency with it. Without `tls` the port is plaintext. Every unary RPC
+    is reported to each of `telemetry` (the access log, the metrics)."""
     ledger = ledger or Ledger()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
@@ -92,7 +96,7 @@ def start_server(
     loop_thread.start()
     try:
         server, port, health_servicer = asyncio.run_coroutine_threadsafe(
-            _serve(address, store, ledger, solves, max_concurrent_rpcs, tls), loop
+            _serve(address, store, ledger, solves, max_concurrent_rpcs, tls, telemetry), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -114,8 +118,10 @@ async def _serve(
     solves: SolvePool,
     max_concurrent_rpcs: int | None,
     tls: ServerTls | None,
+    telemetry: Sequence[Sink],
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     server = grpc.aio.server(
+        interceptors=[Telemetry(telemetry)] if telemetry else None,
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -49,10 +49,20 @@ def _refuse(reason: object) -> int:
     return 2
 
 
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    """Text lines for people, or one JSON object per line (extra fields included) for machines."""
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter  # noqa: PLC0415 - only when used
+
+        handler.setFormatter(JsonFormatter("{asctime}{levelname}{name}{message}", style="{"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+
+
 def _open(args: argparse.Namespace) -> Store:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _log_to_stderr(args)
     return open_store(
         args.store, sqlite_synchronous=args.sqlite_synchronous, pool_size=args.pool_size
     )
@@ -62,6 +72,7 @@ def serve(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT, then stops within the grace period."""
     # Imported here: `migrate` and `protos` need no gRPC.
     from server.app import start_server  # noqa: PLC0415
+    from server.transport import telemetry  # noqa: PLC0415
     from server.transport.tls import ServerTls, TlsFiles, is_loopback  # noqa: PLC0415
 
     tls = None
@@ -76,6 +87,15 @@ def serve(args: argparse.Namespace) -> int:
             f"{args.address} is reachable from other machines: serve it with --tls-cert and "
             "--tls-key, or pass --insecure to serve it in plaintext"
         )
+    sinks: list[telemetry.Sink] = [telemetry.AccessLog()] if args.access_log else []
+    metrics_http = None
+    if args.metrics_address:
+        metrics = telemetry.Metrics()
+        try:
+            metrics_http = telemetry.serve_metrics(args.metrics_address, metrics)
+        except (OSError, ValueError) as error:
+            return _refuse(f"cannot serve metrics on {args.metrics_address}: {error}")
+        sinks.append(metrics)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         store = _open(args)
@@ -90,11 +110,14 @@ def serve(args: argparse.Namespace) -> int:
             solve_queue=args.solve_queue,
             max_concurrent_rpcs=args.max_concurrent_rpcs,
             tls=tls,
+            telemetry=sinks,
         )
     except OSError as error:
         store.close()
         return _refuse(error)
     print(f"omniroute listening on port {running.port} (store: {shown(args.store)})", flush=True)
+    if metrics_http is not None:
+        print(f"omniroute metrics on port {metrics_http.server_port} (/metrics)", flush=True)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -107,6 +130,8 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGHUP, lambda _signum, _frame: tls.reload())
     stopping.wait()
     running.stop(args.grace)
+    if metrics_http is not None:
+        metrics_http.shutdown()
     return 0
 
 
@@ -152,6 +177,12 @@ def _store_flags() -> argparse.ArgumentParser:
     )
     flags.add_argument(
         "--log-level", default=_env("LOG_LEVEL", "INFO"), help="env OMNIROUTE_LOG_LEVEL"
+    )
+    flags.add_argument(
+        "--log-format",
+        default=_env("LOG_FORMAT", "text"),
+        choices=("text", "json"),
+        help="log lines on stderr: text, or one JSON object per line (env OMNIROUTE_LOG_FORMAT)",
     )
     return flags
 
@@ -208,6 +239,19 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "env OMNIROUTE_INSECURE=1)",
     )
     parser.add_argument(
+        "--access-log",
+        action="store_true",
+        default=_env("ACCESS_LOG", "") not in ("", "0", "false"),
+        help="log a line per RPC at INFO: method, code, ErrorInfo reason, duration, peer, "
+        "request_id (logger omniroute.access; env OMNIROUTE_ACCESS_LOG=1)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=_env("METRICS_ADDRESS", ""),
+        help="host:port to serve Prometheus metrics on at /metrics over HTTP; off when empty "
+        "(env OMNIROUTE_METRICS_ADDRESS)",
+    )
+    parser.add_argument(
         "--max-concurrent-rpcs",
         type=int,
         default=_env("MAX_CONCURRENT_RPCS", str(MAX_CONCURRENT_RPCS)),
@@ -251,6 +295,8 @@ def parser() -> argparse.ArgumentParser:
 def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """argparse converts string defaults (the environment) with `type` but does not check them
     against `choices` or ranges: done here, so a bad variable is an error, not a traceback."""
+    if getattr(args, "log_format", "text") not in ("text", "json"):
+        root.error("--log-format must be text or json")
     if getattr(args, "sqlite_synchronous", SYNCHRONOUS_MODES[0]) not in SYNCHRONOUS_MODES:
         root.error(f"--sqlite-synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
     for name in ("workers", "solve_workers", "pool_size", "max_concurrent_rpcs"):

@@ -66,19 +66,27 @@ class ServerProcess:
 
     def wait_port(self, timeout_s: float = 60.0) -> int:
         """The port the server printed; if it exits first or takes longer, stops it and fails."""
+        if not self.port:
+            found = self.wait_printed(_LISTENING, timeout_s)
+            self.listening_line, self.port = found.string, int(found.group(1))
+        return self.port
+
+    def wait_printed(self, pattern: re.Pattern[str], timeout_s: float = 60.0) -> re.Match[str]:
+        """The next line on stdout that matches `pattern` (lines before it are passed over)."""
         deadline = time.monotonic() + timeout_s
-        while not self.port:
+        while True:
             try:
                 line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 self.stop()
-                raise AssertionError(f"no port within {timeout_s} s; log: {self.log()}") from None
+                raise AssertionError(
+                    f"no {pattern.pattern!r} within {timeout_s} s; log: {self.log()}"
+                ) from None
             if line is None:
                 self.stop()
-                raise AssertionError(f"server exited before listening; log: {self.log()}")
-            if found := _LISTENING.search(line):
-                self.listening_line, self.port = line, int(found.group(1))
-        return self.port
+                raise AssertionError(f"server exited before {pattern.pattern!r}; log: {self.log()}")
+            if found := pattern.search(line):
+                return found
 
     @property
     def target(self) -> str:
