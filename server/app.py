@@ -24,7 +24,7 @@ from server.domain import routing
 from server.domain.ledger import Ledger
 from server.domain.port import Store
 from server.domain.route_order import SolvePool
-from server.sweeper import Sweeper
+from server.sweeper import REQUEST_ID_RETENTION_S, Sweeper
 from server.transport import handlers, reflection
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
@@ -36,6 +36,8 @@ from server.transport.transactions import Transactions
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Replies stay under this (list pages end early, server/transport/paging.py); requests may be
+allowed more with `max_request_bytes`."""
 
 
 @dataclass
@@ -81,12 +83,15 @@ def start_server(
     max_concurrent_rpcs: int | None = None,
     tls: ServerTls | None = None,
     telemetry: Sequence[Sink] = (),
+    max_request_bytes: int = MAX_MESSAGE_BYTES,
+    request_id_retention_s: float = REQUEST_ID_RETENTION_S,
 ) -> Running:
     """Binds `address` (port 0 picks a free port), starts serving and returns the handle.
     Beyond `max_concurrent_rpcs` RPCs at once (None: no bound), grpc refuses a call at once with
     RESOURCE_EXHAUSTED rather than queue it: an overloaded server sheds load instead of growing
     its queue, and every latency with it. Without `tls` the port is plaintext. Every unary RPC
-    is reported to each of `telemetry` (the access log, the metrics)."""
+    is reported to each of `telemetry` (the access log, the metrics). A request_id is
+    answered from memory for `request_id_retention_s`, then forgotten."""
     ledger = ledger or Ledger()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
@@ -96,7 +101,17 @@ def start_server(
     loop_thread.start()
     try:
         server, port, health_servicer = asyncio.run_coroutine_threadsafe(
-            _serve(address, store, ledger, solves, max_concurrent_rpcs, tls, telemetry), loop
+            _serve(
+                address,
+                store,
+                ledger,
+                solves,
+                max_concurrent_rpcs,
+                tls,
+                telemetry,
+                max_request_bytes,
+            ),
+            loop,
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -105,7 +120,7 @@ def start_server(
         pool.shutdown()
         solves.shutdown()
         raise
-    sweeper = Sweeper(store, ledger, sweep_interval_s)
+    sweeper = Sweeper(store, ledger, sweep_interval_s, int(request_id_retention_s * 1e6))
     sweeper.start()
     log.info("omniroute serving on port %d", port)
     return Running(port, store, sweeper, server, health_servicer, loop, loop_thread, pool, solves)
@@ -119,12 +134,13 @@ async def _serve(
     max_concurrent_rpcs: int | None,
     tls: ServerTls | None,
     telemetry: Sequence[Sink],
+    max_request_bytes: int,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     server = grpc.aio.server(
         interceptors=[Telemetry(telemetry)] if telemetry else None,
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", max_request_bytes),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             # gRPC shares a port with another process by default: a second server on a port
             # already served would start silently and split the traffic (and, on SQLite, the

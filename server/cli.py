@@ -111,6 +111,8 @@ def serve(args: argparse.Namespace) -> int:
             max_concurrent_rpcs=args.max_concurrent_rpcs,
             tls=tls,
             telemetry=sinks,
+            max_request_bytes=args.max_request_bytes,
+            request_id_retention_s=args.request_id_days * 24 * 3600,
         )
     except OSError as error:
         store.close()
@@ -259,6 +261,20 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "refused at once with RESOURCE_EXHAUSTED, not queued (env OMNIROUTE_MAX_CONCURRENT_RPCS)",
     )
     parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=_env("MAX_REQUEST_BYTES", str(4 * 1024 * 1024)),
+        help="largest request accepted, in bytes; bigger ones get RESOURCE_EXHAUSTED (replies "
+        "stay under 4 MiB whatever this is; env OMNIROUTE_MAX_REQUEST_BYTES)",
+    )
+    parser.add_argument(
+        "--request-id-days",
+        type=float,
+        default=_env("REQUEST_ID_DAYS", "7"),
+        help="days a mutation's response is kept for a retry with the same request_id, then "
+        "forgotten (env OMNIROUTE_REQUEST_ID_DAYS)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=_env("GRACE", "10"),
@@ -308,6 +324,10 @@ def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         root.error("--tls-client-ca needs --tls-cert and --tls-key")
     if getattr(args, "solve_queue", 0) < 0:
         root.error("--solve-queue must not be negative")
+    if not 64 * 1024 <= getattr(args, "max_request_bytes", 64 * 1024) <= 256 * 1024 * 1024:
+        root.error("--max-request-bytes must be between 65536 and 268435456")
+    if getattr(args, "request_id_days", 1) <= 0:
+        root.error("--request-id-days must be positive")
     if getattr(args, "grace", 0) < 0:
         root.error("--grace must not be negative")
 

@@ -13,7 +13,8 @@ from server.domain.ledger import Ledger
 from server.domain.port import Store, WouldBlock
 
 log = logging.getLogger(__name__)
-DAY_US = 24 * 3600 * 1_000_000
+REQUEST_ID_RETENTION_S = 7 * 24 * 3600.0
+"""How long a mutation's response is kept for a retry with its request_id (AIP-155)."""
 
 
 def expire_due(store: Store, ledger: Ledger, limit: int = 100) -> int:
@@ -41,7 +42,7 @@ class Sweeper:
         store: Store,
         ledger: Ledger,
         interval_s: float = 0.5,
-        remember_requests_us: int = 7 * DAY_US,
+        remember_requests_us: int = int(REQUEST_ID_RETENTION_S * 1e6),
     ) -> None:
         self.store = store
         self.ledger = ledger

@@ -373,3 +373,54 @@ def test_the_store_password_is_never_printed_or_logged(postgres_dsn: str, tmp_pa
         printed = server.listening_line + server.log()
     assert "root:***@" in server.listening_line
     assert secret not in printed
+
+
+# --- limits an operator sets ---------------------------------------------------------------
+
+
+def test_a_request_over_max_request_bytes_is_refused_and_the_server_goes_on(tmp_path: Path):
+    flags = ("--max-request-bytes", "65536")
+    many = inv.UpsertLocationsRequest(locations=[location(f"loc-{n:04d}") for n in range(1000)])
+    for each in many.locations:
+        each.display_name = "x" * 200
+    assert many.ByteSize() > 65536
+
+    with ServerProcess(tmp_path / "omniroute.sqlite3", *flags, log_dir=tmp_path) as server:
+        with pytest.raises(grpc.RpcError) as refused:
+            server.inventory.UpsertLocations(many, timeout=RPC_TIMEOUT_S)
+        few = inv.UpsertLocationsRequest(locations=many.locations[:10])
+        server.inventory.UpsertLocations(few, timeout=RPC_TIMEOUT_S)
+
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_request_id_is_forgotten_after_its_retention(store):
+    running = start_server("localhost:0", store, sweep_interval_s=0.05, request_id_retention_s=0.2)
+    try:
+        with grpc.insecure_channel(f"localhost:{running.port}") as channel:
+            inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+            inventory.UpsertLocations(
+                inv.UpsertLocationsRequest(locations=[location("wh")]), timeout=RPC_TIMEOUT_S
+            )
+
+            def set_stock(on_hand: int) -> inv.SetStockResponse:
+                request = inv.SetStockRequest(
+                    levels=[level("wh", "sku", on_hand)], request_id="stock-once"
+                )
+                return inventory.SetStock(request, timeout=RPC_TIMEOUT_S)
+
+            set_stock(5)
+            with pytest.raises(grpc.RpcError) as reused:  # remembered: another body is refused
+                set_stock(6)
+            assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+            def forgotten() -> bool:
+                try:
+                    set_stock(7)
+                except grpc.RpcError:
+                    return False
+                return True
+
+            assert wait_until(forgotten, timeout_s=30)
+    finally:
+        running.stop(1)
