@@ -16,6 +16,9 @@ model) and reports RPC/s and latency percentiles:
                (benchmarks/transport_only_server.py): the transport's cost for these messages,
                so the ledger's own cost per create is the difference
   availability GetAvailability for 10 random SKUs x 10 random locations
+  create_observed
+               the create workload against a third server with Prometheus metrics and a JSON
+               access log on: what the operator's visibility costs (target: >= 0.9x create)
 
 Scenarios run round-robin `--repeats` times per server; each figure is the median over repeats.
 The target is create RPC/s >= 0.5 x echo RPC/s, so that the ledger costs no more than the
@@ -71,7 +74,9 @@ from support import (
 
 TARGET_RATIO = 0.5
 MODES = ("FULL", "NORMAL")
-SCENARIOS = ("echo", "create", "create_transport", "create_hot", "availability")
+SCENARIOS = ("echo", "create", "create_transport", "create_hot", "availability", "create_observed")
+OBSERVED = ("--metrics-address", "localhost:0", "--access-log", "--log-format", "json")
+OBSERVED_TARGET = 0.9
 TRANSPORT_ONLY_SERVER = ("benchmarks/transport_only_server.py",)
 HOT_SKU = "sku-hot"
 PLENTY = 1_000_000
@@ -82,6 +87,7 @@ LABELS = {
     "create_transport": "CreateReservation, transport only",
     "create_hot": "CreateReservation, 1 hot SKU",
     "availability": "GetAvailability 10x10",
+    "create_observed": "CreateReservation, metrics + JSON access log",
 }
 
 
@@ -146,6 +152,7 @@ def workload(name: str, locations: int, sku_count: int) -> Workload:
         "create_transport": create_call,
         "create_hot": create_call,
         "availability": availability_call,
+        "create_observed": create_call,
     }[name]
     return Workload(name, factory, params)
 
@@ -194,6 +201,15 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                     workdir / f"transport-{mode.lower()}.sqlite3", entry=TRANSPORT_ONLY_SERVER
                 )
             )
+        targets = {"create_transport": transport_only}
+        if "create_observed" in args.scenarios:
+            targets["create_observed"] = servers.enter_context(
+                omniroute_server(
+                    workdir / f"observed-{mode.lower()}.sqlite3",
+                    args=["--sqlite-synchronous", mode, *OBSERVED],
+                )
+            )
+            seed(targets["create_observed"].address, args.locations, args.skus)
         log(f"[{mode}] server pid {server.pid} on port {server.port}; seeding...")
         seconds = seed(server.address, args.locations, args.skus)
         log(
@@ -203,7 +219,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         runs: dict[str, list[LoadResult]] = {name: [] for name in args.scenarios}
         for repeat in range(args.repeats):
             for name in args.scenarios:
-                target = transport_only if name == "create_transport" else server
+                target = targets.get(name, server)
                 result = run_load(
                     target.address,
                     workload(name, args.locations, args.skus),
@@ -304,6 +320,17 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 f"{alone:.2f} ms the transport's (transport only: {transport:,.0f} RPC/s) and "
                 f"{whole - alone:.2f} ms the ledger's, {(whole - alone) / alone:.2f}x the "
                 "transport's"
+            )
+        observed = found["scenarios"].get("create_observed", {})
+        if observed.get("rps") and create.get("rps"):
+            kept = observed["rps"] / create["rps"]
+            met = "meets" if kept >= OBSERVED_TARGET else "MISSES"
+            lines.append(
+                f"synchronous={mode}: with metrics and a JSON access log, CreateReservation "
+                f"{observed['rps']:,.0f} RPC/s = {kept:.2f}x bare ({create['rps']:,.0f}); "
+                f"server CPU {observed['server_cpu_ms_per_rpc']:.2f} vs "
+                f"{create['server_cpu_ms_per_rpc']:.2f} ms per call; {met} the target "
+                f">= {OBSERVED_TARGET}"
             )
     return lines
 
