@@ -119,6 +119,8 @@ def serve(args: argparse.Namespace) -> int:
         return _refuse(error)
     print(f"omniroute listening on port {running.port} (store: {shown(args.store)})", flush=True)
     if metrics_http is not None:
+        metrics.watch(running.store.stats)
+        metrics.watch(lambda: {"reservations_expired_total": running.sweeper.expired})
         print(f"omniroute metrics on port {metrics_http.server_port} (/metrics)", flush=True)
     stopping = threading.Event()
 

@@ -48,6 +48,7 @@ class Sweeper:
         self.ledger = ledger
         self.interval_s = interval_s
         self.remember_requests_us = remember_requests_us
+        self.expired = 0  # reservations this sweeper released at their expiry
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
 
@@ -62,8 +63,11 @@ class Sweeper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                while expire_due(self.store, self.ledger) and not self._stop.is_set():
-                    pass
+                while not self._stop.is_set():
+                    released = expire_due(self.store, self.ledger)
+                    self.expired += released
+                    if not released:
+                        break
                 with self.store.write() as uow:
                     uow.forget_responses_before(self.ledger.clock() - self.remember_requests_us)
             except (Conflict, StoreUnavailable) as error:

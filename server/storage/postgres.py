@@ -146,6 +146,15 @@ class PostgresStore:
             self._pool.check()
             raise
 
+    def stats(self) -> dict[str, float]:
+        pool = self._pool.get_stats()
+        return {
+            "postgres_pool_connections": pool.get("pool_size", 0),
+            "postgres_pool_idle_connections": pool.get("pool_available", 0),
+            "postgres_pool_waiting_requests": pool.get("requests_waiting", 0),
+            "postgres_connections_lost_total": pool.get("connections_lost", 0),
+        }
+
     def close(self) -> None:
         self._pool.close()
 

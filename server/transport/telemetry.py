@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol
@@ -16,6 +16,10 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from omniroute.routing.v1 import routing_pb2 as rt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from server.transport.transactions import RETRIES
 
 access = logging.getLogger("omniroute.access")
 _STATUS_DETAILS = "grpc-status-details-bin"
@@ -159,6 +163,12 @@ class Metrics:
         )  # fmt: skip
         build = Info("build", "The running omniroute", namespace=ours, registry=registry)
         build.info({"version": _version()})
+        self.watch(lambda: {f"store_retries_{k.lower()}_total": n for k, n in RETRIES.items()})
+
+    def watch(self, read: Callable[[], Mapping[str, float]]) -> None:
+        """Reports what `read` returns at every scrape, as `omniroute_<name>`: names ending in
+        `_total` are counters, the others gauges."""
+        self.registry.register(_Readings(read))
 
     def started(self, method: str) -> None:
         self.in_flight.inc()
@@ -172,6 +182,18 @@ class Metrics:
             self.solve.labels(stats.method).observe(stats.solve_time.ToTimedelta().total_seconds())
             self.plans.labels(str(call.response.plan.proven_optimal).lower()).inc()
             self.attempts.inc(stats.attempts)
+
+
+class _Readings(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, float]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        for name, value in self.read().items():
+            if name.endswith("_total"):
+                yield CounterMetricFamily(f"omniroute_{name.removesuffix('_total')}", name, value)
+            else:
+                yield GaugeMetricFamily(f"omniroute_{name}", name, value)
 
 
 def _version() -> str:

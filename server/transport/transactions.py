@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TypeVar
@@ -140,8 +141,15 @@ def _backoff_s(attempt: int) -> float:
     return float(FIRST_BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
 
 
+RETRIES: Counter[str] = Counter()
+"""Units of work run again after a retry-safe store failure, by failure (for the metrics)."""
+
+
 def _retry(error: Conflict | StoreUnavailable, attempt: int) -> bool:
-    return attempt < ATTEMPTS and getattr(error, "retry_safe", True)
+    again = attempt < ATTEMPTS and getattr(error, "retry_safe", True)
+    if again:
+        RETRIES[type(error).__name__] += 1
+    return again
 
 
 def retrying(attempt: Callable[[], Result]) -> Result:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2_grpc
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.helpers import RPC_TIMEOUT_S
 from tests.routing.network import order
-from tests.support import at, item, level, location
+from tests.support import at, item, level, location, wait_until
 from tests.support.process import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
@@ -78,6 +79,42 @@ def test_metrics_count_each_rpc_by_method_code_and_reason_and_describe_routing(t
     assert samples[("omniroute_route_order_attempts_total", ())] == 1
     assert samples[("omniroute_rpcs_in_flight", ())] == 0
     assert samples[("omniroute_build_info", (("version", "0.1.0"),))] == 1
+
+
+def test_metrics_report_sqlite_commits_and_reservations_released_at_expiry(tmp_path: Path):
+    flags = ("--metrics-address", "localhost:0")
+    with ServerProcess(tmp_path / "omniroute.sqlite3", *flags, log_dir=tmp_path) as server:
+        port = int(server.wait_printed(_METRICS).group(1))
+        known_calls(server)
+        server.reservations.CreateReservation(
+            res.CreateReservationRequest(
+                items=[item("jeans", at("dc"), 1)], ttl=Duration(nanos=200_000_000)
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+
+        def expired() -> bool:
+            return scrape(port).get(("omniroute_reservations_expired_total", ())) == 1
+
+        assert wait_until(expired, timeout_s=30)
+        samples = scrape(port)
+
+    writes = samples[("omniroute_sqlite_committed_writes_total", ())]
+    assert writes >= 4  # the network, the stock, the reservation, its expiry
+    assert samples[("omniroute_sqlite_commits_total", ())] >= 1
+    assert samples[("omniroute_sqlite_commit_seconds_total", ())] > 0
+
+
+def test_metrics_report_the_postgresql_pool(postgres_dsn: str, tmp_path: Path):
+    flags = ("--metrics-address", "localhost:0", "--pool-size", "3")
+    with ServerProcess(postgres_dsn, *flags, log_dir=tmp_path) as server:
+        port = int(server.wait_printed(_METRICS).group(1))
+        known_calls(server)
+        samples = scrape(port)
+
+    assert 1 <= samples[("omniroute_postgres_pool_connections", ())] <= 3
+    assert samples[("omniroute_postgres_pool_waiting_requests", ())] == 0
+    assert ("omniroute_postgres_connections_lost_total", ()) in samples
 
 
 def test_the_access_log_is_one_json_object_per_rpc_with_method_code_and_duration(tmp_path: Path):

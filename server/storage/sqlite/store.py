@@ -104,6 +104,14 @@ class SqliteStore:
                 self._readers.append(connection)
         return connection
 
+    def stats(self) -> dict[str, float]:
+        commits = self._group_commit
+        return {
+            "sqlite_commits_total": commits.commits,
+            "sqlite_committed_writes_total": commits.committed_writes,
+            "sqlite_commit_seconds_total": commits.commit_seconds,
+        }
+
     def close(self) -> None:
         self._group_commit.close()
         if self._checkpointer is not None:
