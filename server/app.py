@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from server.domain import routing
 from server.domain.ledger import Ledger
 from server.domain.port import Store
 from server.domain.route_order import SolvePool
 from server.sweeper import REQUEST_ID_RETENTION_S, Sweeper
-from server.transport import handlers, reflection
+from server.transport import handlers, reflection, tracing
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
@@ -85,13 +86,15 @@ def start_server(
     telemetry: Sequence[Sink] = (),
     max_request_bytes: int = MAX_MESSAGE_BYTES,
     request_id_retention_s: float = REQUEST_ID_RETENTION_S,
+    tracer_provider: TracerProvider | None = None,
 ) -> Running:
     """Binds `address` (port 0 picks a free port), starts serving and returns the handle.
     Beyond `max_concurrent_rpcs` RPCs at once (None: no bound), grpc refuses a call at once with
     RESOURCE_EXHAUSTED rather than queue it: an overloaded server sheds load instead of growing
     its queue, and every latency with it. Without `tls` the port is plaintext. Every unary RPC
     is reported to each of `telemetry` (the access log, the metrics). A request_id is
-    answered from memory for `request_id_retention_s`, then forgotten."""
+    answered from memory for `request_id_retention_s`, then forgotten. With `tracer_provider`
+    every RPC is traced."""
     ledger = ledger or Ledger()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
@@ -110,6 +113,7 @@ def start_server(
                 tls,
                 telemetry,
                 max_request_bytes,
+                tracer_provider,
             ),
             loop,
         ).result()
@@ -135,9 +139,13 @@ async def _serve(
     tls: ServerTls | None,
     telemetry: Sequence[Sink],
     max_request_bytes: int,
+    tracer_provider: TracerProvider | None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     server = grpc.aio.server(
-        interceptors=[Telemetry(telemetry)] if telemetry else None,
+        interceptors=[
+            *([tracing.server_interceptor(tracer_provider)] if tracer_provider else []),
+            *([Telemetry(telemetry)] if telemetry else []),
+        ],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", max_request_bytes),

@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT, then stops within the grace period."""
     # Imported here: `migrate` and `protos` need no gRPC.
     from server.app import start_server  # noqa: PLC0415
-    from server.transport import telemetry  # noqa: PLC0415
+    from server.transport import telemetry, tracing  # noqa: PLC0415
     from server.transport.tls import ServerTls, TlsFiles, is_loopback  # noqa: PLC0415
 
     tls = None
@@ -87,6 +87,10 @@ def serve(args: argparse.Namespace) -> int:
             f"{args.address} is reachable from other machines: serve it with --tls-cert and "
             "--tls-key, or pass --insecure to serve it in plaintext"
         )
+    try:
+        tracer_provider = tracing.start()
+    except ValueError as error:
+        return _refuse(error)
     sinks: list[telemetry.Sink] = [telemetry.AccessLog()] if args.access_log else []
     metrics_http = None
     if args.metrics_address:
@@ -113,6 +117,7 @@ def serve(args: argparse.Namespace) -> int:
             telemetry=sinks,
             max_request_bytes=args.max_request_bytes,
             request_id_retention_s=args.request_id_days * 24 * 3600,
+            tracer_provider=tracer_provider,
         )
     except OSError as error:
         store.close()
@@ -134,6 +139,8 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGHUP, lambda _signum, _frame: tls.reload())
     stopping.wait()
     running.stop(args.grace)
+    if tracer_provider is not None:
+        tracer_provider.shutdown()  # sends the spans still buffered
     if metrics_http is not None:
         metrics_http.shutdown()
     return 0

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -83,6 +84,10 @@ class RouteSteps(Protocol[AnswerT_co]):
         """The answer for `routed`; with `commit`, made inside the write that runs it."""
         ...
 
+    def phase(self, name: str) -> AbstractContextManager[object]:
+        """Surrounds one phase of an attempt (snapshot, solve, commit), for tracing."""
+        ...
+
 
 class RoutingBusy(DomainError):
     """Every solve thread is busy and the solve queue is full; retrying later is safe."""
@@ -149,13 +154,16 @@ async def route_order(
             return replayed
     solves.admit(order.order_id)
     for attempt in range(1, ATTEMPTS + 1):
-        snapshot = await steps.read(lambda uow: read_snapshot(uow, ledger, order))
-        plan, solve_time_s = await solves.run(
-            order.order_id, partial(solve, order, snapshot, deadline)
-        )
+        with steps.phase("snapshot"):
+            snapshot = await steps.read(lambda uow: read_snapshot(uow, ledger, order))
+        with steps.phase("solve"):
+            plan, solve_time_s = await solves.run(
+                order.order_id, partial(solve, order, snapshot, deadline)
+            )
         routed = Routed(plan, snapshot.candidates, solve_time_s, attempt)
         try:
-            return await steps.answer(routed, _commit(ledger, order, plan))
+            with steps.phase("commit"):
+                return await steps.answer(routed, _commit(ledger, order, plan))
         except StalePlan:
             continue
     raise Conflict(

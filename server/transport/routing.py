@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from omniroute.routing.v1 import routing_pb2 as rt
 from omniroute.routing.v1 import routing_pb2_grpc
@@ -12,7 +13,7 @@ from omniroute.routing.v1 import routing_pb2_grpc
 from server.domain import route_order, routing
 from server.domain.ledger import Ledger
 from server.domain.port import UnitOfWork
-from server.transport import convert
+from server.transport import convert, tracing
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
 from server.transport.validate import routing as validate
@@ -66,3 +67,6 @@ class _Steps:
             return response
 
         return await self.tx.mutate(self.request, self.order.skus, run, big=True)
+
+    def phase(self, name: str) -> AbstractContextManager[object]:
+        return tracing.tracer.start_as_current_span(f"RouteOrder {name}")

@@ -88,6 +88,13 @@ class ServerProcess:
             if found := pattern.search(line):
                 return found
 
+    def output(self, timeout_s: float = 30.0) -> str:
+        """What the server printed on stdout after the lines already read, until it exited."""
+        lines = []
+        while (line := self._lines.get(timeout=timeout_s)) is not None:
+            lines.append(line)
+        return "".join(lines)
+
     @property
     def target(self) -> str:
         return f"localhost:{self.port}"
