@@ -123,18 +123,17 @@ class Identity:
 
     @classmethod
     def of(cls, request: Message) -> Identity:
-        method = _RPCS[request.DESCRIPTOR.full_name]
+        method, response_type = _RPCS[request.DESCRIPTOR.full_name]
         request_id: str = request.request_id  # type: ignore[attr-defined]
-        return cls(
-            method.name,
-            message_factory.GetMessageClass(method.output_type),
-            request_id,
-            fingerprint(request) if request_id else b"",
-        )
+        return cls(method, response_type, request_id, fingerprint(request) if request_id else b"")
 
 
-_RPCS = {method.input_type.full_name: method for service in SERVICES for method in service.methods}
-"""Each RPC by its request message (every RPC has a request message of its own)."""
+_RPCS = {
+    method.input_type.full_name: (method.name, message_factory.GetMessageClass(method.output_type))
+    for service in SERVICES
+    for method in service.methods
+}
+"""Each RPC's name and response type by its request message (each RPC has one of its own)."""
 
 
 def _backoff_s(attempt: int) -> float:
