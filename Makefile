@@ -51,7 +51,7 @@ gen: $(VENV)/.dev
 check-gen: $(VENV)/.dev
 	rm -rf .gen-check
 	$(call generate,.gen-check)
-	diff -r gen/omniroute .gen-check/omniroute || \
+	diff -r -x __pycache__ gen/omniroute .gen-check/omniroute || \
 	  { echo "gen/ differs from the protos: run 'make gen' and commit it" >&2; rm -rf .gen-check; exit 1; }
 	rm -rf .gen-check
 

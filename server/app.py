@@ -27,10 +27,12 @@ from server.domain.port import Store
 from server.domain.route_order import SolvePool
 from server.sweeper import REQUEST_ID_RETENTION_S, Sweeper
 from server.transport import handlers, reflection, tracing
+from server.transport.api_keys import ApiKeyServicer
+from server.transport.auth import Auth, KeyRing
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
-from server.transport.services import INVENTORY, RESERVATIONS, ROUTING, SERVICE_NAMES
+from server.transport.services import API_KEYS, INVENTORY, RESERVATIONS, ROUTING, SERVICE_NAMES
 from server.transport.telemetry import Sink, Telemetry
 from server.transport.tls import ServerTls
 from server.transport.transactions import Transactions
@@ -54,6 +56,7 @@ class Running:
     loop_thread: threading.Thread
     workers: ThreadPoolExecutor
     solves: SolvePool
+    keys: KeyRing
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Reports NOT_SERVING first, lets in-flight calls finish within `grace_s`, then
@@ -70,6 +73,7 @@ class Running:
     async def _stop_serving(self, grace_s: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        await self.keys.stop()
 
 
 def start_server(
@@ -87,6 +91,8 @@ def start_server(
     max_request_bytes: int = MAX_MESSAGE_BYTES,
     request_id_retention_s: float = REQUEST_ID_RETENTION_S,
     tracer_provider: TracerProvider | None = None,
+    require_auth: bool = False,
+    reflection_on: bool = True,
 ) -> Running:
     """Binds `address` (port 0 picks a free port), starts serving and returns the handle.
     Beyond `max_concurrent_rpcs` RPCs at once (None: no bound), grpc refuses a call at once with
@@ -94,7 +100,8 @@ def start_server(
     its queue, and every latency with it. Without `tls` the port is plaintext. Every unary RPC
     is reported to each of `telemetry` (the access log, the metrics). A request_id is
     answered from memory for `request_id_retention_s`, then forgotten. With `tracer_provider`
-    every RPC is traced."""
+    every RPC is traced. Every RPC but health and reflection (served only with
+    `reflection_on`) needs an API key once a key exists or with `require_auth`."""
     ledger = ledger or Ledger()
     loop = asyncio.new_event_loop()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
@@ -103,7 +110,7 @@ def start_server(
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
     try:
-        server, port, health_servicer = asyncio.run_coroutine_threadsafe(
+        server, port, health_servicer, keys = asyncio.run_coroutine_threadsafe(
             _serve(
                 address,
                 store,
@@ -114,6 +121,8 @@ def start_server(
                 telemetry,
                 max_request_bytes,
                 tracer_provider,
+                require_auth,
+                reflection_on,
             ),
             loop,
         ).result()
@@ -127,7 +136,9 @@ def start_server(
     sweeper = Sweeper(store, ledger, sweep_interval_s, int(request_id_retention_s * 1e6))
     sweeper.start()
     log.info("omniroute serving on port %d", port)
-    return Running(port, store, sweeper, server, health_servicer, loop, loop_thread, pool, solves)
+    return Running(
+        port, store, sweeper, server, health_servicer, loop, loop_thread, pool, solves, keys
+    )
 
 
 async def _serve(
@@ -140,11 +151,18 @@ async def _serve(
     telemetry: Sequence[Sink],
     max_request_bytes: int,
     tracer_provider: TracerProvider | None,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    require_auth: bool,
+    reflection_on: bool,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer, KeyRing]:
+    transactions = Transactions(store, ledger.clock)
+    keys = KeyRing(transactions, ledger.clock, required=require_auth)
+    await keys.refresh()  # a server never starts open while its deployment has keys
+    open_services = (health.SERVICE_NAME, *(reflection.SERVICE_NAMES if reflection_on else ()))
     server = grpc.aio.server(
         interceptors=[
             *([tracing.server_interceptor(tracer_provider)] if tracer_provider else []),
             *([Telemetry(telemetry)] if telemetry else []),
+            Auth(keys, open_services),
         ],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
@@ -156,16 +174,17 @@ async def _serve(
             ("grpc.so_reuseport", 0),
         ],
     )
-    transactions = Transactions(store, ledger.clock)
     for service, servicer in (
         (INVENTORY, InventoryServicer(transactions, ledger)),
         (RESERVATIONS, ReservationServicer(transactions, ledger)),
         (ROUTING, RoutingServicer(transactions, ledger, solves)),
+        (API_KEYS, ApiKeyServicer(transactions, keys, ledger.clock)),
     ):
         handlers.add_servicer(server, service, servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
+    if reflection_on:
+        reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
         if tls is None:
             port = server.add_insecure_port(address)
@@ -178,9 +197,10 @@ async def _serve(
     # The offline ZIP table takes a second or two to load: do it now, not in the first order.
     threading.Thread(target=_load_postal_codes, daemon=True).start()
     await server.start()
+    keys.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, port, health_servicer
+    return server, port, health_servicer, keys
 
 
 def _load_postal_codes() -> None:

@@ -1,4 +1,4 @@
-"""The `omniroute` command: `serve`, `migrate` and `protos`.
+"""The `omniroute` command: `serve`, `migrate`, `keys` and `protos`.
 
 Every flag also reads an OMNIROUTE_* environment variable, named after the flag."""
 
@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from server import keys_command
 from server.domain.port import Store
 from server.storage.factory import open_store
 from server.storage.migrations import SchemaTooNew
@@ -118,11 +119,19 @@ def serve(args: argparse.Namespace) -> int:
             max_request_bytes=args.max_request_bytes,
             request_id_retention_s=args.request_id_days * 24 * 3600,
             tracer_provider=tracer_provider,
+            require_auth=args.require_auth,
+            reflection_on=args.reflection,
         )
     except OSError as error:
         store.close()
         return _refuse(error)
     print(f"omniroute listening on port {running.port} (store: {shown(args.store)})", flush=True)
+    if not running.keys.enforced and not is_loopback(args.address):
+        logging.warning(
+            "no API key exists: anyone who reaches %s may call every RPC; make one with "
+            "`omniroute keys create --role admin`, or serve with --require-auth",
+            args.address,
+        )
     if metrics_http is not None:
         metrics.watch(running.store.stats)
         metrics.watch(lambda: {"reservations_expired_total": running.sweeper.expired})
@@ -254,7 +263,21 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=_env("ACCESS_LOG", "") not in ("", "0", "false"),
         help="log a line per RPC at INFO: method, code, ErrorInfo reason, duration, peer, "
-        "request_id (logger omniroute.access; env OMNIROUTE_ACCESS_LOG=1)",
+        "API key id, request_id (logger omniroute.access; env OMNIROUTE_ACCESS_LOG=1)",
+    )
+    parser.add_argument(
+        "--require-auth",
+        action="store_true",
+        default=_env("REQUIRE_AUTH", "") not in ("", "0", "false"),
+        help="refuse calls without a valid API key even before any key exists (auth is on "
+        "anyway once one does; env OMNIROUTE_REQUIRE_AUTH=1)",
+    )
+    parser.add_argument(
+        "--reflection",
+        action=argparse.BooleanOptionalAction,
+        default=_env("REFLECTION", "1") not in ("", "0", "false"),
+        help="serve gRPC reflection (v1 and v1alpha), open to callers without a key "
+        "(env OMNIROUTE_REFLECTION=0 turns it off)",
     )
     parser.add_argument(
         "--metrics-address",
@@ -314,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
         if run is serve:
             _serve_flags(command)
+    keys_command.add_parser(commands)
     return root
 
 

@@ -17,6 +17,8 @@ class ErrorKind(enum.Enum):
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
     RESOURCE = "resource"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION = "permission"
 
 
 class DomainError(Exception):
@@ -45,6 +47,18 @@ class Conflict(DomainError):
     """A retryable clash with a concurrent writer."""
 
     kind = ErrorKind.CONFLICT
+
+
+class Unauthenticated(DomainError):
+    """The call carries no key this deployment accepts."""
+
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class PermissionDenied(DomainError):
+    """The call's key is valid, but its role may not make this call."""
+
+    kind = ErrorKind.PERMISSION
 
 
 class DeadlineExceeded(DomainError):

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from server.domain.access import ApiKey
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
 from server.domain.totals import StockTotals
@@ -189,6 +190,19 @@ class UnitOfWork(Protocol):
     def remembered(self, request_id: str) -> RememberedResponse | None: ...
     def remember(self, request_id: str, response: RememberedResponse, now_us: int) -> None: ...
     def forget_responses_before(self, cutoff_us: int) -> int: ...
+
+    # API keys
+    def api_keys(self) -> list[ApiKey]:
+        """Every key ever made, revoked ones included."""
+        ...
+
+    def put_api_key(self, key: ApiKey) -> None:
+        """Adds a key, or records its revocation (nothing else of a key changes)."""
+        ...
+
+    def note_api_key_use(self, last_used_us: Mapping[str, int]) -> None:
+        """Moves each key's last-used time forward to the one given."""
+        ...
 
 
 class Store(Protocol):

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from server.domain.access import ApiKey, Role
 from server.domain.coverage import MembershipClasses
 from server.domain.model import (
     Future,
@@ -616,6 +617,41 @@ class SqlUnitOfWork:
         cursor = self._run("DELETE FROM remembered_responses WHERE create_us < ?", (cutoff_us,))
         self._sync()  # a pipelined DELETE has no row count until its answer arrives
         return int(cursor.rowcount)
+
+    # --- API keys ------------------------------------------------------------------------
+
+    def api_keys(self) -> list[ApiKey]:
+        rows = self._rows(
+            "SELECT id, role, tenant, description, created_us, expires_us, revoked_us,"
+            " last_used_us, hash FROM api_keys ORDER BY id"
+        )
+        return [ApiKey(row[0], Role(row[1]), *row[2:]) for row in rows]
+
+    def put_api_key(self, key: ApiKey) -> None:
+        self._run(
+            "INSERT INTO api_keys (id, role, tenant, description, hash, created_us, expires_us,"
+            " revoked_us, last_used_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET revoked_us = excluded.revoked_us",
+            (
+                key.id,
+                key.role.value,
+                key.tenant,
+                key.description,
+                key.hash,
+                key.created_us,
+                key.expires_us,
+                key.revoked_us,
+                key.last_used_us,
+            ),
+        )
+
+    def note_api_key_use(self, last_used_us: Mapping[str, int]) -> None:
+        for key_id, used_us in sorted(last_used_us.items()):
+            self._run(
+                "UPDATE api_keys SET last_used_us = ?"
+                " WHERE id = ? AND (last_used_us IS NULL OR last_used_us < ?)",
+                (used_us, key_id, used_us),
+            )
 
 
 def _location(row: Row) -> Location:

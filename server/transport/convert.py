@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from omniroute.admin.v1 import api_keys_pb2 as ak
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 
 from server.domain import commands, routing
+from server.domain.access import ApiKey, Role
 from server.domain.model import Future, Location, LocationGroup, Place, Reservation
 from server.domain.route_order import Routed
 
@@ -195,3 +197,29 @@ def plan(value: routing.Plan, order: routing.Order, shipment_cost: Mapping[str, 
         ],
         proven_optimal=value.proven_optimal,
     )
+
+
+ROLES = {
+    Role.STOREFRONT: ak.ROLE_STOREFRONT,
+    Role.ORDER_SYSTEM: ak.ROLE_ORDER_SYSTEM,
+    Role.INVENTORY: ak.ROLE_INVENTORY,
+    Role.ADMIN: ak.ROLE_ADMIN,
+}
+
+
+def api_key(value: ApiKey) -> ak.ApiKey:
+    message = ak.ApiKey(
+        id=value.id,
+        role=ROLES[value.role],
+        tenant=value.tenant,
+        description=value.description,
+        create_time=timestamp(value.created_us),
+    )
+    for field, us in (
+        ("expire_time", value.expires_us),
+        ("revoke_time", value.revoked_us),
+        ("last_use_time", value.last_used_us),
+    ):
+        if us is not None:
+            getattr(message, field).CopyFrom(timestamp(us))
+    return message

@@ -12,13 +12,14 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
+SERVICE_NAMES = (reflection.SERVICE_NAME, V1_SERVICE_NAME)
 _V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
 def enable(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     """Serves reflection over `service_names`, itself (both versions) included."""
     _add_v1_descriptor()
-    names = (*service_names, reflection.SERVICE_NAME, V1_SERVICE_NAME)
+    names = (*service_names, *SERVICE_NAMES)
     servicer = reflection.aio.ReflectionServicer(names)
     info = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
@@ -28,7 +29,7 @@ def enable(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     server.add_generic_rpc_handlers(
         tuple(
             grpc.method_handlers_generic_handler(name, {"ServerReflectionInfo": info})
-            for name in (reflection.SERVICE_NAME, V1_SERVICE_NAME)
+            for name in SERVICE_NAMES
         )
     )
 

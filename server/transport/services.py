@@ -1,13 +1,15 @@
-"""The gRPC services omniroute serves, as their descriptors: registration, health, reflection
-and request_id bookkeeping take every name from here."""
+"""The gRPC services omniroute serves, as their descriptors: registration, health, reflection,
+roles and request_id bookkeeping take every name from here."""
 
 from __future__ import annotations
 
+from omniroute.admin.v1 import api_keys_pb2
 from omniroute.inventory.v1 import inventory_pb2, reservation_pb2
 from omniroute.routing.v1 import routing_pb2
 
 INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
 RESERVATIONS = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
 ROUTING = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"]
-SERVICES = (INVENTORY, RESERVATIONS, ROUTING)
+API_KEYS = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"]
+SERVICES = (INVENTORY, RESERVATIONS, ROUTING, API_KEYS)
 SERVICE_NAMES = tuple(service.full_name for service in SERVICES)

@@ -39,6 +39,8 @@ _CODES = {
     ErrorKind.UNAVAILABLE: code_pb2.UNAVAILABLE,
     ErrorKind.DEADLINE: code_pb2.DEADLINE_EXCEEDED,
     ErrorKind.RESOURCE: code_pb2.RESOURCE_EXHAUSTED,
+    ErrorKind.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
+    ErrorKind.PERMISSION: code_pb2.PERMISSION_DENIED,
 }
 
 

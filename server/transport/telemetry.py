@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.transport.caller import CALLER
 from server.transport.transactions import RETRIES
 
 access = logging.getLogger("omniroute.access")
@@ -35,6 +36,7 @@ class Call:
     reason: str  # the ErrorInfo reason of a refusal, or ""
     duration_s: float
     peer: str
+    key_id: str  # the caller's API key id ("" without auth)
     request_id: str
     response: Message | None
 
@@ -85,6 +87,7 @@ class Telemetry(grpc.aio.ServerInterceptor):
                     _reason(context) if code is not grpc.StatusCode.OK else "",
                     time.perf_counter() - started,
                     context.peer(),
+                    caller.key_id if (caller := CALLER.get()) else "",
                     str(getattr(request, "request_id", "")),
                     response,
                 )
@@ -110,7 +113,7 @@ def _reason(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 
 class AccessLog:
-    """One log line per RPC: method, code, reason, duration, peer and request id."""
+    """One log line per RPC: method, code, reason, duration, peer, key id and request id."""
 
     def started(self, method: str) -> None:
         pass
@@ -127,6 +130,7 @@ class AccessLog:
                 "reason": call.reason,
                 "duration_ms": round(call.duration_s * 1000, 3),
                 "peer": call.peer,
+                "key_id": call.key_id,
                 "request_id": call.request_id,
             },
         )

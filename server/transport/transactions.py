@@ -32,6 +32,7 @@ from server.domain.port import (
     UnitOfWork,
     WouldBlock,
 )
+from server.transport.caller import CALLER
 from server.transport.services import SERVICES
 
 Response = TypeVar("Response", bound=Message)
@@ -100,13 +101,23 @@ class Transactions:
         except WouldBlock:
             return await asyncio.to_thread(on_thread)
 
+    async def write(self, run: Callable[[UnitOfWork], Result]) -> Result:
+        """`run` in a write unit of work on a worker thread, without request_id bookkeeping:
+        for writes that are idempotent by themselves."""
+
+        def attempt() -> Result:
+            with self.store.write() as uow:
+                return run(uow)
+
+        return await asyncio.to_thread(retrying, attempt)
+
     async def replay(self, request: Message) -> Message | None:
         """The response a request with this request_id already got, if it was this request;
         None when the id is unknown (a mismatch is refused later, inside the write)."""
         identity = Identity.of(request)
         if not identity.request_id:
             return None
-        seen = await self.query(lambda uow: uow.remembered(identity.request_id), big=True)
+        seen = await self.query(lambda uow: uow.remembered(identity.key), big=True)
         if seen is None or seen.method != identity.method or seen.fingerprint != identity.digest:
             return None
         return identity.response_type.FromString(seen.response)
@@ -114,18 +125,25 @@ class Transactions:
 
 @dataclass(frozen=True)
 class Identity:
-    """What request_id bookkeeping knows of a request: its RPC, id and fingerprint."""
+    """What request_id bookkeeping knows of a request: its RPC, id, the key its response is
+    remembered under (tenant and id; ids never hold control characters) and fingerprint."""
 
     method: str
     response_type: type[Message]
     request_id: str
+    key: str
     digest: bytes
 
     @classmethod
     def of(cls, request: Message) -> Identity:
+        """The request as the current caller's: request_ids are scoped by the key's tenant."""
         method, response_type = _RPCS[request.DESCRIPTOR.full_name]
         request_id: str = request.request_id  # type: ignore[attr-defined]
-        return cls(method, response_type, request_id, fingerprint(request) if request_id else b"")
+        caller = CALLER.get()
+        key = request_id if caller is None or not request_id else f"{caller.tenant}\x1f{request_id}"
+        return cls(
+            method, response_type, request_id, key, fingerprint(request) if request_id else b""
+        )
 
 
 _RPCS = {
@@ -243,7 +261,7 @@ def _replay_or_run(
 ) -> Response:
     request_id = identity.request_id
     if request_id:
-        seen = uow.remembered(request_id)
+        seen = uow.remembered(identity.key)
         if seen is not None:
             if seen.method != identity.method or seen.fingerprint != identity.digest:
                 raise AlreadyExists(
@@ -255,7 +273,7 @@ def _replay_or_run(
     response = run(uow)
     if request_id:
         uow.remember(
-            request_id,
+            identity.key,
             RememberedResponse(
                 identity.method, identity.digest, response.SerializeToString(deterministic=True)
             ),
