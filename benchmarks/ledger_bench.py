@@ -17,8 +17,9 @@ model) and reports RPC/s and latency percentiles:
                so the ledger's own cost per create is the difference
   availability GetAvailability for 10 random SKUs x 10 random locations
   create_observed
-               the create workload against a third server with Prometheus metrics and a JSON
-               access log on: what the operator's visibility costs (target: >= 0.9x create)
+               the create workload against a third server with API keys on (each call sends a
+               storefront key), Prometheus metrics and a JSON access log: what security and
+               the operator's visibility cost (target: >= 0.9x create)
 
 Scenarios run round-robin `--repeats` times per server; each figure is the median over repeats.
 The target is create RPC/s >= 0.5 x echo RPC/s, so that the ledger costs no more than the
@@ -46,6 +47,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from omniroute.admin.v1 import api_keys_pb2, api_keys_pb2_grpc
 from omniroute.inventory.v1 import (
     inventory_pb2,
     inventory_pb2_grpc,
@@ -76,6 +78,7 @@ TARGET_RATIO = 0.5
 MODES = ("FULL", "NORMAL")
 SCENARIOS = ("echo", "create", "create_transport", "create_hot", "availability", "create_observed")
 OBSERVED = ("--metrics-address", "localhost:0", "--access-log", "--log-format", "json")
+SECURED = {"create_observed"}  # scenarios that send the observed server's API key
 OBSERVED_TARGET = 0.9
 TRANSPORT_ONLY_SERVER = ("benchmarks/transport_only_server.py",)
 HOT_SKU = "sku-hot"
@@ -87,7 +90,7 @@ LABELS = {
     "create_transport": "CreateReservation, transport only",
     "create_hot": "CreateReservation, 1 hot SKU",
     "availability": "GetAvailability 10x10",
-    "create_observed": "CreateReservation, metrics + JSON access log",
+    "create_observed": "CreateReservation, API key + metrics + JSON access log",
 }
 
 
@@ -110,6 +113,7 @@ def echo_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Random)
 
 def create_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Random) -> Any:
     create = reservation_pb2_grpc.ReservationServiceStub(channel).CreateReservation
+    metadata = [("authorization", f"Bearer {params['key']}")] if params.get("key") else None
     locations = location_ids(params["locations"])
     sku_ids = [HOT_SKU] if params["hot"] else skus(params["skus"])
     if params["hot"]:
@@ -124,7 +128,8 @@ def create_call(channel: grpc.Channel, params: dict[str, Any], rng: random.Rando
         item = Item(
             sku=rng.choice(sku_ids), place=Place(location_id=rng.choice(locations)), quantity=1
         )
-        return create(Request(items=[item], request_id=f"{prefix}-{next(counter)}"), timeout=30)
+        request = Request(items=[item], request_id=f"{prefix}-{next(counter)}")
+        return create(request, timeout=30, metadata=metadata)
 
     return call
 
@@ -144,8 +149,8 @@ def availability_call(channel: grpc.Channel, params: dict[str, Any], rng: random
     return call
 
 
-def workload(name: str, locations: int, sku_count: int) -> Workload:
-    params = {"locations": locations, "skus": sku_count, "hot": name == "create_hot"}
+def workload(name: str, locations: int, sku_count: int, key: str = "") -> Workload:
+    params = {"locations": locations, "skus": sku_count, "hot": name == "create_hot", "key": key}
     factory = {
         "echo": echo_call,
         "create": create_call,
@@ -187,6 +192,15 @@ def seed(address: str, locations: int, sku_count: int) -> float:
     return time.perf_counter() - began
 
 
+def storefront_key(address: str) -> str:
+    """Makes the server's first key (a storefront one), which turns its auth on."""
+    with grpc.insecure_channel(address) as channel:
+        made = api_keys_pb2_grpc.ApiKeyServiceStub(channel).CreateApiKey(
+            api_keys_pb2.CreateApiKeyRequest(role=api_keys_pb2.ROLE_STOREFRONT), timeout=30
+        )
+    return str(made.key)
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -202,6 +216,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                 )
             )
         targets = {"create_transport": transport_only}
+        key = ""
         if "create_observed" in args.scenarios:
             targets["create_observed"] = servers.enter_context(
                 omniroute_server(
@@ -210,6 +225,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                 )
             )
             seed(targets["create_observed"].address, args.locations, args.skus)
+            key = storefront_key(targets["create_observed"].address)
         log(f"[{mode}] server pid {server.pid} on port {server.port}; seeding...")
         seconds = seed(server.address, args.locations, args.skus)
         log(
@@ -222,7 +238,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                 target = targets.get(name, server)
                 result = run_load(
                     target.address,
-                    workload(name, args.locations, args.skus),
+                    workload(name, args.locations, args.skus, key if name in SECURED else ""),
                     **args.load,
                     server_pid=target.pid,
                     seed=repeat * 100 + len(runs[name]),
@@ -326,7 +342,8 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             kept = observed["rps"] / create["rps"]
             met = "meets" if kept >= OBSERVED_TARGET else "MISSES"
             lines.append(
-                f"synchronous={mode}: with metrics and a JSON access log, CreateReservation "
+                f"synchronous={mode}: with an API key, metrics and a JSON access log, "
+                "CreateReservation "
                 f"{observed['rps']:,.0f} RPC/s = {kept:.2f}x bare ({create['rps']:,.0f}); "
                 f"server CPU {observed['server_cpu_ms_per_rpc']:.2f} vs "
                 f"{create['server_cpu_ms_per_rpc']:.2f} ms per call; {met} the target "

@@ -14,8 +14,10 @@ import grpc
 import pytest
 
 from tests.api.test_auth import list_locations
+from tests.api.test_tls import tls_flags
 from tests.postgres.cluster import servers
 from tests.support import wait_until
+from tests.support.certs import Authority
 from tests.support.process import REPO, ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
@@ -106,3 +108,24 @@ def test_a_key_made_through_one_postgresql_server_works_on_another(postgres_dsn:
             assert wait_until(
                 lambda: list_locations(channel, key) == grpc.StatusCode.UNAUTHENTICATED
             )
+
+
+def test_over_tls_the_command_line_makes_a_key_and_call_credentials_send_it(tmp_path: Path):
+    authority = Authority(tmp_path, "ca")
+    flags = tls_flags(authority.issue("server", server=True))
+    with ServerProcess(tmp_path / "omniroute.sqlite3", *flags, log_dir=tmp_path) as server:
+        tls = ("--address", server.target, "--tls-ca", str(authority.cert))
+        made = keys("create", "--role", "inventory", *tls)
+        assert made.returncode == 0, made.stderr
+        key = made.stdout.strip()
+
+        credentials = grpc.ssl_channel_credentials(root_certificates=authority.pem)
+        with_key = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(key)
+        )
+        with grpc.secure_channel(server.target, with_key) as channel:
+            assert (
+                list_locations(channel, "") == grpc.StatusCode.OK
+            )  # the key goes with the channel
+        with grpc.secure_channel(server.target, credentials) as channel:
+            assert list_locations(channel, "") == grpc.StatusCode.UNAUTHENTICATED
