@@ -101,9 +101,10 @@ def test_a_key_made_through_one_postgresql_server_works_on_another(postgres_dsn:
 
             admin = keys("create", "--role", "admin", "--store", postgres_dsn)
             assert admin.returncode == 0, admin.stderr
-            revoked = keys(
-                "revoke", key.split("_")[1], "--address", first.target, key=admin.stdout.strip()
-            )
+            with grpc.insecure_channel(first.target) as on_first:  # it reads keys every second
+                admin_key = admin.stdout.strip()
+                assert wait_until(lambda: list_locations(on_first, admin_key) == grpc.StatusCode.OK)
+            revoked = keys("revoke", key.split("_")[1], "--address", first.target, key=admin_key)
             assert revoked.returncode == 0, revoked.stderr
             assert wait_until(
                 lambda: list_locations(channel, key) == grpc.StatusCode.UNAUTHENTICATED
