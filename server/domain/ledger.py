@@ -12,12 +12,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from server.domain import commands
+from server.domain.changes import ChangeLog, changed_availability
 from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import LocationCoverage
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -71,9 +72,14 @@ class Ledger:
         self,
         clock: Callable[[], int] = wall_clock_us,
         new_id: Callable[[], str] = lambda: str(time_ordered_uuid()),
+        *,
+        log_changes: bool = True,
     ) -> None:
+        """`log_changes`: every stock and reservation write appends the availability records
+        it changed to the change log, in its own transaction (server/domain/changes.py)."""
         self.clock = clock
         self.new_id = new_id
+        self.log_changes = log_changes
 
     # --- network -------------------------------------------------------------------------
 
@@ -144,6 +150,8 @@ class Ledger:
             results.append(
                 commands.StockUpdateResult(level.location_id, level.sku, True, effective)
             )
+        if self.log_changes and changed:
+            self._log_stock(uow, changed)
         _put_stock(uow, stored, changed)
         return results
 
@@ -184,6 +192,8 @@ class Ledger:
                     adjustment.location_id, adjustment.sku, on_hand, on_hand - current.on_hand
                 )
             )
+        if self.log_changes and changed:
+            self._log_stock(uow, changed)
         _put_stock(uow, stored, changed)
         return results
 
@@ -269,7 +279,7 @@ class Ledger:
             first = command.items[0]
             raise _insufficient_stock(first.sku, first.place, first.quantity, 0)
         uow.put_reservation(reservation)
-        _flush(uow, positions)
+        self._flush(uow, positions)
         return reservation, outcomes
 
     def transfer(self, uow: UnitOfWork, command: commands.TransferReservation) -> Reservation:
@@ -395,7 +405,7 @@ class Ledger:
             places_by_sku[item.sku].add(item.place)
         places = {place for places in places_by_sku.values() for place in places}
         require_places(uow, {place for place in places if not place.is_location})
-        positions = _load_positions(uow, places_by_sku)
+        positions = _load_positions(uow, places_by_sku, grouped_locations=self.log_changes)
         # A stock record proves its location exists (a foreign key): only locations without
         # one are looked up, which spares the lookup on every ordinary reservation.
         require_places(
@@ -424,7 +434,31 @@ class Ledger:
     ) -> None:
         reservation.update_us = self.clock()
         uow.put_reservation(reservation)
+        self._flush(uow, positions)
+
+    def _flush(self, uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
         _flush(uow, positions)
+        if self.log_changes:
+            self._log(uow, positions.values())
+
+    def _log(self, uow: UnitOfWork, positions: Iterable[SkuPosition]) -> None:
+        changes = [
+            record
+            for position in positions
+            for record in changed_availability(uow, position, _availability)
+        ]
+        if changes:
+            cast(ChangeLog, uow).append_changes(changes, self.clock())
+
+    def _log_stock(self, uow: UnitOfWork, changed: Mapping[tuple[str, str], StockRecord]) -> None:
+        """Logs what new stock records change, read before they are written."""
+        places_by_sku: dict[str, set[Place]] = defaultdict(set)
+        for sku, location_id in changed:
+            places_by_sku[sku].add(Place.location(location_id))
+        positions = _load_positions(uow, places_by_sku, grouped_locations=True)
+        for (sku, _location_id), record in changed.items():
+            positions[sku].put(record)
+        self._log(uow, positions.values())
 
 
 def _find_reservation(uow: UnitOfWork, reservation_id: str) -> Reservation:
@@ -502,15 +536,25 @@ def require_places(uow: UnitOfWork, places: Collection[Place]) -> dict[str, Loca
 def _load_positions(
     uow: UnitOfWork,
     places_by_sku: dict[str, set[Place]],
+    *,
+    grouped_locations: bool = False,
 ) -> dict[str, SkuPosition]:
     """Loads, per SKU, the records of the locations named, and, where groups matter (a group is
-    named, or holds reservations of the SKU), the SKU's totals per membership class."""
+    named, or holds reservations of the SKU, or, with `grouped_locations`, a location named is
+    in a group), the SKU's totals per membership class."""
     demands = uow.group_reserved(places_by_sku)
     named_groups = {
         sku: {place.id for place in places if not place.is_location}
         for sku, places in places_by_sku.items()
     }
     grouped = [sku for sku in places_by_sku if demands[sku] or named_groups[sku]]
+    if grouped_locations and len(grouped) < len(places_by_sku):
+        class_of = uow.membership_classes().class_of
+        grouped = [
+            sku
+            for sku, places in places_by_sku.items()
+            if sku in grouped or any(place.id in class_of for place in places if place.is_location)
+        ]
     classes = uow.membership_classes() if grouped else None
     totals = uow.stock_totals(grouped) if classes is not None else {}
     pairs = {

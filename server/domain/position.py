@@ -36,6 +36,9 @@ class SkuPosition:
         self.sku = sku
         self.records = records
         self.group_reserved = group_reserved
+        # As loaded, for what changed (server/domain/changes.py): changes replace entries of
+        # the dicts and copy the totals, so shallow copies keep the loaded state.
+        self._loaded = (dict(records), dict(group_reserved), totals)
         self.changed_locations: set[str] = set()
         self.changed_groups: set[str] = set()
         self._classes = classes
@@ -59,6 +62,42 @@ class SkuPosition:
         classes = MembershipClasses.of(members)
         totals = StockTotals.of(records.values(), classes)
         return cls(sku, dict(records), dict(group_reserved), classes, totals, tuple(members))
+
+    def as_loaded(self, groups: Collection[str]) -> SkuPosition:
+        """This SKU as it was loaded, before any change, asked about `groups` too."""
+        records, group_reserved, totals = self._loaded
+        return SkuPosition(
+            self.sku, dict(records), dict(group_reserved), self._classes, totals, groups
+        )
+
+    def as_changed(self, groups: Collection[str]) -> SkuPosition:
+        """This SKU with its changes, asked about `groups` too."""
+        return SkuPosition(
+            self.sku,
+            dict(self.records),
+            dict(self.group_reserved),
+            self._classes,
+            self._totals,
+            groups,
+        )
+
+    def with_records(self, records: Mapping[str, StockRecord]) -> None:
+        """Adds records of locations that nothing changed (to be asked about them)."""
+        for location_id, record in records.items():
+            self.records.setdefault(location_id, record)
+
+    @property
+    def classes(self) -> MembershipClasses | None:
+        """The membership classes, when loaded with its totals."""
+        return self._classes if self._totals is not None else None
+
+    def order_slack(self, class_index: int) -> tuple[int, int]:
+        """Class k's summed capacity to order and its slack s_k (coverage.py)."""
+        _classes, totals = self._by_class()
+        capacity = int(totals.capacity(fulfill=False)[class_index])
+        if not any(self.group_reserved.values()):
+            return capacity, capacity
+        return capacity, self._network(fulfill=False).slack(class_index)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -180,6 +219,10 @@ class SkuPosition:
     def ship(self, location_id: str, quantity: int) -> None:
         """Units leave the building: out of reserved and out of on hand."""
         self._replace(self.record(location_id).changed_by(reserved=-quantity, on_hand=-quantity))
+
+    def put(self, new: StockRecord) -> None:
+        """Replaces the location's record (an absolute stock level or an adjustment)."""
+        self._replace(new)
 
     def _replace(self, new: StockRecord) -> None:
         location_id = new.location_id

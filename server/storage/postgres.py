@@ -26,8 +26,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.domain.errors import Conflict, StoreUnavailable
 from server.storage import migrations
+from server.storage.change_log import LoggingUnitOfWork
 from server.storage.network_cache import NetworkCache
-from server.storage.sql import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class PostgresStore:
     @contextmanager
     def write(
         self, skus: Collection[str] = (), *, network: bool = False, slow_reads: bool = True
-    ) -> Iterator[SqlUnitOfWork]:
+    ) -> Iterator[LoggingUnitOfWork]:
         calls = ["pg_advisory_xact_lock(%s)" if network else "pg_advisory_xact_lock_shared(%s)"]
         keys = [self._network_key, *sorted({self._lock_key(sku) for sku in skus})]
         calls += ["pg_advisory_xact_lock(%s)"] * (len(keys) - 1)
@@ -117,7 +117,7 @@ class PostgresStore:
         )
 
     @contextmanager
-    def read(self) -> Iterator[SqlUnitOfWork]:
+    def read(self) -> Iterator[LoggingUnitOfWork]:
         yield from self._transaction(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None, (), lock_reservations=False
         )
@@ -130,7 +130,7 @@ class PostgresStore:
         *,
         lock_reservations: bool,
         slow_reads: bool = True,
-    ) -> Iterator[SqlUnitOfWork]:
+    ) -> Iterator[LoggingUnitOfWork]:
         try:
             with self._pool.connection() as connection:
                 yield from _run(
@@ -167,7 +167,7 @@ def _run(
     lock_reservations: bool,
     slow_reads: bool,
     network: NetworkCache,
-) -> Iterator[SqlUnitOfWork]:
+) -> Iterator[LoggingUnitOfWork]:
     """One transaction in pipeline mode: statements whose results nobody reads yet (BEGIN, the
     locks, the writes, COMMIT) go out together and wait for their answers at the next read or
     at the end, so a reservation costs a few round trips rather than one per statement
@@ -180,7 +180,7 @@ def _run(
                 connection.execute(begin)
                 if lock:
                     connection.execute(lock, keys)
-                yield SqlUnitOfWork(
+                yield LoggingUnitOfWork(
                     connection.execute,
                     "format",
                     lock_reservations=lock_reservations,

@@ -15,7 +15,9 @@ After every step the SQLite file is read directly with sqlite3 and checked:
   by cut enumeration, i.e. Hall's theorem), except after stock fell or an unchecked transfer:
   then reservation operations may only leave the uncovered amount as it was or smaller;
 - GetAvailability equals an independent recomputation from the database rows, and a place's
-  numbers do not depend on which other places the same call asks about.
+  numbers do not depend on which other places the same call asks about;
+- the change log, read from the file and folded into a latest-value table, equals
+  GetAvailability for every SKU at every place, its sequence numbers increasing.
 
 The expiry sweeper's own thread never runs (interval one hour); the machine advances a fake
 clock and calls `expire_due` itself.
@@ -169,6 +171,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.checks = 0
         self.exempt = False  # this step may leave group demand less covered than before
         self.deficits = dict.fromkeys(SKUS, 0)
+        # The change log folded into the latest record per (sku, place); nothing exists yet.
+        self.feed = {
+            (sku, kind, place_id): (False, 0, 0, 0, 0, 0, 0, 0, None)
+            for sku in SKUS
+            for kind, place_id in PLACES
+        }
+        self.feed_seq = 0
         self.inventory.UpsertLocations(
             inv.UpsertLocationsRequest(
                 locations=[
@@ -896,6 +905,7 @@ class LedgerMachine(RuleBasedStateMachine):
             place = place_of(record.place)
             by_place[(place, record.sku)] = record
             self.check_record(record, place, db, states[record.sku], held)
+        self.check_change_log(everything)
         # One place on its own (rotating) reports what it reports among all the others.
         place = PLACES[self.checks % len(PLACES)]
         kind, place_id = place
@@ -908,6 +918,38 @@ class LedgerMachine(RuleBasedStateMachine):
         ).records
         for record in alone:
             assert record == by_place[(place, record.sku)], (place, record.sku)
+
+    def check_change_log(self, everything: Any) -> None:
+        """Folds the entries logged since the last check into the latest-value table, which
+        must then equal GetAvailability everywhere."""
+        rows = self.db.execute(
+            "SELECT seq, sku, place_kind, place_id, present, on_hand, reserved, group_reserved,"
+            " safety_stock, futures_total, atf, ato, effective_us FROM availability_changes"
+            " WHERE seq > ? ORDER BY seq",
+            (self.feed_seq,),
+        ).fetchall()
+        for seq, sku, kind, place_id, *values in rows:
+            assert seq > self.feed_seq
+            self.feed_seq = seq
+            self.feed[(sku, LOCATION if kind == 1 else GROUP, place_id)] = (
+                bool(values[0]),
+                *values[1:],
+            )
+        for record in everything:
+            kind, place_id = place_of(record.place)
+            effective = micros(record.effective_time) if record.HasField("effective_time") else None
+            expected = (
+                record.exists,
+                record.on_hand,
+                record.reserved,
+                record.group_reserved,
+                record.safety_stock,
+                record.futures_total,
+                record.available_to_fulfill,
+                record.available_to_order,
+                effective,
+            )
+            assert self.feed[(record.sku, kind, place_id)] == expected, (record.sku, kind, place_id)
 
     def check_record(
         self, record: inv.AvailabilityRecord, place: Place, db: Ledger, state: Any, held: Any

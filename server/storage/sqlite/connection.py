@@ -9,8 +9,8 @@ import sqlite3
 
 from server.domain.errors import Conflict
 from server.storage import migrations
+from server.storage.change_log import LoggingUnitOfWork
 from server.storage.network_cache import NetworkCache
-from server.storage.sql import SqlUnitOfWork
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -76,8 +76,8 @@ def begin(connection: sqlite3.Connection, statement: str = "BEGIN IMMEDIATE") ->
 
 def unit_of_work(
     connection: sqlite3.Connection, network: NetworkCache, *, slow_reads: bool
-) -> SqlUnitOfWork:
-    return SqlUnitOfWork(
+) -> LoggingUnitOfWork:
+    return LoggingUnitOfWork(
         connection.execute,
         "qmark",
         network_cache=network,

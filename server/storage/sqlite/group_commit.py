@@ -41,8 +41,8 @@ from types import TracebackType
 
 from server.domain.errors import StoreUnavailable
 from server.domain.port import Result
+from server.storage.change_log import LoggingUnitOfWork
 from server.storage.network_cache import NetworkCache
-from server.storage.sql import SqlUnitOfWork
 from server.storage.sqlite.connection import begin, unit_of_work
 
 # Writers one thread batch may hold: bounds how long the first of them waits for the COMMIT.
@@ -83,7 +83,7 @@ class GroupCommit:
     # --- writers on threads --------------------------------------------------------------
 
     @contextmanager
-    def write(self, *, slow_reads: bool = True) -> Iterator[SqlUnitOfWork]:
+    def write(self, *, slow_reads: bool = True) -> Iterator[LoggingUnitOfWork]:
         """A unit of work in the open thread batch, or in a new one; leaving the `with` block
         returns once that batch has committed."""
         with self._queue_lock:
@@ -117,7 +117,7 @@ class GroupCommit:
 
     # --- writers on the event loop -------------------------------------------------------
 
-    async def write_on_loop(self, work: Callable[[SqlUnitOfWork], Result]) -> Result:
+    async def write_on_loop(self, work: Callable[[LoggingUnitOfWork], Result]) -> Result:
         """Runs `work` in the loop's open batch, or a new one, and returns its result once that
         batch has committed."""
         batch = await self._joinable_batch()
@@ -251,7 +251,7 @@ class _Turn:
         self._changes = 0
         self.refused: BaseException | None = None
 
-    def __enter__(self) -> SqlUnitOfWork:
+    def __enter__(self) -> LoggingUnitOfWork:
         connection = self._group._connection
         self._changes = connection.total_changes
         return unit_of_work(connection, self._group._network, slow_reads=self._slow_reads)

@@ -12,8 +12,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from server.domain.port import Result, UnitOfWork
+from server.storage.change_log import LoggingUnitOfWork
 from server.storage.network_cache import NetworkCache
-from server.storage.sql import SqlUnitOfWork
 from server.storage.sqlite.checkpoint import CHECKPOINT_INTERVAL_S, Checkpointer
 from server.storage.sqlite.connection import (
     SYNCHRONOUS_MODES,
@@ -80,7 +80,7 @@ class SqliteStore:
 
     def write(
         self, skus: Collection[str] = (), *, network: bool = False, slow_reads: bool = True
-    ) -> AbstractContextManager[SqlUnitOfWork]:
+    ) -> AbstractContextManager[LoggingUnitOfWork]:
         """Excludes every other writer, whatever its `skus`."""
         return self._group_commit.write(slow_reads=slow_reads)
 
@@ -88,11 +88,11 @@ class SqliteStore:
         return await self._group_commit.write_on_loop(work)
 
     @contextmanager
-    def read(self) -> Iterator[SqlUnitOfWork]:
+    def read(self) -> Iterator[LoggingUnitOfWork]:
         yield from _transaction(self._reader(), self._network, slow_reads=True)
 
     @contextmanager
-    def read_on_loop(self) -> Iterator[SqlUnitOfWork]:
+    def read_on_loop(self) -> Iterator[LoggingUnitOfWork]:
         yield from _transaction(self._reader(), self._network, slow_reads=False)
 
     def _reader(self) -> sqlite3.Connection:
@@ -124,7 +124,7 @@ class SqliteStore:
 
 def _transaction(
     connection: sqlite3.Connection, network: NetworkCache, *, slow_reads: bool
-) -> Iterator[SqlUnitOfWork]:
+) -> Iterator[LoggingUnitOfWork]:
     begin(connection, "BEGIN")
     try:
         yield unit_of_work(connection, network, slow_reads=slow_reads)

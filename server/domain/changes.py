@@ -1,0 +1,98 @@
+"""What a write changed in availability: every (SKU, place) record that GetAvailability would now
+answer differently, with its value after the write, for the change log (the availability feed).
+
+A write of one SKU changes the records of the locations it wrote, of the groups holding them and
+of the groups whose reservations it changed. Where groups hold reservations of the SKU, it can
+also change what those reservations need elsewhere (coverage.py): the headroom of every group
+sharing a membership class with them, and, when a class must supply some of them (its slack
+below its capacity, before or after), the need of the class's other locations. Those are the
+candidates; each is computed before and after the write, and only records that differ are
+logged, so a consumer that keeps the latest value per key always agrees with GetAvailability."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from typing import Protocol
+
+import numpy as np
+
+from server.domain.commands import Availability
+from server.domain.coverage import MembershipClasses
+from server.domain.model import Place
+from server.domain.port import UnitOfWork
+from server.domain.position import SkuPosition
+
+AvailabilityOf = Callable[[SkuPosition, Place], Availability]
+"""How the ledger computes one record from a position (ledger._availability)."""
+
+
+class ChangeLog(Protocol):
+    def append_changes(self, records: Iterable[Availability], commit_us: int) -> None:
+        """Appends records to the change log, in this unit of work's transaction."""
+        ...
+
+
+def changed_availability(
+    uow: UnitOfWork, changed: SkuPosition, available: AvailabilityOf
+) -> list[Availability]:
+    """The records of `changed`'s SKU that its changes altered, as they are after them."""
+    classes = changed.classes
+    locations = set(changed.changed_locations)
+    groups = set(changed.changed_groups)
+    before = changed.as_loaded(())
+    if classes is not None:
+        groups |= _groups_holding(classes, locations)
+        demand = _demanding(before) | _demanding(changed)
+        if demand:
+            groups |= demand | _groups_holding(classes, _members(classes, demand))
+    groups = {group for group in groups if classes is not None and group in classes.group_index}
+    before, after = changed.as_loaded(groups), changed.as_changed(groups)
+    if classes is not None and (_demanding(before) or _demanding(after)):
+        moved = _need_moved(before, after, classes)
+        if moved:
+            unchanged = moved - locations
+            records = uow.stock([changed.sku], unchanged)[changed.sku]
+            before.with_records(records)
+            after.with_records(records)
+            locations |= unchanged
+    places = [Place.location(location) for location in sorted(locations)]
+    places += [Place.group(group) for group in sorted(groups)]
+    return [now for place in places if (now := available(after, place)) != available(before, place)]
+
+
+def _demanding(position: SkuPosition) -> set[str]:
+    return {group for group, units in position.group_reserved.items() if units}
+
+
+def _groups_holding(classes: MembershipClasses, locations: Iterable[str]) -> set[str]:
+    """The groups that hold any of `locations`."""
+    found = {classes.class_of[location] for location in locations if location in classes.class_of}
+    if not found:
+        return set()
+    pairs = np.isin(classes.pair_class, list(found))
+    return {classes.groups[g] for g in np.unique(classes.pair_group[pairs]).tolist()}
+
+
+def _members(classes: MembershipClasses, groups: Collection[str]) -> set[str]:
+    """The locations of `groups` (one per class is enough to find the groups sharing them)."""
+    wanted = {int(k) for group in groups for k in classes.of_group(group)}
+    one_each: dict[int, str] = {}
+    for location, k in classes.class_of.items():
+        if k in wanted and k not in one_each:
+            one_each[k] = location
+    return set(one_each.values())
+
+
+def _need_moved(before: SkuPosition, after: SkuPosition, classes: MembershipClasses) -> set[str]:
+    """Locations whose need (coverage.py) may differ: every member of a class whose slack moved
+    while some of it was needed (slack below capacity, before or after). A class with slack at
+    its capacity needs nothing of any member."""
+    moved: set[int] = set()
+    for k in range(classes.count):
+        capacity_before, slack_before = before.order_slack(k)
+        capacity_after, slack_after = after.order_slack(k)
+        if slack_before != slack_after and (
+            slack_before < capacity_before or slack_after < capacity_after
+        ):
+            moved.add(k)
+    return {location for location, k in classes.class_of.items() if k in moved}
