@@ -58,6 +58,7 @@ class Location:
     ship_enabled: bool = True
     shipment_cost: float = 0.0
     priority: int = 0
+    pickup_enabled: bool = False  # opt-in: pickup is set up store by store
 
 
 @dataclass(frozen=True, slots=True)

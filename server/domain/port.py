@@ -24,6 +24,7 @@ import numpy.typing as npt
 from server.domain.access import ApiKey
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
+from server.domain.pickup_index import PickupIndex
 from server.domain.totals import StockTotals
 
 Result = TypeVar("Result")
@@ -122,6 +123,12 @@ class UnitOfWork(Protocol):
     def location_numbering(self) -> LocationNumbering:
         """Every location, numbered for this unit of work's network version (the same object
         for every unit of work that sees that version, while it is cached)."""
+        ...
+
+    def pickup_index(self, group_id: str = "") -> PickupIndex:
+        """The pickup-enabled locations (the members of group `group_id`, which exists, when
+        given) as a spatial index: the same object for every unit of work that sees this
+        network version, while it is cached."""
         ...
 
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]: ...

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup
+from server.domain.pickup_index import PickupIndex
 from server.domain.port import FreeStock, LocationNumbering
 from server.domain.totals import StockTotals
 
@@ -110,6 +111,9 @@ class NetworkCache:
     ALL = "all"
     """The one key of `classes` and `numbering`: every grouped location's membership class,
     every location's number."""
+    EVERY_PICKUP = ""
+    """The key of `pickup` for every pickup-enabled location; a group's is its id (never
+    empty)."""
     TOTALS_BUDGET = 256 * 2**20
     """Bytes of stock totals kept: a SKU's totals grow with the membership classes."""
     FREE_STOCK_BUDGET = 256 * 2**20
@@ -124,5 +128,6 @@ class NetworkCache:
         self.ship_enabled: VersionedCache[tuple[str, ...]] = VersionedCache()
         self.classes: VersionedCache[MembershipClasses] = VersionedCache()
         self.numbering: VersionedCache[LocationNumbering] = VersionedCache()
+        self.pickup: VersionedCache[PickupIndex] = VersionedCache()
         self.totals: SkuCache[StockTotals] = SkuCache(totals_budget, totals_bytes)
         self.free_stock: SkuCache[FreeStock] = SkuCache(free_stock_budget, free_stock_bytes)

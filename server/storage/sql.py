@@ -26,6 +26,7 @@ from server.domain.model import (
     ReservationState,
     StockRecord,
 )
+from server.domain.pickup_index import PickupIndex
 from server.domain.port import (
     FreeStock,
     LocationNumbering,
@@ -48,7 +49,7 @@ def iter_pages(items: list[Item], size: int) -> Iterator[list[Item]]:
 
 _LOCATION_COLUMNS = (
     "id, display_name, type, latitude, longitude, postal_code, country_code, ship_enabled,"
-    " shipment_cost, priority"
+    " shipment_cost, priority, pickup_enabled"
 )
 _STOCK_COLUMNS = "sku, location_id, on_hand, safety_stock, futures, reserved, effective_us"
 _LINE_COLUMNS = (
@@ -173,12 +174,14 @@ class SqlUnitOfWork:
         self._network_changed()
         for location in locations:
             self._run(
-                f"INSERT INTO locations ({_LOCATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO locations ({_LOCATION_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name,"
                 " type = excluded.type, latitude = excluded.latitude,"
                 " longitude = excluded.longitude, postal_code = excluded.postal_code,"
                 " country_code = excluded.country_code, ship_enabled = excluded.ship_enabled,"
-                " shipment_cost = excluded.shipment_cost, priority = excluded.priority",
+                " shipment_cost = excluded.shipment_cost, priority = excluded.priority,"
+                " pickup_enabled = excluded.pickup_enabled",
                 (
                     location.id,
                     location.display_name,
@@ -190,6 +193,7 @@ class SqlUnitOfWork:
                     int(location.ship_enabled),
                     location.shipment_cost,
                     location.priority,
+                    int(location.pickup_enabled),
                 ),
             )
 
@@ -216,6 +220,27 @@ class SqlUnitOfWork:
     def _read_ship_enabled_ids(self, keys: Collection[str]) -> dict[str, tuple[str, ...]]:
         rows = self._rows("SELECT id FROM locations WHERE ship_enabled = 1 ORDER BY id")
         return {key: tuple(row[0] for row in rows) for key in keys}
+
+    def pickup_index(self, group_id: str = "") -> PickupIndex:
+        """Built once per network version and kept (per group asked about): a shopper's
+        lookup then costs a tree query, not a read of every pickup location."""
+        cache = self._cache.pickup if self._cache else None
+        return self._cached(cache, [group_id], self._read_pickup_index)[group_id]
+
+    def _read_pickup_index(self, keys: Collection[str]) -> dict[str, PickupIndex]:
+        found = {}
+        for group_id in keys:
+            self._may_block()
+            sql = f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE pickup_enabled = 1"
+            if group_id == NetworkCache.EVERY_PICKUP:
+                rows = self._rows(sql)
+            else:
+                rows = self._rows(
+                    sql + " AND id IN (SELECT location_id FROM group_members WHERE group_id = ?)",
+                    (group_id,),
+                )
+            found[group_id] = PickupIndex(map(_location, rows))
+        return found
 
     def location_numbering(self) -> LocationNumbering:
         if self._numbering is None:
@@ -666,6 +691,7 @@ def _location(row: Row) -> Location:
         ship_enabled=bool(row[7]),
         shipment_cost=row[8],
         priority=row[9],
+        pickup_enabled=bool(row[10]),
     )
 
 

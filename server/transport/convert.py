@@ -10,7 +10,7 @@ from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2 as rt
 
-from server.domain import commands, routing
+from server.domain import commands, nearby, routing
 from server.domain.access import ApiKey, Role
 from server.domain.model import Future, Location, LocationGroup, Place, Reservation
 from server.domain.route_order import Routed
@@ -44,6 +44,7 @@ def location(value: Location) -> inv.Location:
         ship_enabled=value.ship_enabled,
         shipment_cost=value.shipment_cost,
         priority=value.priority,
+        pickup_enabled=value.pickup_enabled,
     )
 
 
@@ -114,6 +115,28 @@ def availability_response(values: list[commands.Availability]) -> inv.GetAvailab
             record.effective_time.seconds = seconds
             record.effective_time.nanos = micros * 1000
     return response
+
+
+def nearby_response(
+    query: nearby.NearbyQuery, options: list[nearby.PickupOption]
+) -> inv.FindNearbyAvailabilityResponse:
+    return inv.FindNearbyAvailabilityResponse(
+        locations=[
+            inv.NearbyLocation(
+                location=location(option.location),
+                distance_km=option.distance_km,
+                lines=[
+                    inv.BasketLineAvailability(sku=sku, quantity=units, available_to_fulfill=atf)
+                    for (sku, units), atf in zip(
+                        query.basket, option.available_to_fulfill, strict=True
+                    )
+                ],
+                has_whole_basket=option.has_whole_basket,
+            )
+            for option in options
+        ],
+        origin=inv.GeoPoint(latitude=query.latitude, longitude=query.longitude),
+    )
 
 
 def reservation(value: Reservation) -> res.Reservation:

@@ -6,6 +6,7 @@ from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import inventory_pb2_grpc
 
 from server.domain.ledger import Ledger
+from server.domain.nearby import find_nearby
 from server.transport import convert, paging
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
@@ -118,4 +119,14 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return await self.tx.query(
             lambda uow: convert.availability_response(self.ledger.availability(uow, skus, places)),
             big=len(skus) * len(places) > BIG_ANSWER,
+        )
+
+    @rpc
+    async def FindNearbyAvailability(
+        self, request: inv.FindNearbyAvailabilityRequest, context: Context
+    ) -> inv.FindNearbyAvailabilityResponse:
+        query = validate.nearby_query(request)
+        return await self.tx.query(
+            lambda uow: convert.nearby_response(query, find_nearby(uow, self.ledger, query)),
+            big=len(query.basket) * query.max_locations > BIG_ANSWER,
         )

@@ -15,7 +15,10 @@ def _rpc(service_and_method: str) -> str:
     return f"/{descriptor.full_name}/{descriptor.methods_by_name[method].name}"
 
 
-_AVAILABILITY = {_rpc("InventoryService.GetAvailability")}
+_AVAILABILITY = {
+    _rpc("InventoryService.GetAvailability"),
+    _rpc("InventoryService.FindNearbyAvailability"),
+}
 _STOREFRONT = _AVAILABILITY | {
     _rpc("ReservationService.CreateReservation"),
     _rpc("ReservationService.GetReservation"),

@@ -87,7 +87,8 @@ def test_roles_are_the_documented_ones():
     def names(role: Role) -> set[str]:
         return {rpc.rpartition("/")[2] for rpc, roles in ROLES_OF_RPC.items() if role in roles}
 
-    storefront = {"GetAvailability", "CreateReservation", "GetReservation", "ReleaseReservation"}
+    availability = {"GetAvailability", "FindNearbyAvailability"}
+    storefront = availability | {"CreateReservation", "GetReservation", "ReleaseReservation"}
     assert names(Role.STOREFRONT) == storefront
     assert names(Role.ORDER_SYSTEM) == storefront | {
         "RouteOrder",
@@ -95,8 +96,7 @@ def test_roles_are_the_documented_ones():
         "FulfillReservation",
         "ListReservations",
     }
-    assert names(Role.INVENTORY) == {
-        "GetAvailability",
+    assert names(Role.INVENTORY) == availability | {
         "UpsertLocations",
         "ListLocations",
         "UpsertLocationGroups",

@@ -6,16 +6,19 @@ from collections.abc import Sequence
 
 from omniroute.inventory.v1 import inventory_pb2 as inv
 
-from server.domain import commands
+from server.domain import commands, nearby
 from server.domain.model import MAX_QUANTITY, Future, Location, LocationGroup, LocationType, Place
+from server.domain.pickup_index import MAX_RADIUS_KM
 from server.domain.routing import MAX_SHIPMENT_COST
 from server.transport.validate.checker import MAX_POSTAL_CODE_LENGTH, Checker, page_after
+from server.transport.validate.routing import postal_code_centroid
 
 MAX_BATCH = 1000
 MAX_GROUP_MEMBERS = 10_000
 MAX_FUTURES = 10
 MAX_AVAILABILITY_SKUS = 100
 MAX_AVAILABILITY_PLACES = 100
+MAX_BASKET_LINES = 100
 
 
 def locations(request: inv.UpsertLocationsRequest) -> list[Location]:
@@ -63,6 +66,7 @@ def locations(request: inv.UpsertLocationsRequest) -> list[Location]:
                 ship_enabled=message.ship_enabled if message.HasField("ship_enabled") else True,
                 shipment_cost=message.shipment_cost,
                 priority=message.priority,
+                pickup_enabled=message.pickup_enabled,
             )
         )
     check.done()
@@ -174,6 +178,42 @@ def availability(request: inv.GetAvailabilityRequest) -> tuple[list[str], list[P
         check.identifier(f"location_group_ids[{index}]", group_id)
     check.done()
     return list(request.skus), places
+
+
+def nearby_query(request: inv.FindNearbyAvailabilityRequest) -> nearby.NearbyQuery:
+    check = Checker()
+    origin = request.WhichOneof("origin")
+    latitude, longitude = 0.0, 0.0
+    if origin == "position":
+        check.coordinates("position", request.position)
+        latitude, longitude = request.position.latitude, request.position.longitude
+    elif origin == "postal_code":
+        latitude, longitude = postal_code_centroid(check, "postal_code", request.postal_code)
+    else:
+        check.fail("origin", "MISSING_FIELD", "set position or postal_code")
+    radius_km = request.radius_km if request.HasField("radius_km") else None
+    if radius_km is not None and not 0 < radius_km <= MAX_RADIUS_KM:  # NaN fails too
+        check.fail("radius_km", "INVALID_FIELD", f"must be a number in (0, {MAX_RADIUS_KM:g}]")
+    if not 0 <= request.max_locations <= nearby.MAX_LOCATIONS:
+        check.fail(
+            "max_locations", "INVALID_FIELD", f"must be between 0 and {nearby.MAX_LOCATIONS}"
+        )
+    if check.count("lines", request.lines, MAX_BASKET_LINES):
+        check.distinct("lines", [line.sku for line in request.lines])
+    for index, line in enumerate(request.lines):
+        check.identifier(f"lines[{index}].sku", line.sku)
+        check.quantity(f"lines[{index}].quantity", line.quantity)
+    if request.location_group_id:
+        check.identifier("location_group_id", request.location_group_id)
+    check.done()
+    return nearby.NearbyQuery(
+        latitude=latitude,
+        longitude=longitude,
+        basket=tuple((line.sku, line.quantity) for line in request.lines),
+        max_locations=request.max_locations or nearby.DEFAULT_LOCATIONS,
+        radius_km=radius_km,
+        group_id=request.location_group_id,
+    )
 
 
 def page(request: inv.ListLocationsRequest | inv.ListLocationGroupsRequest) -> tuple[int, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.routing.v1 import routing_pb2 as rt
 
 from server.domain import routing
@@ -69,24 +70,32 @@ def _destination(check: Checker, request: rt.RouteOrderRequest) -> tuple[float, 
         check.coordinates("destination.position", request.destination.position)
         return (request.destination.position.latitude, request.destination.position.longitude)
     if kind == "postal_code":
-        postal = request.destination.postal_code
-        if not _short_postal_code(check, "destination.postal_code", postal):
-            return (0.0, 0.0)
-        found = routing.postal_code_centroid(postal.country_code, postal.postal_code)
-        if found is None:
-            check.fail(
-                "destination.postal_code",
-                "UNKNOWN_POSTAL_CODE",
-                f"{postal.country_code} {postal.postal_code!r} is not in the bundled postal-code"
-                " table (US ZIP codes are supported)",
-            )
-            return (0.0, 0.0)
-        return found
+        return postal_code_centroid(
+            check, "destination.postal_code", request.destination.postal_code
+        )
     check.fail("destination", "MISSING_FIELD", "set position or postal_code")
     return (0.0, 0.0)
 
 
-def _short_postal_code(check: Checker, field: str, postal: rt.PostalCode) -> bool:
+def postal_code_centroid(
+    check: Checker, field: str, postal: rt.PostalCode | inv.PostalCode
+) -> tuple[float, float]:
+    """The (latitude, longitude) a postal code resolves to; (0, 0) after a violation."""
+    if not _short_postal_code(check, field, postal):
+        return (0.0, 0.0)
+    found = routing.postal_code_centroid(postal.country_code, postal.postal_code)
+    if found is None:
+        check.fail(
+            field,
+            "UNKNOWN_POSTAL_CODE",
+            f"{postal.country_code} {postal.postal_code!r} is not in the bundled postal-code"
+            " table (US ZIP codes are supported)",
+        )
+        return (0.0, 0.0)
+    return found
+
+
+def _short_postal_code(check: Checker, field: str, postal: rt.PostalCode | inv.PostalCode) -> bool:
     """Whether the codes are short enough to look up (and to echo in an error)."""
     short = True
     for name, limit in (

@@ -103,6 +103,7 @@ class Location(_message.Message):
     SHIP_ENABLED_FIELD_NUMBER: _builtins.int
     SHIPMENT_COST_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    PICKUP_ENABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Client-chosen identifier (e.g. "store-0042"); 1 to 128 characters."""
     display_name: _builtins.str
@@ -124,6 +125,10 @@ class Location(_message.Message):
     """
     priority: _builtins.int
     """Routing tie-break: among equally good plans, lower priority values are preferred. Any int32."""
+    pickup_enabled: _builtins.bool
+    """Whether shoppers can collect orders here: FindNearbyAvailability returns only these.
+    Unset means false (pickup is opt-in, set up store by store); independent of ship_enabled.
+    """
     @_builtins.property
     def position(self) -> Global___GeoPoint:
         """Required: where shipments leave from; routing measures distance from here."""
@@ -140,13 +145,19 @@ class Location(_message.Message):
         ship_enabled: _builtins.bool | None = ...,
         shipment_cost: _builtins.float = ...,
         priority: _builtins.int = ...,
+        pickup_enabled: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_ship_enabled", b"_ship_enabled", "position", b"position", "ship_enabled", b"ship_enabled"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_pickup_enabled", b"_pickup_enabled", "_ship_enabled", b"_ship_enabled", "pickup_enabled", b"pickup_enabled", "position", b"position", "ship_enabled", b"ship_enabled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_ship_enabled", b"_ship_enabled", "country_code", b"country_code", "display_name", b"display_name", "id", b"id", "position", b"position", "postal_code", b"postal_code", "priority", b"priority", "ship_enabled", b"ship_enabled", "shipment_cost", b"shipment_cost", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pickup_enabled", b"_pickup_enabled", "_ship_enabled", b"_ship_enabled", "country_code", b"country_code", "display_name", b"display_name", "id", b"id", "pickup_enabled", b"pickup_enabled", "position", b"position", "postal_code", b"postal_code", "priority", b"priority", "ship_enabled", b"ship_enabled", "shipment_cost", b"shipment_cost", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__pickup_enabled: _TypeAlias = _typing.Literal["pickup_enabled"]  # noqa: Y015
+    _WhichOneofArgType__pickup_enabled: _TypeAlias = _typing.Literal["_pickup_enabled", b"_pickup_enabled"]  # noqa: Y015
     _WhichOneofReturnType__ship_enabled: _TypeAlias = _typing.Literal["ship_enabled"]  # noqa: Y015
     _WhichOneofArgType__ship_enabled: _TypeAlias = _typing.Literal["_ship_enabled", b"_ship_enabled"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pickup_enabled) -> _WhichOneofReturnType__pickup_enabled | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__ship_enabled) -> _WhichOneofReturnType__ship_enabled | None: ...
 
 Global___Location: _TypeAlias = Location  # noqa: Y015
@@ -801,3 +812,219 @@ class GetAvailabilityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAvailabilityResponse: _TypeAlias = GetAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class PostalCode(_message.Message):
+    """A postal code, resolved offline to its centroid (the same table RouteOrder uses)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTRY_CODE_FIELD_NUMBER: _builtins.int
+    POSTAL_CODE_FIELD_NUMBER: _builtins.int
+    country_code: _builtins.str
+    """ISO 3166-1 alpha-2 country code, any case ("USA" is also accepted); at most 3 characters,
+    longer fails with INVALID_FIELD. Supported: "US".
+    """
+    postal_code: _builtins.str
+    """A 5-digit US ZIP code (ZIP+4 is accepted and truncated). At most 32 characters, longer fails
+    with INVALID_FIELD; a shorter code the bundled table does not hold fails with
+    UNKNOWN_POSTAL_CODE.
+    """
+    def __init__(
+        self,
+        *,
+        country_code: _builtins.str = ...,
+        postal_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country_code", b"country_code", "postal_code", b"postal_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostalCode: _TypeAlias = PostalCode  # noqa: Y015
+
+@_typing.final
+class BasketLine(_message.Message):
+    """One line of a shopper's basket."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """1 to 128 characters."""
+    quantity: _builtins.int
+    """Units wanted, 1 to 1,000,000,000,000."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BasketLine: _TypeAlias = BasketLine  # noqa: Y015
+
+@_typing.final
+class FindNearbyAvailabilityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    POSTAL_CODE_FIELD_NUMBER: _builtins.int
+    RADIUS_KM_FIELD_NUMBER: _builtins.int
+    MAX_LOCATIONS_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    LOCATION_GROUP_ID_FIELD_NUMBER: _builtins.int
+    radius_km: _builtins.float
+    """Only locations at most this many km from the origin (inclusive). Unset means no distance
+    bound: the `max_locations` nearest wherever they are. When set, in (0, 20000]; 0, negative,
+    NaN and infinite values fail with INVALID_FIELD.
+    """
+    max_locations: _builtins.int
+    """At most this many locations, 1 to 100; 0 means 10."""
+    location_group_id: _builtins.str
+    """Only members of this location group (e.g. the stores of one banner). Empty means every
+    pickup-enabled location. An unknown group fails with NOT_FOUND (LOCATION_GROUP_NOT_FOUND).
+    """
+    @_builtins.property
+    def position(self) -> Global___GeoPoint:
+        """Latitude/longitude of the shopper."""
+
+    @_builtins.property
+    def postal_code(self) -> Global___PostalCode:
+        """The shopper's postal code, resolved to its centroid."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___BasketLine]:
+        """The basket: 1 to 100 lines, distinct SKUs."""
+
+    def __init__(
+        self,
+        *,
+        position: Global___GeoPoint | None = ...,
+        postal_code: Global___PostalCode | None = ...,
+        radius_km: _builtins.float | None = ...,
+        max_locations: _builtins.int = ...,
+        lines: _abc.Iterable[Global___BasketLine] | None = ...,
+        location_group_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "origin", b"origin", "position", b"position", "postal_code", b"postal_code", "radius_km", b"radius_km"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "lines", b"lines", "location_group_id", b"location_group_id", "max_locations", b"max_locations", "origin", b"origin", "position", b"position", "postal_code", b"postal_code", "radius_km", b"radius_km"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__radius_km: _TypeAlias = _typing.Literal["radius_km"]  # noqa: Y015
+    _WhichOneofArgType__radius_km: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km"]  # noqa: Y015
+    _WhichOneofReturnType_origin: _TypeAlias = _typing.Literal["position", "postal_code"]  # noqa: Y015
+    _WhichOneofArgType_origin: _TypeAlias = _typing.Literal["origin", b"origin"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__radius_km) -> _WhichOneofReturnType__radius_km | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_origin) -> _WhichOneofReturnType_origin | None: ...
+
+Global___FindNearbyAvailabilityRequest: _TypeAlias = FindNearbyAvailabilityRequest  # noqa: Y015
+
+@_typing.final
+class BasketLineAvailability(_message.Message):
+    """What one basket line finds at one location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    AVAILABLE_TO_FULFILL_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    quantity: _builtins.int
+    """Units wanted (as in the request)."""
+    available_to_fulfill: _builtins.int
+    """Units that can be handed over now: the location's ATF, as GetAvailability reports it."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        available_to_fulfill: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_to_fulfill", b"available_to_fulfill", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BasketLineAvailability: _TypeAlias = BasketLineAvailability  # noqa: Y015
+
+@_typing.final
+class NearbyLocation(_message.Message):
+    """A pickup-enabled location near the shopper."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    HAS_WHOLE_BASKET_FIELD_NUMBER: _builtins.int
+    distance_km: _builtins.float
+    """Great-circle distance from the origin, km."""
+    has_whole_basket: _builtins.bool
+    """Whether the location can hand over the whole basket now: available_to_fulfill >= quantity
+    for every line.
+    """
+    @_builtins.property
+    def location(self) -> Global___Location:
+        """The location as stored (name, position, postal code, ...), for the storefront to show."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___BasketLineAvailability]:
+        """One per basket line, in request order."""
+
+    def __init__(
+        self,
+        *,
+        location: Global___Location | None = ...,
+        distance_km: _builtins.float = ...,
+        lines: _abc.Iterable[Global___BasketLineAvailability] | None = ...,
+        has_whole_basket: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance_km", b"distance_km", "has_whole_basket", b"has_whole_basket", "lines", b"lines", "location", b"location"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NearbyLocation: _TypeAlias = NearbyLocation  # noqa: Y015
+
+@_typing.final
+class FindNearbyAvailabilityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATIONS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___NearbyLocation]:
+        """Nearest first; at the same distance, by location id. Empty when no pickup-enabled location
+        is in range.
+        """
+
+    @_builtins.property
+    def origin(self) -> Global___GeoPoint:
+        """The origin the distances are measured from: the position sent, or the postal code's
+        centroid.
+        """
+
+    def __init__(
+        self,
+        *,
+        locations: _abc.Iterable[Global___NearbyLocation] | None = ...,
+        origin: Global___GeoPoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locations", b"locations", "origin", b"origin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindNearbyAvailabilityResponse: _TypeAlias = FindNearbyAvailabilityResponse  # noqa: Y015

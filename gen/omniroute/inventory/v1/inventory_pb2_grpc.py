@@ -46,7 +46,8 @@ class InventoryServiceStub:
     quantities: 0 to 1,000,000,000,000 units;
     1,000 locations or groups per upsert, 10,000 members per group, 1,000 stock updates per
     SetStock or AdjustStock, 10 futures per stock level, 100 SKUs x 100 places per
-    GetAvailability (whose reply then stays under 4 MiB).
+    GetAvailability (whose reply then stays under 4 MiB), 100 basket lines x 100 locations per
+    FindNearbyAvailability.
     Every location accepted here can be routed (RoutingService): coordinates, shipment_cost and
     priority are refused here, not at routing time, when the router could not use them.
 
@@ -104,6 +105,11 @@ class InventoryServiceStub:
                 request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.GetAvailabilityRequest.SerializeToString,
                 response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.GetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.FindNearbyAvailability = channel.unary_unary(
+                '/omniroute.inventory.v1.InventoryService/FindNearbyAvailability',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -127,7 +133,8 @@ class InventoryServiceServicer:
     quantities: 0 to 1,000,000,000,000 units;
     1,000 locations or groups per upsert, 10,000 members per group, 1,000 stock updates per
     SetStock or AdjustStock, 10 futures per stock level, 100 SKUs x 100 places per
-    GetAvailability (whose reply then stays under 4 MiB).
+    GetAvailability (whose reply then stays under 4 MiB), 100 basket lines x 100 locations per
+    FindNearbyAvailability.
     Every location accepted here can be routed (RoutingService): coordinates, shipment_cost and
     priority are refused here, not at routing time, when the router could not use them.
 
@@ -204,6 +211,30 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindNearbyAvailability(self, request, context):
+        """Pickup at a nearby store: the pickup-enabled locations nearest a shopper (a position, or a
+        US postal code resolved as RouteOrder resolves it), nearest first, with each basket SKU's
+        available-to-fulfil there and whether the location can hand over the whole basket.
+
+        Distances are great-circle (haversine) kilometres on a sphere of radius 6,371.0088 km, the
+        ones RouteOrder measures. The answer holds the `max_locations` nearest pickup-enabled
+        locations (of `location_group_id`, when given) within `radius_km` (inclusive), when given;
+        locations at the same distance are ordered by id, so the answer is deterministic. ATF is the
+        one GetAvailability reports for the location (group reservations included), read with the
+        locations in one consistent snapshot; a SKU never stocked at a location counts as 0 there.
+        An empty answer is not an error. Locations come from a spatial index kept per version of the
+        network, so the cost does not grow with the number of pickup locations.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD: coordinates out of range or NaN, a radius not in
+        (0, 20000], max_locations out of [0, 100]; MISSING_FIELD: no origin or an empty basket;
+        INVALID_ID, INVALID_QUANTITY, QUANTITY_TOO_LARGE, DUPLICATE_ITEM, TOO_MANY_ITEMS;
+        UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
+        origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +273,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.GetAvailabilityRequest.FromString,
                     response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.GetAvailabilityResponse.SerializeToString,
             ),
+            'FindNearbyAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindNearbyAvailability,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'omniroute.inventory.v1.InventoryService', rpc_method_handlers)
@@ -271,7 +307,8 @@ class InventoryService:
     quantities: 0 to 1,000,000,000,000 units;
     1,000 locations or groups per upsert, 10,000 members per group, 1,000 stock updates per
     SetStock or AdjustStock, 10 futures per stock level, 100 SKUs x 100 places per
-    GetAvailability (whose reply then stays under 4 MiB).
+    GetAvailability (whose reply then stays under 4 MiB), 100 basket lines x 100 locations per
+    FindNearbyAvailability.
     Every location accepted here can be routed (RoutingService): coordinates, shipment_cost and
     priority are refused here, not at routing time, when the router could not use them.
 
@@ -467,6 +504,33 @@ class InventoryService:
             '/omniroute.inventory.v1.InventoryService/GetAvailability',
             omniroute_dot_inventory_dot_v1_dot_inventory__pb2.GetAvailabilityRequest.SerializeToString,
             omniroute_dot_inventory_dot_v1_dot_inventory__pb2.GetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindNearbyAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.InventoryService/FindNearbyAvailability',
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,7 +47,8 @@ class InventoryServiceStub:
       quantities: 0 to 1,000,000,000,000 units;
       1,000 locations or groups per upsert, 10,000 members per group, 1,000 stock updates per
       SetStock or AdjustStock, 10 futures per stock level, 100 SKUs x 100 places per
-      GetAvailability (whose reply then stays under 4 MiB).
+      GetAvailability (whose reply then stays under 4 MiB), 100 basket lines x 100 locations per
+      FindNearbyAvailability.
     Every location accepted here can be routed (RoutingService): coordinates, shipment_cost and
     priority are refused here, not at routing time, when the router could not use them.
 
@@ -97,6 +98,26 @@ class InventoryServiceStub:
     """Availability of many SKUs at many locations and/or groups in one consistent snapshot.
     A SKU never stocked at a place is reported with zeros and `exists` false.
     """
+    FindNearbyAvailability: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.FindNearbyAvailabilityRequest, _inventory_pb2.FindNearbyAvailabilityResponse]
+    """Pickup at a nearby store: the pickup-enabled locations nearest a shopper (a position, or a
+    US postal code resolved as RouteOrder resolves it), nearest first, with each basket SKU's
+    available-to-fulfil there and whether the location can hand over the whole basket.
+
+    Distances are great-circle (haversine) kilometres on a sphere of radius 6,371.0088 km, the
+    ones RouteOrder measures. The answer holds the `max_locations` nearest pickup-enabled
+    locations (of `location_group_id`, when given) within `radius_km` (inclusive), when given;
+    locations at the same distance are ordered by id, so the answer is deterministic. ATF is the
+    one GetAvailability reports for the location (group reservations included), read with the
+    locations in one consistent snapshot; a SKU never stocked at a location counts as 0 there.
+    An empty answer is not an error. Locations come from a spatial index kept per version of the
+    network, so the cost does not grow with the number of pickup locations.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD: coordinates out of range or NaN, a radius not in
+    (0, 20000], max_locations out of [0, 100]; MISSING_FIELD: no origin or an empty basket;
+    INVALID_ID, INVALID_QUANTITY, QUANTITY_TOO_LARGE, DUPLICATE_ITEM, TOO_MANY_ITEMS;
+    UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
+    origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
+    """
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -120,7 +141,8 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
       quantities: 0 to 1,000,000,000,000 units;
       1,000 locations or groups per upsert, 10,000 members per group, 1,000 stock updates per
       SetStock or AdjustStock, 10 futures per stock level, 100 SKUs x 100 places per
-      GetAvailability (whose reply then stays under 4 MiB).
+      GetAvailability (whose reply then stays under 4 MiB), 100 basket lines x 100 locations per
+      FindNearbyAvailability.
     Every location accepted here can be routed (RoutingService): coordinates, shipment_cost and
     priority are refused here, not at routing time, when the router could not use them.
 
@@ -167,6 +189,26 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Availability of many SKUs at many locations and/or groups in one consistent snapshot.
     A SKU never stocked at a place is reported with zeros and `exists` false.
     """
+    FindNearbyAvailability: _aio.UnaryUnaryMultiCallable[_inventory_pb2.FindNearbyAvailabilityRequest, _inventory_pb2.FindNearbyAvailabilityResponse]  # type: ignore[assignment]
+    """Pickup at a nearby store: the pickup-enabled locations nearest a shopper (a position, or a
+    US postal code resolved as RouteOrder resolves it), nearest first, with each basket SKU's
+    available-to-fulfil there and whether the location can hand over the whole basket.
+
+    Distances are great-circle (haversine) kilometres on a sphere of radius 6,371.0088 km, the
+    ones RouteOrder measures. The answer holds the `max_locations` nearest pickup-enabled
+    locations (of `location_group_id`, when given) within `radius_km` (inclusive), when given;
+    locations at the same distance are ordered by id, so the answer is deterministic. ATF is the
+    one GetAvailability reports for the location (group reservations included), read with the
+    locations in one consistent snapshot; a SKU never stocked at a location counts as 0 there.
+    An empty answer is not an error. Locations come from a spatial index kept per version of the
+    network, so the cost does not grow with the number of pickup locations.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD: coordinates out of range or NaN, a radius not in
+    (0, 20000], max_locations out of [0, 100]; MISSING_FIELD: no origin or an empty basket;
+    INVALID_ID, INVALID_QUANTITY, QUANTITY_TOO_LARGE, DUPLICATE_ITEM, TOO_MANY_ITEMS;
+    UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
+    origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
+    """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The merchant's fulfilment network and its stock.
@@ -189,7 +231,8 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
       quantities: 0 to 1,000,000,000,000 units;
       1,000 locations or groups per upsert, 10,000 members per group, 1,000 stock updates per
       SetStock or AdjustStock, 10 futures per stock level, 100 SKUs x 100 places per
-      GetAvailability (whose reply then stays under 4 MiB).
+      GetAvailability (whose reply then stays under 4 MiB), 100 basket lines x 100 locations per
+      FindNearbyAvailability.
     Every location accepted here can be routed (RoutingService): coordinates, shipment_cost and
     priority are refused here, not at routing time, when the router could not use them.
 
@@ -275,6 +318,32 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inventory_pb2.GetAvailabilityResponse, _abc.Awaitable[_inventory_pb2.GetAvailabilityResponse]]:
         """Availability of many SKUs at many locations and/or groups in one consistent snapshot.
         A SKU never stocked at a place is reported with zeros and `exists` false.
+        """
+
+    @_abc_1.abstractmethod
+    def FindNearbyAvailability(
+        self,
+        request: _inventory_pb2.FindNearbyAvailabilityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.FindNearbyAvailabilityResponse, _abc.Awaitable[_inventory_pb2.FindNearbyAvailabilityResponse]]:
+        """Pickup at a nearby store: the pickup-enabled locations nearest a shopper (a position, or a
+        US postal code resolved as RouteOrder resolves it), nearest first, with each basket SKU's
+        available-to-fulfil there and whether the location can hand over the whole basket.
+
+        Distances are great-circle (haversine) kilometres on a sphere of radius 6,371.0088 km, the
+        ones RouteOrder measures. The answer holds the `max_locations` nearest pickup-enabled
+        locations (of `location_group_id`, when given) within `radius_km` (inclusive), when given;
+        locations at the same distance are ordered by id, so the answer is deterministic. ATF is the
+        one GetAvailability reports for the location (group reservations included), read with the
+        locations in one consistent snapshot; a SKU never stocked at a location counts as 0 there.
+        An empty answer is not an error. Locations come from a spatial index kept per version of the
+        network, so the cost does not grow with the number of pickup locations.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD: coordinates out of range or NaN, a radius not in
+        (0, 20000], max_locations out of [0, 100]; MISSING_FIELD: no origin or an empty basket;
+        INVALID_ID, INVALID_QUANTITY, QUANTITY_TOO_LARGE, DUPLICATE_ITEM, TOO_MANY_ITEMS;
+        UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
+        origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
         """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
