@@ -25,14 +25,23 @@ from server.domain import routing
 from server.domain.ledger import Ledger
 from server.domain.port import Store
 from server.domain.route_order import SolvePool
-from server.sweeper import REQUEST_ID_RETENTION_S, Sweeper
+from server.feed import ChangeFeed
+from server.sweeper import CHANGE_LOG_RETENTION_S, REQUEST_ID_RETENTION_S, Sweeper
 from server.transport import handlers, reflection, tracing
 from server.transport.api_keys import ApiKeyServicer
 from server.transport.auth import Auth, KeyRing
+from server.transport.feed import AvailabilityFeedServicer
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
-from server.transport.services import API_KEYS, INVENTORY, RESERVATIONS, ROUTING, SERVICE_NAMES
+from server.transport.services import (
+    API_KEYS,
+    FEED,
+    INVENTORY,
+    RESERVATIONS,
+    ROUTING,
+    SERVICE_NAMES,
+)
 from server.transport.telemetry import Sink, Telemetry
 from server.transport.tls import ServerTls
 from server.transport.transactions import Transactions
@@ -57,6 +66,7 @@ class Running:
     workers: ThreadPoolExecutor
     solves: SolvePool
     keys: KeyRing
+    changes: ChangeFeed
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Reports NOT_SERVING first, lets in-flight calls finish within `grace_s`, then
@@ -74,6 +84,7 @@ class Running:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
         await self.keys.stop()
+        await self.changes.stop()
 
 
 def start_server(
@@ -90,6 +101,7 @@ def start_server(
     telemetry: Sequence[Sink] = (),
     max_request_bytes: int = MAX_MESSAGE_BYTES,
     request_id_retention_s: float = REQUEST_ID_RETENTION_S,
+    change_log_retention_s: float = CHANGE_LOG_RETENTION_S,
     tracer_provider: TracerProvider | None = None,
     require_auth: bool = False,
     reflection_on: bool = True,
@@ -99,7 +111,8 @@ def start_server(
     RESOURCE_EXHAUSTED rather than queue it: an overloaded server sheds load instead of growing
     its queue, and every latency with it. Without `tls` the port is plaintext. Every unary RPC
     is reported to each of `telemetry` (the access log, the metrics). A request_id is
-    answered from memory for `request_id_retention_s`, then forgotten. With `tracer_provider`
+    answered from memory for `request_id_retention_s`, then forgotten; the change log keeps
+    `change_log_retention_s`. With `tracer_provider`
     every RPC is traced. Every RPC but health and reflection (served only with
     `reflection_on`) needs an API key once a key exists or with `require_auth`."""
     ledger = ledger or Ledger()
@@ -110,7 +123,7 @@ def start_server(
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
     try:
-        server, port, health_servicer, keys = asyncio.run_coroutine_threadsafe(
+        server, port, health_servicer, keys, changes = asyncio.run_coroutine_threadsafe(
             _serve(
                 address,
                 store,
@@ -133,11 +146,27 @@ def start_server(
         pool.shutdown()
         solves.shutdown()
         raise
-    sweeper = Sweeper(store, ledger, sweep_interval_s, int(request_id_retention_s * 1e6))
+    sweeper = Sweeper(
+        store,
+        ledger,
+        sweep_interval_s,
+        int(request_id_retention_s * 1e6),
+        int(change_log_retention_s * 1e6),
+    )
     sweeper.start()
     log.info("omniroute serving on port %d", port)
     return Running(
-        port, store, sweeper, server, health_servicer, loop, loop_thread, pool, solves, keys
+        port,
+        store,
+        sweeper,
+        server,
+        health_servicer,
+        loop,
+        loop_thread,
+        pool,
+        solves,
+        keys,
+        changes,
     )
 
 
@@ -153,8 +182,10 @@ async def _serve(
     tracer_provider: TracerProvider | None,
     require_auth: bool,
     reflection_on: bool,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer, KeyRing]:
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer, KeyRing, ChangeFeed]:
     transactions = Transactions(store, ledger.clock)
+    changes = ChangeFeed(transactions)
+    transactions.committed = changes.committed
     keys = KeyRing(transactions, ledger.clock, required=require_auth)
     await keys.refresh()  # a server never starts open while its deployment has keys
     open_services = (health.SERVICE_NAME, *(reflection.SERVICE_NAMES if reflection_on else ()))
@@ -176,6 +207,7 @@ async def _serve(
     )
     for service, servicer in (
         (INVENTORY, InventoryServicer(transactions, ledger)),
+        (FEED, AvailabilityFeedServicer(transactions, ledger, changes)),
         (RESERVATIONS, ReservationServicer(transactions, ledger)),
         (ROUTING, RoutingServicer(transactions, ledger, solves)),
         (API_KEYS, ApiKeyServicer(transactions, keys, ledger.clock)),
@@ -196,11 +228,12 @@ async def _serve(
         raise OSError(f"cannot listen on {address}: it is in use or not available")
     # The offline ZIP table takes a second or two to load: do it now, not in the first order.
     threading.Thread(target=_load_postal_codes, daemon=True).start()
+    await changes.start()
     await server.start()
     keys.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, port, health_servicer, keys
+    return server, port, health_servicer, keys, changes
 
 
 def _load_postal_codes() -> None:

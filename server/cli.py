@@ -118,6 +118,7 @@ def serve(args: argparse.Namespace) -> int:
             telemetry=sinks,
             max_request_bytes=args.max_request_bytes,
             request_id_retention_s=args.request_id_days * 24 * 3600,
+            change_log_retention_s=args.change_log_days * 24 * 3600,
             tracer_provider=tracer_provider,
             require_auth=args.require_auth,
             reflection_on=args.reflection,
@@ -307,6 +308,13 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "forgotten (env OMNIROUTE_REQUEST_ID_DAYS)",
     )
     parser.add_argument(
+        "--change-log-days",
+        type=float,
+        default=_env("CHANGE_LOG_DAYS", "7"),
+        help="days the availability change log keeps an entry: how long a feed consumer may "
+        "stay away and still resume (env OMNIROUTE_CHANGE_LOG_DAYS)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=_env("GRACE", "10"),
@@ -361,6 +369,8 @@ def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         root.error("--max-request-bytes must be between 65536 and 268435456")
     if getattr(args, "request_id_days", 1) <= 0:
         root.error("--request-id-days must be positive")
+    if getattr(args, "change_log_days", 1) <= 0:
+        root.error("--change-log-days must be positive")
     if getattr(args, "grace", 0) < 0:
         root.error("--grace must not be negative")
 

@@ -1,4 +1,5 @@
-"""Background housekeeping: releases expired reservations and forgets old request ids.
+"""Background housekeeping: releases expired reservations, forgets old request ids and prunes
+the change log.
 
 Safe with several servers on one database: each expiry runs in a write unit of work that
 re-checks the reservation is still due, so only one server releases it."""
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import cast
 
+from server.domain.changes import ChangeLog
 from server.domain.errors import Conflict, StoreUnavailable
 from server.domain.ledger import Ledger
 from server.domain.port import Store, WouldBlock
@@ -15,6 +18,9 @@ from server.domain.port import Store, WouldBlock
 log = logging.getLogger(__name__)
 REQUEST_ID_RETENTION_S = 7 * 24 * 3600.0
 """How long a mutation's response is kept for a retry with its request_id (AIP-155)."""
+CHANGE_LOG_RETENTION_S = 7 * 24 * 3600.0
+"""How long the change log keeps an entry: how long a feed consumer may stay away."""
+PRUNED_PER_SWEEP = 10_000
 
 
 def expire_due(store: Store, ledger: Ledger, limit: int = 100) -> int:
@@ -43,11 +49,13 @@ class Sweeper:
         ledger: Ledger,
         interval_s: float = 0.5,
         remember_requests_us: int = int(REQUEST_ID_RETENTION_S * 1e6),
+        keep_changes_us: int = int(CHANGE_LOG_RETENTION_S * 1e6),
     ) -> None:
         self.store = store
         self.ledger = ledger
         self.interval_s = interval_s
         self.remember_requests_us = remember_requests_us
+        self.keep_changes_us = keep_changes_us
         self.expired = 0  # reservations this sweeper released at their expiry
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
@@ -68,8 +76,10 @@ class Sweeper:
                     self.expired += released
                     if not released:
                         break
+                now = self.ledger.clock()
                 with self.store.write() as uow:
-                    uow.forget_responses_before(self.ledger.clock() - self.remember_requests_us)
+                    uow.forget_responses_before(now - self.remember_requests_us)
+                    cast(ChangeLog, uow).prune_changes(now - self.keep_changes_us, PRUNED_PER_SWEEP)
             except (Conflict, StoreUnavailable) as error:
                 log.warning("sweep postponed (%s); retrying in %.1f s", error, self.interval_s)
             except Exception:

@@ -19,6 +19,7 @@ class ErrorKind(enum.Enum):
     RESOURCE = "resource"
     UNAUTHENTICATED = "unauthenticated"
     PERMISSION = "permission"
+    OUT_OF_RANGE = "out_of_range"
 
 
 class DomainError(Exception):
@@ -59,6 +60,12 @@ class PermissionDenied(DomainError):
     """The call's key is valid, but its role may not make this call."""
 
     kind = ErrorKind.PERMISSION
+
+
+class OutOfRange(DomainError):
+    """A position past what is kept (a change-log token older than its retention)."""
+
+    kind = ErrorKind.OUT_OF_RANGE
 
 
 class DeadlineExceeded(DomainError):

@@ -70,7 +70,7 @@ class LoggingUnitOfWork(SqlUnitOfWork):
         skus: Collection[str] = (),
         locations: Collection[str] = (),
         groups: Collection[str] = (),
-    ) -> tuple[list[tuple[int, Availability]], int]:
+    ) -> tuple[list[tuple[int, int, Availability]], int]:
         """Up to `limit` entries after `seq` that match the filters (a SKU among `skus`, if any;
         a place among `locations` or `groups`, if either is given), in sequence order, and the
         sequence number a next read continues after."""
@@ -91,11 +91,12 @@ class LoggingUnitOfWork(SqlUnitOfWork):
         if places:
             where.append(f"({' OR '.join(places)})")
         rows = self._rows(
-            f"SELECT seq, {_COLUMNS} FROM availability_changes WHERE {' AND '.join(where)}"
+            f"SELECT seq, commit_us, {_COLUMNS} FROM availability_changes"
+            f" WHERE {' AND '.join(where)}"
             " ORDER BY seq LIMIT ?",
             [*params, limit],
         )
-        found = [(int(row[0]), _record(row[1:])) for row in rows]
+        found = [(int(row[0]), int(row[1]), _record(row[2:])) for row in rows]
         return found, found[-1][0] if len(found) == limit else through
 
     def prune_changes(self, cutoff_us: int, limit: int) -> int:
@@ -114,11 +115,15 @@ class LoggingUnitOfWork(SqlUnitOfWork):
         )
         return len(rows)
 
-    def sequence_changes(self, limit: int) -> int:
+    def sequence_changes(self, limit: int, *, wait: bool = False) -> int:
         """PostgreSQL: numbers up to `limit` committed entries that have no number yet, in
-        insertion order, unless another server is doing it now; returns how many."""
+        insertion order; returns how many. Another server doing it now is left to it, unless
+        `wait`: then this one waits for it and numbers what is left."""
+        if self.sequenced_at_insert:
+            return 0
         state = self._rows(
-            "SELECT last_seq FROM change_log_state WHERE id = 1 FOR UPDATE SKIP LOCKED"
+            "SELECT last_seq FROM change_log_state WHERE id = 1 FOR UPDATE"
+            + ("" if wait else " SKIP LOCKED")
         )
         if not state:
             return 0

@@ -27,8 +27,13 @@ class Undecodable:
 
 
 def add_servicer(server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any) -> None:
+    """Registers unary and server-streaming methods (the only kinds omniroute serves)."""
     handlers = {
-        method.name: grpc.unary_unary_rpc_method_handler(
+        method.name: (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )(
             getattr(servicer, method.name),
             request_deserializer=_tolerant(message_factory.GetMessageClass(method.input_type)),
             response_serializer=message_factory.GetMessageClass(

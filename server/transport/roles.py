@@ -5,19 +5,21 @@ tests/api/test_auth.py until it is given its roles."""
 from __future__ import annotations
 
 from server.domain.access import Role
-from server.transport.services import API_KEYS, INVENTORY, RESERVATIONS, ROUTING
+from server.transport.services import API_KEYS, FEED, INVENTORY, RESERVATIONS, ROUTING
 
 
 def _rpc(service_and_method: str) -> str:
     """The gRPC method path of "Service.Method"."""
     service, _, method = service_and_method.partition(".")
-    descriptor = {s.name: s for s in (INVENTORY, RESERVATIONS, ROUTING, API_KEYS)}[service]
+    descriptor = {s.name: s for s in (INVENTORY, FEED, RESERVATIONS, ROUTING, API_KEYS)}[service]
     return f"/{descriptor.full_name}/{descriptor.methods_by_name[method].name}"
 
 
 _AVAILABILITY = {
     _rpc("InventoryService.GetAvailability"),
     _rpc("InventoryService.FindNearbyAvailability"),
+    _rpc("AvailabilityFeedService.WatchAvailability"),
+    _rpc("AvailabilityFeedService.ListAvailabilityChanges"),
 }
 _STOREFRONT = _AVAILABILITY | {
     _rpc("ReservationService.CreateReservation"),

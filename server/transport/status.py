@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -41,6 +41,7 @@ _CODES = {
     ErrorKind.RESOURCE: code_pb2.RESOURCE_EXHAUSTED,
     ErrorKind.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
     ErrorKind.PERMISSION: code_pb2.PERMISSION_DENIED,
+    ErrorKind.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
 }
 
 
@@ -110,6 +111,30 @@ def rpc(handler: Handler) -> Handler:
             if isinstance(request, Undecodable):
                 raise InvalidRequest([_malformed(request)])
             return await handler(self, request, context)
+        except DomainError as error:
+            await context.abort_with_status(to_status(error))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper  # type: ignore[return-value]
+
+
+Streamer = TypeVar("Streamer", bound=Callable[..., AsyncIterator[Any]])
+
+
+def stream_rpc(handler: Streamer) -> Streamer:
+    """`rpc` for a servicer async generator (a server-streaming RPC)."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            if isinstance(request, Undecodable):
+                raise InvalidRequest([_malformed(request)])
+            async for response in handler(self, request, context):
+                yield response
         except DomainError as error:
             await context.abort_with_status(to_status(error))
         except grpc.aio.AbortError:

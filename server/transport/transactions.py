@@ -48,6 +48,8 @@ class Transactions:
         self.store = store
         self.now_us = now_us
         self._on_loop = store if isinstance(store, LoopStore) else None
+        self.committed: Callable[[], None] = lambda: None
+        """Called on the event loop after every mutation commits (the change feed's nudge)."""
 
     async def query(self, run: Callable[[UnitOfWork], Result], *, big: bool = False) -> Result:
         """`run` on a read snapshot; `big`: on a worker thread even where the loop could."""
@@ -76,8 +78,18 @@ class Transactions:
         """`run` in a write unit of work, on the loop or on a worker thread (`network`, `big`);
         replays the first response for a repeated request_id and refuses a request_id reused
         for a different request. The RPC is the one whose request message `request` is."""
-        identity = Identity.of(request)
+        response = await self._mutate(Identity.of(request), skus, run, network, big)
+        self.committed()
+        return response
 
+    async def _mutate(
+        self,
+        identity: Identity,
+        skus: Collection[str],
+        run: Callable[[UnitOfWork], Response],
+        network: bool,
+        big: bool,
+    ) -> Response:
         def on_thread() -> Response:
             return mutate(self.store, self.now_us, identity, skus, run, network=network)
 

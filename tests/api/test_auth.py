@@ -87,7 +87,12 @@ def test_roles_are_the_documented_ones():
     def names(role: Role) -> set[str]:
         return {rpc.rpartition("/")[2] for rpc, roles in ROLES_OF_RPC.items() if role in roles}
 
-    availability = {"GetAvailability", "FindNearbyAvailability"}
+    availability = {
+        "GetAvailability",
+        "FindNearbyAvailability",
+        "WatchAvailability",
+        "ListAvailabilityChanges",
+    }
     storefront = availability | {"CreateReservation", "GetReservation", "ReleaseReservation"}
     assert names(Role.STOREFRONT) == storefront
     assert names(Role.ORDER_SYSTEM) == storefront | {
