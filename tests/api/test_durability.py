@@ -1,7 +1,8 @@
 """Durability: a server process killed with SIGKILL in the middle of a stream of acknowledged
 reservations restarts on the same store with every acknowledged reservation present, exactly as
 acknowledged, and the ledger's counters equal to the open reservation lines (read from the
-database directly). SQLite runs with its default durability (FULL) and with NORMAL."""
+database directly); its change log holds every acknowledged change and nothing that did not
+commit. SQLite runs with its default durability (FULL) and with NORMAL."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from omniroute.inventory.v1 import availability_feed_pb2 as fd
+from omniroute.inventory.v1 import (
+    availability_feed_pb2_grpc,
+    inventory_pb2_grpc,
+    reservation_pb2_grpc,
+)
 from omniroute.inventory.v1 import inventory_pb2 as inv
-from omniroute.inventory.v1 import inventory_pb2_grpc, reservation_pb2_grpc
 from omniroute.inventory.v1 import reservation_pb2 as res
 
 from tests.api.helpers import (
@@ -124,12 +130,46 @@ def test_acknowledged_reservations_survive_sigkill_mid_stream(
         assert view[("wh-1", "sku-a")].reserved == open_by_place(stored.values(), "sku-a")["wh-1"]
         assert view[("web", "sku-b")].group_reserved == len(stored)
         assert view[("wh-1", "sku-a")].on_hand == view[("wh-2", "sku-b")].on_hand == 1_000_000
+        assert_change_log_matches(channel, len(acknowledged), len(unacknowledged))
         # A retried acknowledged request is still answered from the log, not run again.
         retried = reservations.CreateReservation(order(0), timeout=RPC_TIMEOUT_S)
         assert retried.reservation == acknowledged["ord-00000"]
         assert server.terminate(timeout_s=30) == 0
 
     assert_ledger_file_consistent(store)
+
+
+def assert_change_log_matches(channel: grpc.Channel, acknowledged: int, in_flight: int) -> None:
+    """The change log, read from its start, holds wh-1's reserved sku-a after each acknowledged
+    reservation, in order (and after the one in flight, if it committed), and folds into
+    exactly what GetAvailability reports: no change without its entry, no entry without its
+    change."""
+    feed = availability_feed_pb2_grpc.AvailabilityFeedServiceStub(channel)
+    latest: dict[tuple[str, str], Any] = {}
+    reserved_at_wh1: list[int] = []
+    token = ""
+    while True:
+        page = feed.ListAvailabilityChanges(
+            fd.ListAvailabilityChangesRequest(page_token=token, page_size=1000),
+            timeout=RPC_TIMEOUT_S,
+        )
+        for change in page.changes:
+            place = change.record.place.location_id or change.record.place.location_group_id
+            latest[(place, change.record.sku)] = change.record
+            if (place, change.record.sku) == ("wh-1", "sku-a"):
+                reserved_at_wh1.append(change.record.reserved)
+        token = page.next_page_token
+        if page.caught_up:
+            break
+    sums = [
+        sum(n % 3 + 1 for n in range(count)) for count in range(1, acknowledged + 1 + in_flight)
+    ]
+    assert reserved_at_wh1[-len(sums) :] == sums
+    inventory, _ = stubs(channel)
+    view = availability(inventory, ["sku-a", "sku-b"], ["wh-1", "wh-2"], ["web"])
+    for (place, sku), record in view.items():
+        if record.exists or record.reserved:
+            assert latest[(place, sku)] == record, (place, sku)
 
 
 def is_postgres(store: str) -> bool:
