@@ -16,6 +16,9 @@ model) and reports RPC/s and latency percentiles:
                (benchmarks/transport_only_server.py): the transport's cost for these messages,
                so the ledger's own cost per create is the difference
   availability GetAvailability for 10 random SKUs x 10 random locations
+  create_unlogged
+               the create workload against a server with the availability change log off
+               (--no-change-log): what the feed's outbox costs (target: create >= 0.9x this)
   create_observed
                the create workload against a third server with API keys on (each call sends a
                storefront key), Prometheus metrics and a JSON access log: what security and
@@ -76,7 +79,15 @@ from support import (
 
 TARGET_RATIO = 0.5
 MODES = ("FULL", "NORMAL")
-SCENARIOS = ("echo", "create", "create_transport", "create_hot", "availability", "create_observed")
+SCENARIOS = (
+    "echo",
+    "create",
+    "create_transport",
+    "create_hot",
+    "availability",
+    "create_observed",
+    "create_unlogged",
+)
 OBSERVED = ("--metrics-address", "localhost:0", "--access-log", "--log-format", "json")
 SECURED = {"create_observed"}  # scenarios that send the observed server's API key
 OBSERVED_TARGET = 0.9
@@ -91,6 +102,7 @@ LABELS = {
     "create_hot": "CreateReservation, 1 hot SKU",
     "availability": "GetAvailability 10x10",
     "create_observed": "CreateReservation, API key + metrics + JSON access log",
+    "create_unlogged": "CreateReservation, change log off",
 }
 
 
@@ -158,6 +170,7 @@ def workload(name: str, locations: int, sku_count: int, key: str = "") -> Worklo
         "create_hot": create_call,
         "availability": availability_call,
         "create_observed": create_call,
+        "create_unlogged": create_call,
     }[name]
     return Workload(name, factory, params)
 
@@ -226,6 +239,14 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
             )
             seed(targets["create_observed"].address, args.locations, args.skus)
             key = storefront_key(targets["create_observed"].address)
+        if "create_unlogged" in args.scenarios:
+            targets["create_unlogged"] = servers.enter_context(
+                omniroute_server(
+                    workdir / f"unlogged-{mode.lower()}.sqlite3",
+                    args=["--sqlite-synchronous", mode, "--no-change-log"],
+                )
+            )
+            seed(targets["create_unlogged"].address, args.locations, args.skus)
         log(f"[{mode}] server pid {server.pid} on port {server.port}; seeding...")
         seconds = seed(server.address, args.locations, args.skus)
         log(
@@ -336,6 +357,16 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 f"{alone:.2f} ms the transport's (transport only: {transport:,.0f} RPC/s) and "
                 f"{whole - alone:.2f} ms the ledger's, {(whole - alone) / alone:.2f}x the "
                 "transport's"
+            )
+        unlogged = found["scenarios"].get("create_unlogged", {})
+        if unlogged.get("rps") and create.get("rps"):
+            kept = create["rps"] / unlogged["rps"]
+            met = "meets" if kept >= OBSERVED_TARGET else "MISSES"
+            lines.append(
+                f"synchronous={mode}: with the change log, CreateReservation {create['rps']:,.0f} "
+                f"RPC/s = {kept:.2f}x the same without it ({unlogged['rps']:,.0f}); server CPU "
+                f"{create['server_cpu_ms_per_rpc']:.2f} vs {unlogged['server_cpu_ms_per_rpc']:.2f} "
+                f"ms per call; {met} the target >= {OBSERVED_TARGET}"
             )
         observed = found["scenarios"].get("create_observed", {})
         if observed.get("rps") and create.get("rps"):

@@ -73,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
     """Serves until SIGTERM or SIGINT, then stops within the grace period."""
     # Imported here: `migrate` and `protos` need no gRPC.
     from server.app import start_server  # noqa: PLC0415
+    from server.domain.ledger import Ledger  # noqa: PLC0415
     from server.transport import telemetry, tracing  # noqa: PLC0415
     from server.transport.tls import ServerTls, TlsFiles, is_loopback  # noqa: PLC0415
 
@@ -110,6 +111,7 @@ def serve(args: argparse.Namespace) -> int:
         running = start_server(
             args.address,
             store,
+            ledger=Ledger(log_changes=args.change_log),
             workers=args.workers,
             solve_workers=args.solve_workers,
             solve_queue=args.solve_queue,
@@ -306,6 +308,13 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("REQUEST_ID_DAYS", "7"),
         help="days a mutation's response is kept for a retry with the same request_id, then "
         "forgotten (env OMNIROUTE_REQUEST_ID_DAYS)",
+    )
+    parser.add_argument(
+        "--change-log",
+        action=argparse.BooleanOptionalAction,
+        default=_env("CHANGE_LOG", "1") not in ("", "0", "false"),
+        help="log every availability change for WatchAvailability and ListAvailabilityChanges; "
+        "with --no-change-log the feed stays silent (env OMNIROUTE_CHANGE_LOG=0)",
     )
     parser.add_argument(
         "--change-log-days",
