@@ -4,16 +4,16 @@ each commit costs one read of the log's end, whatever the number of watchers.
 
 On PostgreSQL the same task first numbers the entries other transactions committed (the
 sequencer, storage/change_log.py); servers take turns at it, and every server sees every
-server's commits within one tick. A local commit wakes the task at once."""
+server's commits within one tick. A local commit wakes the task at once. Polling beats
+LISTEN/NOTIFY here: a NOTIFY in every writing transaction would serialise all commits on
+PostgreSQL's notification queue lock, and one read per tick per server is cheap."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import cast
 
-from server.domain.changes import ChangeLog
 from server.domain.errors import DomainError
 from server.transport.transactions import Transactions
 
@@ -35,7 +35,7 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._sequencer = not await self.tx.query(lambda uow: _log(uow).sequenced_at_insert)
+        self._sequencer = not await self.tx.query(lambda uow: uow.sequenced_at_insert)
         self.newest = await self._read_newest()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -49,9 +49,7 @@ class ChangeFeed:
         """Numbers every entry committed so far (PostgreSQL), so that a read that follows sees
         every write acknowledged before it, on any server."""
         if self._sequencer:
-            await self.tx.write(
-                lambda uow: _log(uow).sequence_changes(SEQUENCED_PER_TICK, wait=True)
-            )
+            await self.tx.write(lambda uow: uow.sequence_changes(SEQUENCED_PER_TICK, wait=True))
 
     def committed(self) -> None:
         """A write committed on this server: look at the log now."""
@@ -68,7 +66,7 @@ class ChangeFeed:
         return True
 
     async def _read_newest(self) -> int:
-        return await self.tx.query(lambda uow: _log(uow).change_log_bounds()[1])
+        return await self.tx.query(lambda uow: uow.change_log_bounds()[1])
 
     async def _run(self) -> None:
         failing = False
@@ -78,7 +76,7 @@ class ChangeFeed:
             self._nudged.clear()
             try:
                 if self._sequencer:
-                    await self.tx.write(lambda uow: _log(uow).sequence_changes(SEQUENCED_PER_TICK))
+                    await self.tx.write(lambda uow: uow.sequence_changes(SEQUENCED_PER_TICK))
                 newest = await self._read_newest()
             except (DomainError, OSError) as error:
                 if not failing:
@@ -91,7 +89,3 @@ class ChangeFeed:
                 self.newest = newest
                 moved, self._moved = self._moved, asyncio.Event()
                 moved.set()
-
-
-def _log(uow: object) -> ChangeLog:
-    return cast(ChangeLog, uow)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import cast
 
-from server.domain.changes import ChangeLog
 from server.domain.errors import Conflict, StoreUnavailable
 from server.domain.ledger import Ledger
 from server.domain.port import Store, WouldBlock
@@ -79,7 +77,7 @@ class Sweeper:
                 now = self.ledger.clock()
                 with self.store.write() as uow:
                     uow.forget_responses_before(now - self.remember_requests_us)
-                    cast(ChangeLog, uow).prune_changes(now - self.keep_changes_us, PRUNED_PER_SWEEP)
+                    uow.prune_changes(now - self.keep_changes_us, PRUNED_PER_SWEEP)
             except (Conflict, StoreUnavailable) as error:
                 log.warning("sweep postponed (%s); retrying in %.1f s", error, self.interval_s)
             except Exception:

@@ -12,7 +12,6 @@ logged, so a consumer that keeps the latest value per key always agrees with Get
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
-from typing import Protocol
 
 import numpy as np
 
@@ -24,39 +23,6 @@ from server.domain.position import SkuPosition
 
 AvailabilityOf = Callable[[SkuPosition, Place], Availability]
 """How the ledger computes one record from a position (ledger._availability)."""
-
-
-class ChangeLog(Protocol):
-    """The change log's part of a unit of work (storage/change_log.py)."""
-
-    def append_changes(self, records: Iterable[Availability], commit_us: int) -> None:
-        """Appends records to the change log, in this unit of work's transaction."""
-        ...
-
-    def change_log_bounds(self) -> tuple[int, int]:
-        """(the newest entry pruned, the newest entry readable)."""
-        ...
-
-    def changes_after(
-        self,
-        seq: int,
-        limit: int,
-        skus: Collection[str] = (),
-        locations: Collection[str] = (),
-        groups: Collection[str] = (),
-    ) -> tuple[list[tuple[int, int, Availability]], int]:
-        """Up to `limit` (seq, commit time, record) entries after `seq` that match, and the
-        seq a next read continues after."""
-        ...
-
-    def prune_changes(self, cutoff_us: int, limit: int) -> int: ...
-
-    def sequence_changes(self, limit: int, *, wait: bool = False) -> int:
-        """Numbers committed entries that have none yet (PostgreSQL); returns how many."""
-        ...
-
-    @property
-    def sequenced_at_insert(self) -> bool: ...
 
 
 def changed_availability(

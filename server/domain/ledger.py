@@ -12,13 +12,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from server.domain import commands
-from server.domain.changes import ChangeLog, changed_availability
+from server.domain.changes import changed_availability
 from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import LocationCoverage
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -448,7 +448,7 @@ class Ledger:
             for record in changed_availability(uow, position, _availability)
         ]
         if changes:
-            cast(ChangeLog, uow).append_changes(changes, self.clock())
+            uow.append_changes(changes, self.clock())
 
     def _log_stock(self, uow: UnitOfWork, changed: Mapping[tuple[str, str], StockRecord]) -> None:
         """Logs what new stock records change, read before they are written."""

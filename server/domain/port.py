@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.domain.access import ApiKey
+from server.domain.commands import Availability
 from server.domain.coverage import MembershipClasses
 from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
 from server.domain.pickup_index import PickupIndex
@@ -197,6 +198,35 @@ class UnitOfWork(Protocol):
     def remembered(self, request_id: str) -> RememberedResponse | None: ...
     def remember(self, request_id: str, response: RememberedResponse, now_us: int) -> None: ...
     def forget_responses_before(self, cutoff_us: int) -> int: ...
+
+    # the change log (server/domain/changes.py, server/storage/change_log.py)
+    def append_changes(self, records: Iterable[Availability], commit_us: int) -> None:
+        """Appends records to the change log, in this unit of work's transaction."""
+        ...
+
+    def change_log_bounds(self) -> tuple[int, int]:
+        """(the newest entry pruned, the newest entry readable)."""
+        ...
+
+    def changes_after(
+        self,
+        seq: int,
+        limit: int,
+        skus: Collection[str] = (),
+        locations: Collection[str] = (),
+        groups: Collection[str] = (),
+    ) -> tuple[list[tuple[int, int, Availability]], int]:
+        """Up to `limit` (seq, commit time, record) entries after `seq` that match, and the
+        seq a next read continues after."""
+        ...
+
+    def prune_changes(self, cutoff_us: int, limit: int) -> int: ...
+    def sequence_changes(self, limit: int, *, wait: bool = False) -> int:
+        """Numbers committed entries that have none yet (PostgreSQL); returns how many."""
+        ...
+
+    @property
+    def sequenced_at_insert(self) -> bool: ...
 
     # API keys
     def api_keys(self) -> list[ApiKey]:

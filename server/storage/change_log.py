@@ -143,7 +143,6 @@ class LoggingUnitOfWork(SqlUnitOfWork):
             (ids, list(range(first, first + len(ids)))),
         )
         self._run("UPDATE change_log_state SET last_seq = ? WHERE id = 1", (first + len(ids) - 1,))
-        self._run("NOTIFY omniroute_changes")
         return len(ids)
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Sequence
-from typing import cast
 
 from omniroute.inventory.v1 import availability_feed_pb2 as feed
 from omniroute.inventory.v1 import availability_feed_pb2_grpc
 
-from server.domain.changes import ChangeLog
 from server.domain.commands import Availability
 from server.domain.errors import FieldViolation, InvalidRequest, OutOfRange
 from server.domain.ledger import Ledger
@@ -60,14 +58,14 @@ class AvailabilityFeedServicer(availability_feed_pb2_grpc.AvailabilityFeedServic
             records, position = await self.tx.query(
                 lambda uow: (
                     self.ledger.availability(uow, wanted.skus, places),
-                    _log(uow).change_log_bounds()[1],
+                    uow.change_log_bounds()[1],
                 ),
                 big=True,
             )
             snapshot = convert.availability_response(records).records
             yield feed.WatchAvailabilityResponse(snapshot=snapshot, resume_token=token(position))
         elif watch.after is None:
-            position = await self.tx.query(lambda uow: _log(uow).change_log_bounds()[1])
+            position = await self.tx.query(lambda uow: uow.change_log_bounds()[1])
             yield feed.WatchAvailabilityResponse(resume_token=token(position))
         else:
             position = watch.after
@@ -93,17 +91,12 @@ class AvailabilityFeedServicer(availability_feed_pb2_grpc.AvailabilityFeedServic
             quiet_since = loop.time()
 
 
-def _log(uow: UnitOfWork) -> ChangeLog:
-    return cast(ChangeLog, uow)
-
-
 def _read(
     uow: UnitOfWork, after: int | None, limit: int, wanted: Filter
 ) -> tuple[Entries, int, int]:
     """The entries after `after` (None: the oldest kept), where the next read goes on, and the
     log's newest entry; a position already pruned is OUT_OF_RANGE."""
-    log = _log(uow)
-    pruned, newest = log.change_log_bounds()
+    pruned, newest = uow.change_log_bounds()
     if after is None:
         after = pruned
     if after < pruned:
@@ -116,7 +109,7 @@ def _read(
         raise InvalidRequest(
             [FieldViolation("token", "INVALID_FIELD", "is not a token this change log gave")]
         )
-    found, through = log.changes_after(after, limit, wanted.skus, wanted.locations, wanted.groups)
+    found, through = uow.changes_after(after, limit, wanted.skus, wanted.locations, wanted.groups)
     return found, through, newest
 
 

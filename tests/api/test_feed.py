@@ -409,3 +409,35 @@ def test_bad_watch_requests_are_refused_with_the_field(feed, request_, field):
     refusal = failure(caught.value)
     assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in refusal.fields
+
+
+def test_a_consumer_that_stops_reading_holds_up_no_one_and_later_gets_everything(feed):
+    channel, stub = feed
+    slow = stub.WatchAvailability(
+        fd.WatchAvailabilityRequest(filter=fd.AvailabilityFilter(skus=["sku-1"])), timeout=120
+    )
+    opening = next(slow)  # and then nothing read while the changes commit
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    for on_hand in range(1, 301):  # loc-a, grp-ab and grp-abcd change each time
+        inventory.SetStock(inv.SetStockRequest(levels=[level("loc-a", "sku-1", on_hand)]))
+    polled, token = 0, opening.resume_token
+    while True:
+        page = stub.ListAvailabilityChanges(
+            fd.ListAvailabilityChangesRequest(page_token=token, page_size=1000)
+        )
+        polled += len(page.changes)
+        token = page.next_page_token
+        if page.caught_up:
+            break
+    assert polled == 900
+    at_loc_a, sequences = [], []
+    for message in slow:
+        for change in message.changes:
+            sequences.append(change.sequence)
+            if change.record.place.location_id == "loc-a":
+                at_loc_a.append(change.record.on_hand)
+        if len(sequences) >= 900:
+            break
+    slow.cancel()
+    assert at_loc_a == list(range(1, 301))
+    assert sequences == sorted(set(sequences))
