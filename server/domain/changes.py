@@ -67,13 +67,9 @@ def _groups_holding(classes: MembershipClasses, locations: Iterable[str]) -> set
 
 
 def _members(classes: MembershipClasses, groups: Collection[str]) -> set[str]:
-    """The locations of `groups` (one per class is enough to find the groups sharing them)."""
+    """A location of each class of `groups`: enough to find the groups sharing them."""
     wanted = {int(k) for group in groups for k in classes.of_group(group)}
-    one_each: dict[int, str] = {}
-    for location, k in classes.class_of.items():
-        if k in wanted and k not in one_each:
-            one_each[k] = location
-    return set(one_each.values())
+    return {classes.members[k][0] for k in wanted}
 
 
 def _need_moved(before: SkuPosition, after: SkuPosition, classes: MembershipClasses) -> set[str]:
@@ -88,4 +84,4 @@ def _need_moved(before: SkuPosition, after: SkuPosition, classes: MembershipClas
             slack_before < capacity_before or slack_after < capacity_after
         ):
             moved.add(k)
-    return {location for location, k in classes.class_of.items() if k in moved}
+    return {location for k in moved for location in classes.members[k]}
