@@ -41,13 +41,21 @@ def changed_availability(
     groups = {group for group in groups if classes is not None and group in classes.group_index}
     before, after = changed.as_loaded(groups), changed.as_changed(groups)
     if classes is not None and (_demanding(before) or _demanding(after)):
-        moved = _need_moved(before, after, classes)
-        if moved:
-            unchanged = moved - locations
-            records = uow.stock([changed.sku], unchanged)[changed.sku]
+        thresholds = _need_moved(before, after, classes)
+        if thresholds:
+            # A location's need moves only if its free stock to order exceeds the lower slack.
+            records = {
+                location: record
+                for location, record in uow.stock_above(
+                    changed.sku, min(thresholds.values())
+                ).items()
+                if location not in locations
+                and (k := classes.class_of.get(location)) in thresholds
+                and max(0, record.free_to_order) > thresholds[k]
+            }
             before.with_records(records)
             after.with_records(records)
-            locations |= unchanged
+            locations |= set(records)
     places = [Place.location(location) for location in sorted(locations)]
     places += [Place.group(group) for group in sorted(groups)]
     return [now for place in places if (now := available(after, place)) != available(before, place)]
@@ -72,16 +80,28 @@ def _members(classes: MembershipClasses, groups: Collection[str]) -> set[str]:
     return {classes.members[k][0] for k in wanted}
 
 
-def _need_moved(before: SkuPosition, after: SkuPosition, classes: MembershipClasses) -> set[str]:
-    """Locations whose need (coverage.py) may differ: every member of a class whose slack moved
-    while some of it was needed (slack below capacity, before or after). A class with slack at
-    its capacity needs nothing of any member."""
-    moved: set[int] = set()
+def _need_moved(
+    before: SkuPosition, after: SkuPosition, classes: MembershipClasses
+) -> dict[int, int]:
+    """The classes whose members' need (coverage.py) may differ, each with the lower of its
+    slacks: a class whose slack moved while some of it was needed (slack below capacity, before
+    or after). A class with slack at its capacity needs nothing of any member."""
+    moved: dict[int, int] = {}
     for k in range(classes.count):
         capacity_before, slack_before = before.order_slack(k)
         capacity_after, slack_after = after.order_slack(k)
         if slack_before != slack_after and (
             slack_before < capacity_before or slack_after < capacity_after
         ):
-            moved.add(k)
-    return {location for k in moved for location in classes.members[k]}
+            moved[k] = min(slack_before, slack_after)
+    return moved
+
+
+def cost(position: SkuPosition) -> int:
+    """Roughly how many max-flow solves logging a change of this position (as loaded) takes:
+    where groups hold or take reservations of the SKU, every group and class may be looked at
+    twice."""
+    classes = position.classes
+    if classes is None or not (_demanding(position) or position.asked_groups):
+        return 1
+    return len(classes.groups) + classes.count

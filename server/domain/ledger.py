@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from server.domain import commands
 from server.domain.changes import changed_availability
+from server.domain.changes import cost as changes_cost
 from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import LocationCoverage
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -38,6 +39,11 @@ from server.domain.position import SkuPosition
 MAX_RESERVATION_LINES = 1000
 """Lines (sku, place) one reservation may hold: transfers add lines, and a reservation must stay
 well inside one 4 MiB message."""
+
+
+LOOP_LOGGING_BUDGET = 64
+"""Max-flow solves (changes.cost) a write may spend logging its changes on the event loop; a
+write that needs more runs on a worker thread, so that it holds up no other caller."""
 
 
 def wall_clock_us() -> int:
@@ -406,6 +412,8 @@ class Ledger:
         places = {place for places in places_by_sku.values() for place in places}
         require_places(uow, {place for place in places if not place.is_location})
         positions = _load_positions(uow, places_by_sku, grouped_locations=self.log_changes)
+        if self.log_changes:
+            self._within_budget(uow, positions)
         # A stock record proves its location exists (a foreign key): only locations without
         # one are looked up, which spares the lookup on every ordinary reservation.
         require_places(
@@ -450,12 +458,19 @@ class Ledger:
         if changes:
             uow.append_changes(changes, self.clock())
 
+    def _within_budget(self, uow: UnitOfWork, positions: Mapping[str, SkuPosition]) -> None:
+        """Before any write: a write whose logging would hold the event loop too long runs on
+        a worker thread instead."""
+        if sum(map(changes_cost, positions.values())) > LOOP_LOGGING_BUDGET:
+            uow.slow_work()
+
     def _log_stock(self, uow: UnitOfWork, changed: Mapping[tuple[str, str], StockRecord]) -> None:
         """Logs what new stock records change, read before they are written."""
         places_by_sku: dict[str, set[Place]] = defaultdict(set)
         for sku, location_id in changed:
             places_by_sku[sku].add(Place.location(location_id))
         positions = _load_positions(uow, places_by_sku, grouped_locations=True)
+        self._within_budget(uow, positions)
         for (sku, _location_id), record in changed.items():
             positions[sku].put(record)
         self._log(uow, positions.values())

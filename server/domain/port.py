@@ -150,6 +150,15 @@ class UnitOfWork(Protocol):
         cost that grows with the SKU's records."""
         ...
 
+    def stock_above(self, sku: str, free_to_order_above: int) -> dict[str, StockRecord]:
+        """The SKU's records whose free stock to order may exceed the bound (a superset)."""
+        ...
+
+    def slow_work(self) -> None:
+        """Announces work too slow for the event loop: raises WouldBlock in a unit of work that
+        must not do slow work (one on the loop)."""
+        ...
+
     def stock_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], StockRecord]:
         """The records at exactly these (sku, location id) pairs, those that exist."""
         ...

@@ -87,6 +87,10 @@ class SkuPosition:
             self.records.setdefault(location_id, record)
 
     @property
+    def asked_groups(self) -> tuple[str, ...]:
+        return self._groups
+
+    @property
     def classes(self) -> MembershipClasses | None:
         """The membership classes, when loaded with its totals."""
         return self._classes if self._totals is not None else None

@@ -324,6 +324,16 @@ class SqlUnitOfWork:
                         found[row[0]][row[1]] = _stock(row)
         return found
 
+    def stock_above(self, sku: str, free_to_order_above: int) -> dict[str, StockRecord]:
+        """The SKU's records whose free stock to order may exceed the bound: those whose free
+        stock to fulfill does, and any with futures (rare; their sum is in JSON)."""
+        where = f"sku = ? AND ({_FREE_TO_FULFILL} > ? OR futures != ?)"
+        rows = self._stock_rows(where, [sku, free_to_order_above, _NO_FUTURES_JSON])
+        return {row[1]: _stock(row) for row in rows}
+
+    def slow_work(self) -> None:
+        self._may_block()
+
     def stock_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], StockRecord]:
         found = {}
         for page in iter_pages(sorted(keys), _IN_LIST_PAGE):
