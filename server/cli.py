@@ -138,6 +138,12 @@ def serve(args: argparse.Namespace) -> int:
     if metrics_http is not None:
         metrics.watch(running.store.stats)
         metrics.watch(lambda: {"reservations_expired_total": running.sweeper.expired})
+        metrics.watch(
+            lambda: {
+                "feed_watchers": running.changes.watchers,
+                "change_log_newest_sequence": running.changes.newest,
+            }
+        )
         print(f"omniroute metrics on port {metrics_http.server_port} (/metrics)", flush=True)
     stopping = threading.Event()
 

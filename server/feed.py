@@ -1,6 +1,7 @@
-"""The change log's pulse in a running server: one task knows the log's newest entry and wakes
-the watchers (WatchAvailability streams) when it moves, so that idle streams cost nothing and
-each commit costs one read of the log's end, whatever the number of watchers.
+"""The change log's pulse in a running server: one task reads the log's new entries into memory
+and wakes the watchers (WatchAvailability streams), which take them from there: each commit
+costs one read of the log, whatever the number of watchers, and idle streams cost nothing. A
+watcher further behind than memory reaches reads the log itself.
 
 On PostgreSQL the same task first numbers the entries other transactions committed (the
 sequencer, storage/change_log.py); servers take turns at it, and every server sees every
@@ -11,9 +12,12 @@ PostgreSQL's notification queue lock, and one read per tick per server is cheap.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
+from collections.abc import Callable
 
+from server.domain.commands import Availability
 from server.domain.errors import DomainError
 from server.transport.transactions import Transactions
 
@@ -22,6 +26,9 @@ TICK_S = 0.05
 """How often the log's end is read without a local commit: how late a commit through another
 server (or the expiry sweeper) reaches this server's watchers."""
 SEQUENCED_PER_TICK = 10_000
+KEPT = 10_000
+"""Recent entries held in memory for the streams (a few MB)."""
+Entry = tuple[int, int, Availability]  # (sequence, commit time, record)
 
 
 class ChangeFeed:
@@ -29,14 +36,20 @@ class ChangeFeed:
         self.tx = transactions
         self.tick_s = tick_s
         self.newest = 0
+        self.watchers = 0  # WatchAvailability streams open now (for the metrics)
         self._moved = asyncio.Event()
         self._nudged = asyncio.Event()
         self._sequencer = False
         self._task: asyncio.Task[None] | None = None
+        self._seqs: list[int] = []
+        self._entries: list[Entry] = []
+        self._held_after = 0  # memory holds every entry after this one, up to `newest`
+        self._pruned = 0  # the log's newest entry pruned: tokens before it have expired
 
     async def start(self) -> None:
         self._sequencer = not await self.tx.query(lambda uow: uow.sequenced_at_insert)
-        self.newest = await self._read_newest()
+        self._pruned, self.newest = await self._read_bounds()
+        self._held_after = self.newest
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -65,8 +78,23 @@ class ChangeFeed:
                 return self.newest > seq
         return True
 
-    async def _read_newest(self) -> int:
-        return await self.tx.query(lambda uow: uow.change_log_bounds()[1])
+    def recent(
+        self, after: int, limit: int, matches: Callable[[Availability], bool]
+    ) -> tuple[list[Entry], int] | None:
+        """Up to `limit` entries after `after` that match, from memory, and the position the
+        next read continues after; None when memory does not hold that stretch."""
+        if not max(self._held_after, self._pruned) <= after <= self.newest:
+            return None
+        found = []
+        for entry in self._entries[bisect.bisect_right(self._seqs, after) :]:
+            if matches(entry[2]):
+                found.append(entry)
+                if len(found) == limit:
+                    return found, entry[0]
+        return found, self.newest
+
+    async def _read_bounds(self) -> tuple[int, int]:
+        return await self.tx.query(lambda uow: uow.change_log_bounds())
 
     async def _run(self) -> None:
         failing = False
@@ -77,7 +105,9 @@ class ChangeFeed:
             try:
                 if self._sequencer:
                     await self.tx.write(lambda uow: uow.sequence_changes(SEQUENCED_PER_TICK))
-                newest = await self._read_newest()
+                self._pruned, newest = await self._read_bounds()
+                if newest > self.newest:
+                    await self._read_entries(newest)
             except (DomainError, OSError) as error:
                 if not failing:
                     log.warning("cannot read the change log; watchers wait: %s", error)
@@ -85,7 +115,19 @@ class ChangeFeed:
                 await asyncio.sleep(1.0)
                 continue
             failing = False
-            if newest != self.newest:
-                self.newest = newest
-                moved, self._moved = self._moved, asyncio.Event()
-                moved.set()
+
+    async def _read_entries(self, newest: int) -> None:
+        """Reads the entries up to `newest` into memory, then wakes the watchers."""
+        while self.newest < newest:
+            found, through = await self.tx.query(
+                lambda uow: uow.changes_after(self.newest, SEQUENCED_PER_TICK), big=True
+            )
+            self._seqs.extend(entry[0] for entry in found)
+            self._entries.extend(found)
+            self.newest = through
+        if len(self._entries) > 2 * KEPT:
+            dropped = len(self._entries) - KEPT
+            self._held_after = self._seqs[dropped - 1]
+            del self._seqs[:dropped], self._entries[:dropped]
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()

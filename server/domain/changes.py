@@ -31,16 +31,17 @@ def changed_availability(
     """The records of `changed`'s SKU that its changes altered, as they are after them."""
     classes = changed.classes
     locations = set(changed.changed_locations)
-    groups = set(changed.changed_groups)
-    before = changed.as_loaded(())
-    if classes is not None:
-        groups |= _groups_holding(classes, locations)
-        demand = _demanding(before) | _demanding(changed)
-        if demand:
-            groups |= demand | _groups_holding(classes, _members(classes, demand))
-    groups = {group for group in groups if classes is not None and group in classes.group_index}
+    if classes is None:  # no group matters: only the records written
+        return _differing(changed.as_loaded(()), changed, locations, (), available)
+    groups = set(changed.changed_groups) | _groups_holding(classes, locations)
+    demand = _demanding(changed) | {
+        group for group, units in changed.loaded_group_reserved.items() if units
+    }
+    if demand:
+        groups |= demand | _groups_holding(classes, _members(classes, demand))
+    groups &= set(classes.group_index)
     before, after = changed.as_loaded(groups), changed.as_changed(groups)
-    if classes is not None and (_demanding(before) or _demanding(after)):
+    if demand:
         thresholds = _need_moved(before, after, classes)
         if thresholds:
             # A location's need moves only if its free stock to order exceeds the lower slack.
@@ -56,6 +57,17 @@ def changed_availability(
             before.with_records(records)
             after.with_records(records)
             locations |= set(records)
+    return _differing(before, after, locations, groups, available)
+
+
+def _differing(
+    before: SkuPosition,
+    after: SkuPosition,
+    locations: Collection[str],
+    groups: Collection[str],
+    available: AvailabilityOf,
+) -> list[Availability]:
+    """The records at these places that differ between the two positions, as `after` has them."""
     places = [Place.location(location) for location in sorted(locations)]
     places += [Place.group(group) for group in sorted(groups)]
     return [now for place in places if (now := available(after, place)) != available(before, place)]

@@ -87,6 +87,11 @@ class SkuPosition:
             self.records.setdefault(location_id, record)
 
     @property
+    def loaded_group_reserved(self) -> dict[str, int]:
+        """Open group reservations per group as loaded, before any change."""
+        return self._loaded[1]
+
+    @property
     def asked_groups(self) -> tuple[str, ...]:
         return self._groups
 

@@ -43,7 +43,9 @@ class LoggingUnitOfWork(SqlUnitOfWork):
                     record.reserved,
                     record.group_reserved,
                     record.safety_stock,
-                    json.dumps([[f.quantity, f.expected_us] for f in record.futures]),
+                    json.dumps([[f.quantity, f.expected_us] for f in record.futures])
+                    if record.futures
+                    else "[]",
                     record.futures_total,
                     record.available_to_fulfill,
                     record.available_to_order,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from omniroute.inventory.v1 import availability_feed_pb2 as feed
 from omniroute.inventory.v1 import availability_feed_pb2_grpc
@@ -51,6 +51,14 @@ class AvailabilityFeedServicer(availability_feed_pb2_grpc.AvailabilityFeedServic
         self, request: feed.WatchAvailabilityRequest, context: Context
     ) -> AsyncIterator[feed.WatchAvailabilityResponse]:
         watch = validate.watch(request)
+        self.changes.watchers += 1
+        try:
+            async for response in self._watch(watch):
+                yield response
+        finally:
+            self.changes.watchers -= 1
+
+    async def _watch(self, watch: validate.Watch) -> AsyncIterator[feed.WatchAvailabilityResponse]:
         wanted = watch.filter
         if watch.snapshot:
             await self.changes.catch_up()
@@ -71,10 +79,17 @@ class AvailabilityFeedServicer(availability_feed_pb2_grpc.AvailabilityFeedServic
             position = watch.after
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
+        matches = _matcher(wanted)
+        checked = False  # the first read is the log's: it refuses a token already pruned
         while True:
-            found, through, newest = await self.tx.query(
-                functools.partial(_read, after=position, limit=BATCH, wanted=wanted)
-            )
+            held = self.changes.recent(position, BATCH, matches) if checked else None
+            checked = True
+            if held is not None:
+                (found, through), newest = held, self.changes.newest
+            else:  # further behind than the feed holds in memory: from the log
+                found, through, newest = await self.tx.query(
+                    functools.partial(_read, after=position, limit=BATCH, wanted=wanted)
+                )
             position = through
             if found:
                 yield feed.WatchAvailabilityResponse(
@@ -111,6 +126,20 @@ def _read(
         )
     found, through = uow.changes_after(after, limit, wanted.skus, wanted.locations, wanted.groups)
     return found, through, newest
+
+
+def _matcher(wanted: Filter) -> Callable[[Availability], bool]:
+    skus, locations, groups = set(wanted.skus), set(wanted.locations), set(wanted.groups)
+    places = bool(locations or groups)
+
+    def matches(record: Availability) -> bool:
+        if skus and record.sku not in skus:
+            return False
+        if places:
+            return record.place.id in (locations if record.place.is_location else groups)
+        return True
+
+    return matches
 
 
 def _changes(found: Sequence[tuple[int, int, Availability]]) -> list[feed.AvailabilityChange]:

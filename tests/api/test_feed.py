@@ -26,6 +26,7 @@ from omniroute.inventory.v1 import (
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 
+import server.feed
 from server.app import Running, start_server
 from server.storage.postgres import PostgresStore
 from server.storage.sqlite import SqliteStore
@@ -411,7 +412,13 @@ def test_bad_watch_requests_are_refused_with_the_field(feed, request_, field):
     assert field in refusal.fields
 
 
-def test_a_consumer_that_stops_reading_holds_up_no_one_and_later_gets_everything(feed):
+@pytest.mark.parametrize("kept", [10_000, 5], ids=["in memory", "memory overtaken"])
+def test_a_consumer_that_stops_reading_holds_up_no_one_and_later_gets_everything(
+    feed, monkeypatch: pytest.MonkeyPatch, kept: int
+):
+    """With 5 entries kept in memory the stream falls behind what the server holds and reads
+    the log itself."""
+    monkeypatch.setattr(server.feed, "KEPT", kept)
     channel, stub = feed
     slow = stub.WatchAvailability(
         fd.WatchAvailabilityRequest(filter=fd.AvailabilityFilter(skus=["sku-1"])), timeout=120

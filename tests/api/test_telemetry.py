@@ -11,6 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from omniroute.inventory.v1 import availability_feed_pb2 as fd
+from omniroute.inventory.v1 import availability_feed_pb2_grpc
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 from omniroute.routing.v1 import routing_pb2_grpc
@@ -93,16 +95,25 @@ def test_metrics_report_sqlite_commits_and_reservations_released_at_expiry(tmp_p
             timeout=RPC_TIMEOUT_S,
         )
 
+        watching = availability_feed_pb2_grpc.AvailabilityFeedServiceStub(
+            server.channel
+        ).WatchAvailability(fd.WatchAvailabilityRequest(), timeout=RPC_TIMEOUT_S)
+        next(watching)
+
         def expired() -> bool:
             return scrape(port).get(("omniroute_reservations_expired_total", ())) == 1
 
         assert wait_until(expired, timeout_s=30)
         samples = scrape(port)
+        watching.cancel()
 
     writes = samples[("omniroute_sqlite_committed_writes_total", ())]
     assert writes >= 4  # the network, the stock, the reservation, its expiry
     assert samples[("omniroute_sqlite_commits_total", ())] >= 1
     assert samples[("omniroute_sqlite_commit_seconds_total", ())] > 0
+    assert samples[("omniroute_feed_watchers", ())] == 1
+    # the stock and the reservation changed dc's jeans record (the expiry may be a tick away)
+    assert samples[("omniroute_change_log_newest_sequence", ())] >= 2
 
 
 def test_metrics_report_the_postgresql_pool(postgres_dsn: str, tmp_path: Path):
