@@ -27,7 +27,8 @@ TICK_S = 0.05
 server (or the expiry sweeper) reaches this server's watchers."""
 SEQUENCED_PER_TICK = 10_000
 KEPT = 10_000
-"""Recent entries held in memory for the streams (a few MB)."""
+READ_PER_TICK = 1_000
+"""Recent entries held in memory for the streams while any stream is open (a few MB)."""
 Entry = tuple[int, int, Availability]  # (sequence, commit time, record)
 
 
@@ -106,8 +107,12 @@ class ChangeFeed:
                 if self._sequencer:
                     await self.tx.write(lambda uow: uow.sequence_changes(SEQUENCED_PER_TICK))
                 self._pruned, newest = await self._read_bounds()
-                if newest > self.newest:
+                if newest > self.newest and self.watchers:
                     await self._read_entries(newest)
+                elif newest > self.newest:  # nobody streams: nothing to hold
+                    self.newest = self._held_after = newest
+                    self._seqs.clear()
+                    self._entries.clear()
             except (DomainError, OSError) as error:
                 if not failing:
                     log.warning("cannot read the change log; watchers wait: %s", error)
@@ -120,7 +125,7 @@ class ChangeFeed:
         """Reads the entries up to `newest` into memory, then wakes the watchers."""
         while self.newest < newest:
             found, through = await self.tx.query(
-                lambda uow: uow.changes_after(self.newest, SEQUENCED_PER_TICK), big=True
+                lambda uow: uow.changes_after(self.newest, READ_PER_TICK)
             )
             self._seqs.extend(entry[0] for entry in found)
             self._entries.extend(found)
