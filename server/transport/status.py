@@ -8,6 +8,7 @@ MAX_ECHO_BYTES and the violations sent to VIOLATION_BYTES, which keeps the whole
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -107,17 +108,8 @@ def rpc(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: Context) -> Any:
-        try:
-            if isinstance(request, Undecodable):
-                raise InvalidRequest([_malformed(request)])
-            return await handler(self, request, context)
-        except DomainError as error:
-            await context.abort_with_status(to_status(error))
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+        async with _answered(context, handler.__name__):
+            return await handler(self, _decoded(request), context)
 
     return wrapper  # type: ignore[return-value]
 
@@ -130,20 +122,31 @@ def stream_rpc(handler: Streamer) -> Streamer:
 
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[Any]:
-        try:
-            if isinstance(request, Undecodable):
-                raise InvalidRequest([_malformed(request)])
-            async for response in handler(self, request, context):
+        async with _answered(context, handler.__name__):
+            async for response in handler(self, _decoded(request), context):
                 yield response
-        except DomainError as error:
-            await context.abort_with_status(to_status(error))
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.asynccontextmanager
+async def _answered(context: Context, name: str) -> AsyncIterator[None]:
+    """Turns what the servicer raised into the call's status."""
+    try:
+        yield
+    except DomainError as error:
+        await context.abort_with_status(to_status(error))
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        log.exception("unexpected error in %s", name)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, Undecodable):
+        raise InvalidRequest([_malformed(request)])
+    return request
 
 
 def _malformed(request: Undecodable) -> FieldViolation:
