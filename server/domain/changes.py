@@ -11,13 +11,13 @@ logged, so a consumer that keeps the latest value per key always agrees with Get
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 
 from server.domain.commands import Availability
 from server.domain.coverage import MembershipClasses
-from server.domain.model import Place
+from server.domain.model import LocationGroup, Place
 from server.domain.port import UnitOfWork
 from server.domain.position import SkuPosition
 
@@ -117,3 +117,67 @@ def cost(position: SkuPosition) -> int:
     if classes is None or not (_demanding(position) or position.asked_groups):
         return 1
     return len(classes.groups) + classes.count
+
+
+class RegroupedAvailability:
+    """What a change of group membership changes: read before the change (`__init__`) and
+    after it (`changed`). A group whose members change has new records for every SKU stocked
+    at a location it gains or loses. Where a SKU has group reservations, coverage can shift
+    anywhere in the groups, so for those SKUs every group and every grouped location is read.
+    The cost grows with those SKUs and locations (a network change runs on a worker thread)."""
+
+    def __init__(self, uow: UnitOfWork, groups: Sequence[LocationGroup], read: Read) -> None:
+        self.read = read
+        stored = uow.groups([group.id for group in groups])
+        self.regrouped = {
+            group.id
+            for group in groups
+            if group.id not in stored
+            or set(stored[group.id].location_ids) != set(group.location_ids)
+        }
+        moved = {
+            loc for group in groups if group.id in self.regrouped for loc in group.location_ids
+        }
+        moved |= {loc for gid in self.regrouped & set(stored) for loc in stored[gid].location_ids}
+        if moved:
+            uow.slow_work()  # sums over the new groups follow: never on the event loop
+        classes = uow.membership_classes()
+        self.demanding = set(uow.skus_reserved_at_groups(classes.groups)) if moved else set()
+        self.plain = set(uow.skus_at(moved)) - self.demanding if moved else set()
+        self.locations = moved | set(classes.class_of)
+        existing = set(classes.groups) | set(stored)
+        self.before = self._records(uow, self.regrouped & existing, existing)
+
+    def _records(
+        self, uow: UnitOfWork, regrouped: Collection[str], groups: Collection[str]
+    ) -> dict[tuple[str, Place], Availability]:
+        found: dict[tuple[str, Place], Availability] = {}
+        places = [Place.group(group) for group in sorted(groups)]
+        places += [Place.location(location) for location in sorted(self.locations)]
+        for skus, at in (
+            (self.plain, [Place.group(group) for group in sorted(regrouped)]),
+            (self.demanding, places),
+        ):
+            if skus and at:
+                for record in self.read(uow, sorted(skus), at):
+                    found[(record.sku, record.place)] = record
+        return found
+
+    def changed(self, uow: UnitOfWork) -> list[Availability]:
+        """After the change, in the same unit of work: the records that differ."""
+        classes = uow.membership_classes()
+        self.locations |= set(classes.class_of)
+        after = self._records(uow, self.regrouped, set(classes.groups) | self.regrouped)
+        return [
+            record
+            for key, record in sorted(after.items(), key=_order)
+            if self.before.get(key) != record
+        ]
+
+
+Read = Callable[[UnitOfWork, Sequence[str], Sequence[Place]], list[Availability]]
+
+
+def _order(item: tuple[tuple[str, Place], Availability]) -> tuple[str, int, str]:
+    (sku, place), _record = item
+    return (sku, int(place.kind), place.id)

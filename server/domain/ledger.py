@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.domain import commands
-from server.domain.changes import changed_availability
+from server.domain.changes import RegroupedAvailability, changed_availability
 from server.domain.changes import cost as changes_cost
 from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import LocationCoverage
@@ -120,7 +120,12 @@ class Ledger:
                     sku=sku,
                     uncovered=before - after,
                 )
+        regrouped = (
+            RegroupedAvailability(uow, groups, self.availability) if self.log_changes else None
+        )
         uow.put_groups(groups)
+        if regrouped is not None and (changes := regrouped.changed(uow)):
+            uow.append_changes(changes, self.clock())
         return list(groups)
 
     # --- stock ---------------------------------------------------------------------------

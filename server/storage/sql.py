@@ -527,6 +527,12 @@ class SqlUnitOfWork:
         )
         return sorted({row[0] for row in rows})
 
+    def skus_at(self, location_ids: Collection[str]) -> list[str]:
+        rows = self._rows_in(
+            "SELECT DISTINCT sku FROM stock WHERE location_id IN ({ids})", (), location_ids
+        )
+        return sorted({row[0] for row in rows})
+
     # --- reservations --------------------------------------------------------------------
 
     def reservation(self, reservation_id: str) -> Reservation | None:

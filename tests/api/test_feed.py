@@ -9,7 +9,7 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +46,14 @@ def key(record: inv.AvailabilityRecord) -> tuple[str, str, str]:
     return (record.sku, record.place.location_id, record.place.location_group_id)
 
 
-def current(channel: grpc.Channel) -> dict[tuple[str, str, str], inv.AvailabilityRecord]:
-    records = (
-        inventory_pb2_grpc.InventoryServiceStub(channel)
-        .GetAvailability(
-            inv.GetAvailabilityRequest(
-                skus=list(SKUS), location_ids=list(LOCATIONS), location_group_ids=list(GROUPS)
-            ),
-            timeout=RPC_TIMEOUT_S,
-        )
-        .records
+def current(
+    channel: grpc.Channel, skus: Sequence[str] = SKUS
+) -> dict[tuple[str, str, str], inv.AvailabilityRecord]:
+    request = inv.GetAvailabilityRequest(
+        skus=list(skus), location_ids=list(LOCATIONS), location_group_ids=list(GROUPS)
     )
+    stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+    records = stub.GetAvailability(request, timeout=RPC_TIMEOUT_S).records
     return {key(record): record for record in records}
 
 
@@ -143,15 +140,18 @@ class Consumer:
 
 
 def random_operations(channels: list[grpc.Channel], rng: random.Random, count: int) -> None:
-    """Stock changes and the reservation lifecycle over overlapping groups, through any of the
-    servers; refusals (not enough stock, say) change nothing and are expected."""
+    """Stock changes, the reservation lifecycle and group membership changes over overlapping
+    groups, through any of the servers; refusals (not enough stock, say) change nothing and
+    are expected."""
     held: list[str] = []
     for _ in range(count):
         channel = rng.choice(channels)
         inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
         reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
         sku = rng.choice(SKUS)
-        action = rng.choice(["stock", "stock", "adjust", "reserve", "reserve", "release", "move"])
+        action = rng.choice(
+            ["stock", "stock", "adjust", "reserve", "reserve", "release", "move", "regroup"]
+        )
         with contextlib.suppress(grpc.RpcError):
             if action == "stock":
                 inventory.SetStock(
@@ -186,6 +186,13 @@ def random_operations(channels: list[grpc.Channel], rng: random.Random, count: i
                     timeout=RPC_TIMEOUT_S,
                 )
                 held.append(made.reservation.id)
+            elif action == "regroup":  # refused when it would uncover group reservations
+                name = rng.choice(list(GROUPS))
+                members = rng.sample(LOCATIONS, rng.randint(1, len(LOCATIONS)))
+                inventory.UpsertLocationGroups(
+                    inv.UpsertLocationGroupsRequest(location_groups=[group(name, *members)]),
+                    timeout=RPC_TIMEOUT_S,
+                )
             elif action == "release" and held:
                 reservations.ReleaseReservation(
                     res.ReleaseReservationRequest(
@@ -448,3 +455,38 @@ def test_a_consumer_that_stops_reading_holds_up_no_one_and_later_gets_everything
     slow.cancel()
     assert at_loc_a == list(range(1, 301))
     assert sequences == sorted(set(sequences))
+
+
+def test_a_group_change_that_moves_what_reservations_need_logs_the_locations_it_frees(feed):
+    """grp-ab's 5 units can come only from loc-b until grp-ab also holds loc-c: then loc-b, a
+    member before and after, can promise its stock again."""
+    channel, stub = feed
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    inventory.SetStock(
+        inv.SetStockRequest(levels=[level("loc-b", "sku-7", 5), level("loc-c", "sku-7", 5)])
+    )
+    reservation_pb2_grpc.ReservationServiceStub(channel).CreateReservation(
+        res.CreateReservationRequest(items=[item("sku-7", at_group("grp-ab"), 5)])
+    )
+    assert current(channel, ["sku-7"])[("sku-7", "loc-b", "")].available_to_order == 0
+    token = ""
+    while not (
+        page := stub.ListAvailabilityChanges(fd.ListAvailabilityChangesRequest(page_token=token))
+    ).caught_up:
+        token = page.next_page_token
+    token = page.next_page_token
+    inventory.UpsertLocationGroups(
+        inv.UpsertLocationGroupsRequest(
+            location_groups=[group("grp-ab", "loc-a", "loc-b", "loc-c")]
+        )
+    )
+    logged = {
+        key(change.record): change.record
+        for change in stub.ListAvailabilityChanges(
+            fd.ListAvailabilityChangesRequest(page_token=token)
+        ).changes
+    }
+    now = current(channel, ["sku-7"])
+    assert now[("sku-7", "loc-b", "")].available_to_order == 5
+    for changed in (("sku-7", "loc-b", ""), ("sku-7", "", "grp-ab")):
+        assert logged[changed] == now[changed], changed

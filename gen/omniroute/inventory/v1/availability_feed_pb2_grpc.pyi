@@ -37,8 +37,10 @@ class AvailabilityFeedServiceStub:
     group's record and can change what overlapping groups and their members can still promise.
     Each entry holds the whole record after the change, so a consumer that keeps only the latest
     record per (SKU, place) always agrees with GetAvailability once it has read the entries up to
-    now. Changes to locations and groups themselves (UpsertLocations, UpsertLocationGroups) are not
-    in the log: after changing group membership, read the groups' records again.
+    now. A change of group membership (UpsertLocationGroups) is logged too: the changed groups'
+    records for every SKU stocked at the locations they gain or lose, and, for SKUs with group
+    reservations, every record the shifted coverage changes. Such a change costs time in
+    proportion to those SKUs and places.
 
     Entries are numbered in commit order (`sequence`, increasing; not every number is used). A
     token names a position in the log: reading "after" a token returns the entries that follow it,
@@ -90,8 +92,10 @@ class AvailabilityFeedServiceAsyncStub(AvailabilityFeedServiceStub):
     group's record and can change what overlapping groups and their members can still promise.
     Each entry holds the whole record after the change, so a consumer that keeps only the latest
     record per (SKU, place) always agrees with GetAvailability once it has read the entries up to
-    now. Changes to locations and groups themselves (UpsertLocations, UpsertLocationGroups) are not
-    in the log: after changing group membership, read the groups' records again.
+    now. A change of group membership (UpsertLocationGroups) is logged too: the changed groups'
+    records for every SKU stocked at the locations they gain or lose, and, for SKUs with group
+    reservations, every record the shifted coverage changes. Such a change costs time in
+    proportion to those SKUs and places.
 
     Entries are numbered in commit order (`sequence`, increasing; not every number is used). A
     token names a position in the log: reading "after" a token returns the entries that follow it,
@@ -139,8 +143,10 @@ class AvailabilityFeedServiceServicer(metaclass=_abc_1.ABCMeta):
     group's record and can change what overlapping groups and their members can still promise.
     Each entry holds the whole record after the change, so a consumer that keeps only the latest
     record per (SKU, place) always agrees with GetAvailability once it has read the entries up to
-    now. Changes to locations and groups themselves (UpsertLocations, UpsertLocationGroups) are not
-    in the log: after changing group membership, read the groups' records again.
+    now. A change of group membership (UpsertLocationGroups) is logged too: the changed groups'
+    records for every SKU stocked at the locations they gain or lose, and, for SKUs with group
+    reservations, every record the shifted coverage changes. Such a change costs time in
+    proportion to those SKUs and places.
 
     Entries are numbered in commit order (`sequence`, increasing; not every number is used). A
     token names a position in the log: reading "after" a token returns the entries that follow it,
