@@ -51,13 +51,14 @@ def test_keys_made_listed_and_revoked_from_the_command_line_never_reach_a_log(tm
         admin = bootstrap.stdout.strip()
         assert admin.startswith("omr_")
         assert "shown this once" in bootstrap.stderr
+        with grpc.insecure_channel(server.target) as channel:  # it reads keys every second
+            assert wait_until(lambda: list_locations(channel, admin) == grpc.StatusCode.OK)
 
         made = keys("create", "--role", "inventory", "--ttl", "90d", *address, key=admin)
         assert made.returncode == 0, made.stderr
         inventory = made.stdout.strip()
         inventory_id = inventory.split("_")[1]
         with grpc.insecure_channel(server.target) as channel:
-            assert wait_until(lambda: list_locations(channel, admin) == grpc.StatusCode.OK)
             assert list_locations(channel, inventory) == grpc.StatusCode.OK
             wrong = inventory[:-4] + "AAAA"
             assert list_locations(channel, wrong) == grpc.StatusCode.UNAUTHENTICATED
