@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
@@ -29,6 +30,9 @@ REFRESH_S = 1.0
 through another server."""
 LAST_USE_PRECISION_US = 60 * 1_000_000
 """A key's last use is written at most this often: never a write per call."""
+REREAD_UNKNOWN_S = 0.1
+"""A key id this server does not know makes it read the key table again, at most this often:
+a new key works at once, and unknown ids cost the database at most ten reads a second."""
 _MAX_VERIFIED = 4096
 
 
@@ -51,6 +55,7 @@ class KeyRing:
         self._unsaved_use: dict[str, int] = {}
         self._checking = asyncio.Semaphore(1)
         self._refreshing: asyncio.Task[None] | None = None
+        self._read_at = 0.0
 
     @property
     def enforced(self) -> bool:
@@ -61,6 +66,7 @@ class KeyRing:
         unsaved, self._unsaved_use = self._unsaved_use, {}
         if unsaved:
             await self.tx.write(lambda uow: uow.note_api_key_use(unsaved))
+        self._read_at = time.monotonic()
         keys = await self.tx.query(lambda uow: uow.api_keys(), big=True)
         self._keys = {key.id: key for key in keys}
         self._any_key = self._any_key or bool(keys)
@@ -114,6 +120,9 @@ class KeyRing:
             return None
         key_id, secret = parsed
         key = self._keys.get(key_id)
+        if key is None and time.monotonic() - self._read_at >= REREAD_UNKNOWN_S:
+            await self.refresh()  # made a moment ago, through another server or --store?
+            key = self._keys.get(key_id)
         if key is None or not key.valid_at(now_us):
             return None
         async with self._checking:

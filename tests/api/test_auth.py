@@ -24,6 +24,7 @@ from server.domain import access
 from server.domain.access import Role
 from server.domain.port import Store
 from server.storage.sqlite import SqliteStore
+from server.transport import auth
 from server.transport.roles import ROLES_OF_RPC
 from server.transport.services import SERVICES
 from tests.api.helpers import RPC_TIMEOUT_S
@@ -313,5 +314,22 @@ def test_require_auth_refuses_calls_before_any_key_exists(sqlite_path: Path):
                     )
                 )
             assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        running.stop(grace_s=1)
+
+
+def test_a_key_made_elsewhere_works_at_once_without_waiting_for_the_next_read(
+    sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The table is read every minute here: only the read an unknown id asks for finds it."""
+    monkeypatch.setattr(auth, "REFRESH_S", 60.0)
+    store = SqliteStore(sqlite_path, synchronous="NORMAL")
+    add_key(store, Role.ADMIN)
+    running = start_server("localhost:0", store)
+    try:
+        with grpc.insecure_channel(f"localhost:{running.port}") as channel:
+            key = add_key(store, Role.INVENTORY)  # as another server or `keys --store` would
+            time.sleep(auth.REREAD_UNKNOWN_S)
+            assert list_locations(channel, key) == grpc.StatusCode.OK
     finally:
         running.stop(grace_s=1)

@@ -48,8 +48,9 @@ class ApiKeyServiceStub:
       NOT_FOUND          API_KEY_NOT_FOUND
 
     A server checks a key's secret once (a salted scrypt hash, slow by design) and then trusts it
-    from memory; it reads the key table again every second, so a revocation, or a key made on
-    another server of the same PostgreSQL database, takes effect everywhere within about a second.
+    from memory. It reads the key table again every second, so a revocation takes effect on every
+    server of a PostgreSQL database within about a second; a key id it does not know makes it read
+    the table at once (at most every 100 ms), so a key made elsewhere works right away.
 
     The request_ids of mutating RPCs (AIP-155) belong to the tenant of the key that sent them: the
     same request_id sent with a key of another tenant is a different request. A key's tenant is
@@ -94,8 +95,9 @@ class ApiKeyServiceAsyncStub(ApiKeyServiceStub):
       NOT_FOUND          API_KEY_NOT_FOUND
 
     A server checks a key's secret once (a salted scrypt hash, slow by design) and then trusts it
-    from memory; it reads the key table again every second, so a revocation, or a key made on
-    another server of the same PostgreSQL database, takes effect everywhere within about a second.
+    from memory. It reads the key table again every second, so a revocation takes effect on every
+    server of a PostgreSQL database within about a second; a key id it does not know makes it read
+    the table at once (at most every 100 ms), so a key made elsewhere works right away.
 
     The request_ids of mutating RPCs (AIP-155) belong to the tenant of the key that sent them: the
     same request_id sent with a key of another tenant is a different request. A key's tenant is
@@ -136,8 +138,9 @@ class ApiKeyServiceServicer(metaclass=_abc_1.ABCMeta):
       NOT_FOUND          API_KEY_NOT_FOUND
 
     A server checks a key's secret once (a salted scrypt hash, slow by design) and then trusts it
-    from memory; it reads the key table again every second, so a revocation, or a key made on
-    another server of the same PostgreSQL database, takes effect everywhere within about a second.
+    from memory. It reads the key table again every second, so a revocation takes effect on every
+    server of a PostgreSQL database within about a second; a key id it does not know makes it read
+    the table at once (at most every 100 ms), so a key made elsewhere works right away.
 
     The request_ids of mutating RPCs (AIP-155) belong to the tenant of the key that sent them: the
     same request_id sent with a key of another tenant is a different request. A key's tenant is
