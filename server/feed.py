@@ -26,9 +26,9 @@ TICK_S = 0.05
 """How often the log's end is read without a local commit: how late a commit through another
 server (or the expiry sweeper) reaches this server's watchers."""
 SEQUENCED_PER_TICK = 10_000
-KEPT = 10_000
 READ_PER_TICK = 1_000
-"""Recent entries held in memory for the streams while any stream is open (a few MB)."""
+KEPT = 10_000
+"""Recent entries held in memory (up to twice this) while any stream is open: a few MB."""
 Entry = tuple[int, int, Availability]  # (sequence, commit time, record)
 
 

@@ -7,7 +7,8 @@ also change what those reservations need elsewhere (coverage.py): the headroom o
 sharing a membership class with them, and, when a class must supply some of them (its slack
 below its capacity, before or after), the need of the class's other locations. Those are the
 candidates; each is computed before and after the write, and only records that differ are
-logged, so a consumer that keeps the latest value per key always agrees with GetAvailability."""
+logged, so a consumer that keeps the latest value per key always agrees with GetAvailability.
+A change of group membership is the same idea over the whole network (RegroupedAvailability)."""
 
 from __future__ import annotations
 
