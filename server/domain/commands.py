@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from server.domain.model import Future, Place
+from server.domain.model import Future, Place, ReservationState
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,19 @@ class Item:
     sku: str
     place: Place
     quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationFilter:
+    """Which reservations ListReservations returns: each set field must match."""
+
+    state: ReservationState | None = None
+    external_ref: str = ""
+    sku: str = ""
+    place: Place | None = None
+
+
+EVERY_RESERVATION = ReservationFilter()
 
 
 @dataclass(frozen=True, slots=True)

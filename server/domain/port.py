@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from server.domain.access import ApiKey
-from server.domain.commands import Availability
+from server.domain.commands import EVERY_RESERVATION, Availability, ReservationFilter
 from server.domain.coverage import MembershipClasses
-from server.domain.model import Location, LocationGroup, Reservation, ReservationState, StockRecord
+from server.domain.model import Location, LocationGroup, Reservation, StockRecord
 from server.domain.pickup_index import PickupIndex
 from server.domain.totals import StockTotals
 
@@ -200,7 +200,7 @@ class UnitOfWork(Protocol):
     def reservation(self, reservation_id: str) -> Reservation | None: ...
     def put_reservation(self, reservation: Reservation) -> None: ...
     def list_reservations(
-        self, after_id: str, limit: int, state: ReservationState | None
+        self, after_id: str, limit: int, wanted: ReservationFilter = EVERY_RESERVATION
     ) -> list[Reservation]: ...
     def due_reservations(self, now_us: int, limit: int) -> list[str]:
         """Ids of active reservations whose expiry time is at or before `now_us`."""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from server.domain.access import ApiKey, Role
+from server.domain.commands import EVERY_RESERVATION, ReservationFilter
 from server.domain.coverage import MembershipClasses
 from server.domain.model import (
     Future,
@@ -611,20 +612,34 @@ class SqlUnitOfWork:
             )
 
     def list_reservations(
-        self, after_id: str, limit: int, state: ReservationState | None
+        self, after_id: str, limit: int, wanted: ReservationFilter = EVERY_RESERVATION
     ) -> list[Reservation]:
-        columns = "id, external_ref, state, create_us, update_us, expire_us"
-        if state is None:
-            rows = self._rows(
-                f"SELECT {columns} FROM reservations WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
+        where = ["id > ?"]
+        params: list[object] = [after_id]
+        if wanted.state is not None:
+            where.append("state = ?")
+            params.append(int(wanted.state))
+        if wanted.external_ref:
+            where.append("external_ref = ?")
+            params.append(wanted.external_ref)
+        lines = []
+        if wanted.sku:
+            lines.append("sku = ?")
+            params.append(wanted.sku)
+        if wanted.place is not None:
+            lines.append("place_kind = ? AND place_id = ?")
+            params += [int(wanted.place.kind), wanted.place.id]
+        if lines:
+            where.append(
+                "id IN (SELECT reservation_id FROM reservation_lines WHERE "
+                + " AND ".join(lines)
+                + ")"
             )
-        else:
-            rows = self._rows(
-                f"SELECT {columns} FROM reservations WHERE id > ? AND state = ?"
-                " ORDER BY id LIMIT ?",
-                (after_id, int(state), limit),
-            )
+        rows = self._rows(
+            "SELECT id, external_ref, state, create_us, update_us, expire_us FROM reservations"
+            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            [*params, limit],
+        )
         return self._with_lines(rows) if rows else []
 
     def due_reservations(self, now_us: int, limit: int) -> list[str]:

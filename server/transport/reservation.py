@@ -49,10 +49,10 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     async def ListReservations(
         self, request: res.ListReservationsRequest, context: Context
     ) -> res.ListReservationsResponse:
-        size, after, state = validate.reservation_page(request)
+        size, after, wanted = validate.reservation_page(request)
         page, token = await self.tx.query(
             lambda uow: paging.fill(
-                uow.list_reservations(after, size + 1, state),
+                uow.list_reservations(after, size + 1, wanted),
                 size,
                 convert.reservation,
                 lambda x: x.id,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from omniroute.inventory.v1 import inventory_pb2 as inv
 from omniroute.inventory.v1 import reservation_pb2 as res
 
-from tests.api.helpers import RPC_TIMEOUT_S, group, release_item
-from tests.support import at, item, level, location, wait_until
+from tests.api.helpers import RPC_TIMEOUT_S, group, list_all, release_item
+from tests.support import at, at_group, failure, item, level, location, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -209,3 +210,48 @@ def test_page_of_large_location_groups_ends_early_to_fit_one_message(inventory):
 
     assert [g.id for g in listed] == groups
     assert all(list(g.location_ids) == members for g in listed)
+
+
+def test_reservations_filter_by_external_ref_sku_and_place_across_pages(inventory, reservations):
+    inventory.UpsertLocations(inv.UpsertLocationsRequest(locations=[location("a"), location("b")]))
+    inventory.UpsertLocationGroups(
+        inv.UpsertLocationGroupsRequest(location_groups=[group("web", "a", "b")])
+    )
+    inventory.SetStock(
+        inv.SetStockRequest(levels=[level(loc, sku, 100) for loc in "ab" for sku in ("s1", "s2")])
+    )
+    made = {}
+    for number in range(12):
+        sku = ("s1", "s2")[number % 2]
+        place = at("a") if number % 3 else at_group("web")
+        made[f"r-{number:02d}"] = (f"order-{number % 4}", sku, place)
+        reservations.CreateReservation(
+            res.CreateReservationRequest(
+                reservation_id=f"r-{number:02d}",
+                external_ref=f"order-{number % 4}",
+                items=[item(sku, place, 1)],
+            )
+        )
+
+    def listed(**wanted: Any) -> list[str]:
+        found = list_all(
+            reservations.ListReservations,
+            res.ListReservationsRequest(page_size=2, **wanted),
+            "reservations",
+        )
+        return [reservation.id for reservation in found]
+
+    assert listed(external_ref="order-1") == [
+        r for r, (ref, _, _) in made.items() if ref == "order-1"
+    ]
+    assert listed(sku="s2") == [r for r, (_, sku, _) in made.items() if sku == "s2"]
+    assert listed(place=at_group("web")) == [
+        r for r, (_, _, p) in made.items() if p == at_group("web")
+    ]
+    assert listed(sku="s1", place=at("a"), external_ref="order-2") == [
+        r for r, (ref, sku, p) in made.items() if (ref, sku, p) == ("order-2", "s1", at("a"))
+    ]
+    assert listed(sku="no-such-sku") == []
+    with pytest.raises(grpc.RpcError) as caught:
+        reservations.ListReservations(res.ListReservationsRequest(place=inv.Place()))
+    assert failure(caught.value).fields == ["place"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from omniroute.inventory.v1 import reservation_pb2 as res
 
 from server.domain import commands
+from server.domain.commands import ReservationFilter
 from server.domain.model import ReservationState
 from server.transport.validate.checker import Checker, page_after
 
@@ -96,10 +97,8 @@ def reservation_id(request: res.GetReservationRequest) -> str:
     return str(request.reservation_id)
 
 
-def reservation_page(
-    request: res.ListReservationsRequest,
-) -> tuple[int, str, ReservationState | None]:
-    """(page size, id to continue after, state filter or None) of a ListReservations request."""
+def reservation_page(request: res.ListReservationsRequest) -> tuple[int, str, ReservationFilter]:
+    """(page size, id to continue after, which reservations) of a ListReservations request."""
     check = Checker()
     size, token = check.page(request.page_size, request.page_token)
     after = page_after(check, token)
@@ -108,5 +107,8 @@ def reservation_page(
         state = ReservationState(request.state)
     elif request.state:
         check.fail("state", "INVALID_FIELD", "must be a known reservation state or unspecified")
+    external_ref = check.text("external_ref", request.external_ref)
+    sku = check.identifier("sku", request.sku, required=False)
+    place = check.place("place", request.place) if request.HasField("place") else None
     check.done()
-    return size, after, state
+    return size, after, ReservationFilter(state, external_ref, sku, place)

@@ -325,22 +325,36 @@ class ListReservationsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    EXTERNAL_REF_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum results per page, 1 to 1,000; 0 means 100."""
     page_token: _builtins.str
     """`next_page_token` of a previous call, or empty for the first page."""
     state: Global___ReservationState.ValueType
     """Only reservations in this state; unspecified means all."""
+    external_ref: _builtins.str
+    """Only reservations with this external reference (the order number, say); empty: any."""
+    sku: _builtins.str
+    """Only reservations with a line of this SKU (at `place`, when it is set); empty: any."""
+    @_builtins.property
+    def place(self) -> _inventory_pb2.Place:
+        """Only reservations with a line at this place (of `sku`, when it is set); unset: any."""
+
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         state: Global___ReservationState.ValueType = ...,
+        external_ref: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        place: _inventory_pb2.Place | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["place", b"place"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external_ref", b"external_ref", "page_size", b"page_size", "page_token", b"page_token", "place", b"place", "sku", b"sku", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

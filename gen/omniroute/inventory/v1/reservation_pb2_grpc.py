@@ -134,7 +134,8 @@ class ReservationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListReservations(self, request, context):
-        """Lists reservations in id order, paginated, optionally filtered by state.
+        """Lists reservations in id order, paginated, optionally filtered by state, external reference,
+        and the SKU and place of a line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -63,7 +63,9 @@ class ReservationServiceStub:
     GetReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]
     """Returns one reservation."""
     ListReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ListReservationsRequest, _reservation_pb2.ListReservationsResponse]
-    """Lists reservations in id order, paginated, optionally filtered by state."""
+    """Lists reservations in id order, paginated, optionally filtered by state, external reference,
+    and the SKU and place of a line.
+    """
     TransferReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.TransferReservationRequest, _reservation_pb2.TransferReservationResponse]
     """Moves open reserved quantity from one place to another (group to location, location to
     location, location to group). Physical stock does not move. Every item's source lets go
@@ -112,7 +114,9 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     GetReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]  # type: ignore[assignment]
     """Returns one reservation."""
     ListReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ListReservationsRequest, _reservation_pb2.ListReservationsResponse]  # type: ignore[assignment]
-    """Lists reservations in id order, paginated, optionally filtered by state."""
+    """Lists reservations in id order, paginated, optionally filtered by state, external reference,
+    and the SKU and place of a line.
+    """
     TransferReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.TransferReservationRequest, _reservation_pb2.TransferReservationResponse]  # type: ignore[assignment]
     """Moves open reserved quantity from one place to another (group to location, location to
     location, location to group). Physical stock does not move. Every item's source lets go
@@ -176,7 +180,9 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reservation_pb2.ListReservationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reservation_pb2.ListReservationsResponse, _abc.Awaitable[_reservation_pb2.ListReservationsResponse]]:
-        """Lists reservations in id order, paginated, optionally filtered by state."""
+        """Lists reservations in id order, paginated, optionally filtered by state, external reference,
+        and the SKU and place of a line.
+        """
 
     @_abc_1.abstractmethod
     def TransferReservation(
