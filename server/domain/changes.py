@@ -17,8 +17,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 import numpy as np
 
 from server.domain.commands import Availability
-from server.domain.coverage import MembershipClasses
-from server.domain.model import LocationGroup, Place
+from server.domain.coverage import UNLIMITED, MembershipClasses
+from server.domain.model import LocationGroup, Place, StockRecord
 from server.domain.port import UnitOfWork
 from server.domain.position import SkuPosition
 
@@ -124,11 +124,19 @@ class RegroupedAvailability:
     """What a change of group membership changes: read before the change (`__init__`) and
     after it (`changed`). A group whose members change has new records for every SKU stocked
     at a location it gains or loses. Where a SKU has group reservations, coverage can shift
-    anywhere in the groups, so for those SKUs every group and every grouped location is read.
-    The cost grows with those SKUs and locations (a network change runs on a worker thread)."""
+    anywhere in the groups: every group's record is compared, and every location whose free
+    stock exceeds the lower of its class's slacks, before and after (below both, it needs
+    nothing either way). A network change runs on a worker thread."""
 
-    def __init__(self, uow: UnitOfWork, groups: Sequence[LocationGroup], read: Read) -> None:
-        self.read = read
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        groups: Sequence[LocationGroup],
+        read: Read,
+        load: Load,
+        available: AvailabilityOf,
+    ) -> None:
+        self.read, self.load, self.available = read, load, available
         stored = uow.groups([group.id for group in groups])
         self.regrouped = {
             group.id
@@ -142,40 +150,83 @@ class RegroupedAvailability:
         moved |= {loc for gid in self.regrouped & set(stored) for loc in stored[gid].location_ids}
         if moved:
             uow.slow_work()  # sums over the new groups follow: never on the event loop
-        classes = uow.membership_classes()
-        self.demanding = set(uow.skus_reserved_at_groups(classes.groups)) if moved else set()
-        self.plain = set(uow.skus_at(moved)) - self.demanding if moved else set()
-        self.locations = moved | set(classes.class_of)
-        existing = set(classes.groups) | set(stored)
-        self.before = self._records(uow, self.regrouped & existing, existing)
+        self.classes = uow.membership_classes()
+        demanding = sorted(uow.skus_reserved_at_groups(self.classes.groups)) if moved else []
+        self.plain = sorted(set(uow.skus_at(moved)) - set(demanding)) if moved else []
+        self.existing = set(self.classes.groups) | set(stored)
+        self.before = self._plain(uow, self.regrouped & self.existing)
+        self.positions = load(uow, demanding, self.existing) if demanding else {}
 
-    def _records(
-        self, uow: UnitOfWork, regrouped: Collection[str], groups: Collection[str]
+    def _plain(
+        self, uow: UnitOfWork, groups: Collection[str]
     ) -> dict[tuple[str, Place], Availability]:
-        found: dict[tuple[str, Place], Availability] = {}
         places = [Place.group(group) for group in sorted(groups)]
-        places += [Place.location(location) for location in sorted(self.locations)]
-        for skus, at in (
-            (self.plain, [Place.group(group) for group in sorted(regrouped)]),
-            (self.demanding, places),
-        ):
-            if skus and at:
-                for record in self.read(uow, sorted(skus), at):
-                    found[(record.sku, record.place)] = record
-        return found
+        if not self.plain or not places:
+            return {}
+        return {(record.sku, record.place): record for record in self.read(uow, self.plain, places)}
 
     def changed(self, uow: UnitOfWork) -> list[Availability]:
         """After the change, in the same unit of work: the records that differ."""
-        classes = uow.membership_classes()
-        self.locations |= set(classes.class_of)
-        after = self._records(uow, self.regrouped, set(classes.groups) | self.regrouped)
-        return [
+        after = self._plain(uow, self.regrouped)
+        changes = [
             record
             for key, record in sorted(after.items(), key=_order)
             if self.before.get(key) != record
         ]
+        if not self.positions:
+            return changes
+        classes = uow.membership_classes()
+        groups = set(classes.groups) | self.regrouped
+        positions = self.load(uow, sorted(self.positions), groups)
+        for sku, before in self.positions.items():
+            now = positions[sku]
+            places = [Place.group(group) for group in sorted(groups)]
+            records = _freed(uow, sku, before, self.classes, now, classes)
+            before.with_records(records)
+            now.with_records(records)
+            places += [Place.location(location) for location in sorted(records)]
+            for place in places:
+                record = self.available(now, place)
+                if place.id not in self.existing and not place.is_location:
+                    changes.append(record)  # a new group
+                elif record != self.available(before, place):
+                    changes.append(record)
+        return changes
 
 
+def _freed(
+    uow: UnitOfWork,
+    sku: str,
+    before: SkuPosition,
+    classes_before: MembershipClasses,
+    after: SkuPosition,
+    classes_after: MembershipClasses,
+) -> dict[str, StockRecord]:
+    """The SKU's records whose need may differ: free stock to order above the lower of the
+    slacks of its class before and after (a location in no class has no need)."""
+    slack_before = [before.order_slack(k)[1] for k in range(classes_before.count)]
+    slack_after = [after.order_slack(k)[1] for k in range(classes_after.count)]
+    lowest = min([*slack_before, *slack_after], default=None)
+    if lowest is None:
+        return {}
+
+    def threshold(location: str) -> int:
+        k_before = classes_before.class_of.get(location)
+        k_after = classes_after.class_of.get(location)
+        return min(
+            slack_before[k_before] if k_before is not None else UNLIMITED,
+            slack_after[k_after] if k_after is not None else UNLIMITED,
+        )
+
+    return {
+        location: record
+        for location, record in uow.stock_above(sku, lowest).items()
+        if max(0, record.free_to_order) > threshold(location)
+    }
+
+
+Load = Callable[[UnitOfWork, Sequence[str], Collection[str]], dict[str, SkuPosition]]
+"""Loads each SKU's position with these groups asked about (ledger._load_positions)."""
 Read = Callable[[UnitOfWork, Sequence[str], Sequence[Place]], list[Availability]]
 
 

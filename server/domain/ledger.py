@@ -121,7 +121,9 @@ class Ledger:
                     uncovered=before - after,
                 )
         regrouped = (
-            RegroupedAvailability(uow, groups, self.availability) if self.log_changes else None
+            RegroupedAvailability(uow, groups, self.availability, _positions_at, _availability)
+            if self.log_changes
+            else None
         )
         uow.put_groups(groups)
         if regrouped is not None and (changes := regrouped.changed(uow)):
@@ -601,6 +603,13 @@ def _load_positions(
             named_groups[sku],
         )
     return positions
+
+
+def _positions_at(
+    uow: UnitOfWork, skus: Sequence[str], groups: Collection[str]
+) -> dict[str, SkuPosition]:
+    """The SKUs' positions with `groups` asked about (no location records)."""
+    return _load_positions(uow, {sku: {Place.group(group) for group in groups} for sku in skus})
 
 
 def _put_stock(
