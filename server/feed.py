@@ -125,7 +125,7 @@ class ChangeFeed:
         """Reads the entries up to `newest` into memory, then wakes the watchers."""
         while self.newest < newest:
             found, through = await self.tx.query(
-                lambda uow: uow.changes_after(self.newest, READ_PER_TICK)
+                lambda uow: uow.changes_after(self.newest, newest, READ_PER_TICK)
             )
             self._seqs.extend(entry[0] for entry in found)
             self._entries.extend(found)

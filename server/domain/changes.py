@@ -39,7 +39,9 @@ def changed_availability(
         group for group, units in changed.loaded_group_reserved.items() if units
     }
     if demand:
-        groups |= demand | _groups_holding(classes, _members(classes, demand))
+        groups |= demand | _groups_in(
+            classes, {int(k) for g in demand for k in classes.of_group(g)}
+        )
     groups &= set(classes.group_index)
     before, after = changed.as_loaded(groups), changed.as_changed(groups)
     if demand:
@@ -80,17 +82,16 @@ def _demanding(position: SkuPosition) -> set[str]:
 
 def _groups_holding(classes: MembershipClasses, locations: Iterable[str]) -> set[str]:
     """The groups that hold any of `locations`."""
-    found = {classes.class_of[location] for location in locations if location in classes.class_of}
-    if not found:
+    class_of = classes.class_of
+    return _groups_in(classes, {class_of[loc] for loc in locations if loc in class_of})
+
+
+def _groups_in(classes: MembershipClasses, class_indices: Collection[int]) -> set[str]:
+    """The groups that hold any location of these classes."""
+    if not class_indices:
         return set()
-    pairs = np.isin(classes.pair_class, list(found))
+    pairs = np.isin(classes.pair_class, list(class_indices))
     return {classes.groups[g] for g in np.unique(classes.pair_group[pairs]).tolist()}
-
-
-def _members(classes: MembershipClasses, groups: Collection[str]) -> set[str]:
-    """A location of each class of `groups`: enough to find the groups sharing them."""
-    wanted = {int(k) for group in groups for k in classes.of_group(group)}
-    return {classes.members[k][0] for k in wanted}
 
 
 def _need_moved(
@@ -121,9 +122,9 @@ def cost(position: SkuPosition) -> int:
 
 
 class RegroupedAvailability:
-    """What a change of group membership changes: read before the change (`__init__`) and
-    after it (`changed`). A group whose members change has new records for every SKU stocked
-    at a location it gains or loses. Where a SKU has group reservations, coverage can shift
+    """What a change of group membership changes: loaded before the change (`__init__`) and
+    compared after it (`changed`). A group whose members change has new records for every SKU
+    stocked at a location it gains or loses. Where a SKU has group reservations, coverage can shift
     anywhere in the groups: every group's record is compared, and every location whose free
     stock exceeds the lower of its class's slacks, before and after (below both, it needs
     nothing either way). A network change runs on a worker thread."""
@@ -132,11 +133,10 @@ class RegroupedAvailability:
         self,
         uow: UnitOfWork,
         groups: Sequence[LocationGroup],
-        read: Read,
         load: Load,
         available: AvailabilityOf,
     ) -> None:
-        self.read, self.load, self.available = read, load, available
+        self.load, self.available = load, available
         stored = uow.groups([group.id for group in groups])
         self.regrouped = {
             group.id
@@ -152,45 +152,34 @@ class RegroupedAvailability:
             uow.slow_work()  # sums over the new groups follow: never on the event loop
         self.classes = uow.membership_classes()
         demanding = sorted(uow.skus_reserved_at_groups(self.classes.groups)) if moved else []
-        self.plain = sorted(set(uow.skus_at(moved)) - set(demanding)) if moved else []
+        plain = sorted(set(uow.skus_at(moved)) - set(demanding)) if moved else []
         self.existing = set(self.classes.groups) | set(stored)
-        self.before = self._plain(uow, self.regrouped & self.existing)
-        self.positions = load(uow, demanding, self.existing) if demanding else {}
-
-    def _plain(
-        self, uow: UnitOfWork, groups: Collection[str]
-    ) -> dict[tuple[str, Place], Availability]:
-        places = [Place.group(group) for group in sorted(groups)]
-        if not self.plain or not places:
-            return {}
-        return {(record.sku, record.place): record for record in self.read(uow, self.plain, places)}
+        self.plain = load(uow, plain, self.regrouped & self.existing) if plain else {}
+        self.demanding = load(uow, demanding, self.existing) if demanding else {}
 
     def changed(self, uow: UnitOfWork) -> list[Availability]:
         """After the change, in the same unit of work: the records that differ."""
-        after = self._plain(uow, self.regrouped)
-        changes = [
-            record
-            for key, record in sorted(after.items(), key=_order)
-            if self.before.get(key) != record
-        ]
-        if not self.positions:
-            return changes
         classes = uow.membership_classes()
-        groups = set(classes.groups) | self.regrouped
-        positions = self.load(uow, sorted(self.positions), groups)
-        for sku, before in self.positions.items():
-            now = positions[sku]
-            places = [Place.group(group) for group in sorted(groups)]
-            records = _freed(uow, sku, before, self.classes, now, classes)
-            before.with_records(records)
-            now.with_records(records)
-            places += [Place.location(location) for location in sorted(records)]
-            for place in places:
-                record = self.available(now, place)
-                if place.id not in self.existing and not place.is_location:
-                    changes.append(record)  # a new group
-                elif record != self.available(before, place):
-                    changes.append(record)
+        changes = []
+        for loaded, groups in (
+            (self.plain, self.regrouped),
+            (self.demanding, set(classes.groups) | self.regrouped),
+        ):
+            positions = self.load(uow, sorted(loaded), groups) if loaded else {}
+            for sku, before in sorted(loaded.items()):
+                now = positions[sku]
+                places = [Place.group(group) for group in sorted(groups)]
+                if loaded is self.demanding:
+                    records = _freed(uow, sku, before, self.classes, now, classes)
+                    before.with_records(records)
+                    now.with_records(records)
+                    places += [Place.location(location) for location in sorted(records)]
+                for place in places:
+                    record = self.available(now, place)
+                    if place.id not in self.existing and not place.is_location:
+                        changes.append(record)  # a new group
+                    elif record != self.available(before, place):
+                        changes.append(record)
         return changes
 
 
@@ -227,9 +216,3 @@ def _freed(
 
 Load = Callable[[UnitOfWork, Sequence[str], Collection[str]], dict[str, SkuPosition]]
 """Loads each SKU's position with these groups asked about (ledger._load_positions)."""
-Read = Callable[[UnitOfWork, Sequence[str], Sequence[Place]], list[Availability]]
-
-
-def _order(item: tuple[tuple[str, Place], Availability]) -> tuple[str, int, str]:
-    (sku, place), _record = item
-    return (sku, int(place.kind), place.id)

@@ -32,7 +32,6 @@ re-solve per class and per group asked about, never one per location:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -88,14 +87,6 @@ class MembershipClasses:
         return cls(
             class_of, len(signature_class), groups, pair_array[:, 0].copy(), pair_array[:, 1].copy()
         )
-
-    @functools.cached_property
-    def members(self) -> dict[int, list[str]]:
-        """The locations of each class (read by the change log, server/domain/changes.py)."""
-        members: dict[int, list[str]] = {}
-        for location, k in self.class_of.items():
-            members.setdefault(k, []).append(location)
-        return members
 
     def of_group(self, group: str) -> np.ndarray:
         """Indices of the classes whose locations `group` holds (empty for an unknown group)."""

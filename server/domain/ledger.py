@@ -121,7 +121,7 @@ class Ledger:
                     uncovered=before - after,
                 )
         regrouped = (
-            RegroupedAvailability(uow, groups, self.availability, _positions_at, _availability)
+            RegroupedAvailability(uow, groups, _positions_at, _availability)
             if self.log_changes
             else None
         )

@@ -223,13 +223,14 @@ class UnitOfWork(Protocol):
     def changes_after(
         self,
         seq: int,
+        newest: int,
         limit: int,
         skus: Collection[str] = (),
         locations: Collection[str] = (),
         groups: Collection[str] = (),
     ) -> tuple[list[tuple[int, int, Availability]], int]:
-        """Up to `limit` (seq, commit time, record) entries after `seq` that match, and the
-        seq a next read continues after."""
+        """Up to `limit` (seq, commit time, record) entries after `seq` and up to `newest` that
+        match, and the seq a next read continues after."""
         ...
 
     def prune_changes(self, cutoff_us: int, limit: int) -> int: ...

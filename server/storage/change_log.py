@@ -68,15 +68,16 @@ class LoggingUnitOfWork(SqlUnitOfWork):
     def changes_after(
         self,
         seq: int,
+        newest: int,
         limit: int,
         skus: Collection[str] = (),
         locations: Collection[str] = (),
         groups: Collection[str] = (),
     ) -> tuple[list[tuple[int, int, Availability]], int]:
-        """Up to `limit` entries after `seq` that match the filters (a SKU among `skus`, if any;
-        a place among `locations` or `groups`, if either is given), in sequence order, and the
-        sequence number a next read continues after."""
-        _pruned, newest = self.change_log_bounds()
+        """Up to `limit` entries after `seq` and up to `newest` (the log's end, as the caller
+        read it) that match the filters (a SKU among `skus`, if any; a place among `locations`
+        or `groups`, if either is given), in sequence order, and the sequence number a next read
+        continues after."""
         through = min(newest, seq + SCAN_WINDOW)
         where = ["seq > ?", "seq <= ?"]
         params: list[object] = [seq, through]

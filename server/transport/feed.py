@@ -124,7 +124,9 @@ def _read(
         raise InvalidRequest(
             [FieldViolation("token", "INVALID_FIELD", "is not a token this change log gave")]
         )
-    found, through = uow.changes_after(after, limit, wanted.skus, wanted.locations, wanted.groups)
+    found, through = uow.changes_after(
+        after, newest, limit, wanted.skus, wanted.locations, wanted.groups
+    )
     return found, through, newest
 
 
