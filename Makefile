@@ -37,7 +37,7 @@ test: $(VENV)/.dev
 # in a process of their own: grpc_tools and ortools must never share an interpreter.
 define generate
 	rm -rf $(1)/omniroute && mkdir -p $(1)/omniroute/protos
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iprotos -Ithird_party/googleapis \
 	  --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) --mypy_grpc_out=$(1) $(PROTOS)
 	find $(1)/omniroute -path $(1)/omniroute/protos -prune -o -type d -exec touch {}/__init__.py \;
 	touch $(1)/omniroute/py.typed

@@ -25,11 +25,16 @@ _STOREFRONT = _AVAILABILITY | {
     _rpc("ReservationService.CreateReservation"),
     _rpc("ReservationService.GetReservation"),
     _rpc("ReservationService.ReleaseReservation"),
+    _rpc("ReservationService.UpdateReservation"),
+    _rpc("ReservationService.BatchCreateReservations"),
+    _rpc("ReservationService.BatchReleaseReservations"),
 }
 _ORDER_SYSTEM = _STOREFRONT | {
     _rpc("RoutingService.RouteOrder"),
     _rpc("ReservationService.TransferReservation"),
     _rpc("ReservationService.FulfillReservation"),
+    _rpc("ReservationService.BatchTransferReservations"),
+    _rpc("ReservationService.BatchFulfillReservations"),
     _rpc("ReservationService.ListReservations"),
 }
 _INVENTORY = _AVAILABILITY | {

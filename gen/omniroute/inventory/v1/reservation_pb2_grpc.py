@@ -45,7 +45,9 @@ class ReservationServiceStub:
     INSUFFICIENT_RESERVED_QUANTITY (sku, place, requested, open),
     INSUFFICIENT_ON_HAND (fulfil more than is on hand; metadata sku, place,
     requested, available), RESERVATION_EXPIRED, FULFILL_REQUIRES_LOCATION,
-    TOO_MANY_LINES (a transfer would give one reservation over 1,000 lines)
+    TOO_MANY_LINES (a transfer or update would give one reservation over
+    1,000 lines), RESERVATION_CLOSED (an update of a reservation with
+    nothing open)
     ALREADY_EXISTS       REQUEST_ID_REUSED, RESERVATION_ALREADY_EXISTS
     ABORTED              CONFLICT (retry the call)
     UNAVAILABLE          STORE_UNAVAILABLE (the database could not be reached; retry with the
@@ -89,6 +91,31 @@ class ReservationServiceStub:
                 request_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.ReleaseReservationRequest.SerializeToString,
                 response_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.ReleaseReservationResponse.FromString,
                 _registered_method=True)
+        self.UpdateReservation = channel.unary_unary(
+                '/omniroute.inventory.v1.ReservationService/UpdateReservation',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.UpdateReservationRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.UpdateReservationResponse.FromString,
+                _registered_method=True)
+        self.BatchCreateReservations = channel.unary_unary(
+                '/omniroute.inventory.v1.ReservationService/BatchCreateReservations',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchCreateReservationsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchCreateReservationsResponse.FromString,
+                _registered_method=True)
+        self.BatchTransferReservations = channel.unary_unary(
+                '/omniroute.inventory.v1.ReservationService/BatchTransferReservations',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchTransferReservationsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchTransferReservationsResponse.FromString,
+                _registered_method=True)
+        self.BatchFulfillReservations = channel.unary_unary(
+                '/omniroute.inventory.v1.ReservationService/BatchFulfillReservations',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchFulfillReservationsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchFulfillReservationsResponse.FromString,
+                _registered_method=True)
+        self.BatchReleaseReservations = channel.unary_unary(
+                '/omniroute.inventory.v1.ReservationService/BatchReleaseReservations',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchReleaseReservationsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchReleaseReservationsResponse.FromString,
+                _registered_method=True)
 
 
 class ReservationServiceServicer:
@@ -111,7 +138,9 @@ class ReservationServiceServicer:
     INSUFFICIENT_RESERVED_QUANTITY (sku, place, requested, open),
     INSUFFICIENT_ON_HAND (fulfil more than is on hand; metadata sku, place,
     requested, available), RESERVATION_EXPIRED, FULFILL_REQUIRES_LOCATION,
-    TOO_MANY_LINES (a transfer would give one reservation over 1,000 lines)
+    TOO_MANY_LINES (a transfer or update would give one reservation over
+    1,000 lines), RESERVATION_CLOSED (an update of a reservation with
+    nothing open)
     ALREADY_EXISTS       REQUEST_ID_REUSED, RESERVATION_ALREADY_EXISTS
     ABORTED              CONFLICT (retry the call)
     UNAVAILABLE          STORE_UNAVAILABLE (the database could not be reached; retry with the
@@ -166,6 +195,60 @@ class ReservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateReservation(self, request, context):
+        """Changes an active reservation as a cart changes: sets the open quantity of named lines
+        (up reserves more, down releases, 0 releases the line), adds lines, and extends, shortens
+        or clears its TTL. All-or-nothing: a line that cannot get its stock fails the whole call
+        (INSUFFICIENT_STOCK) and nothing changes. Lines not named are unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateReservations(self, request, context):
+        """Creates many reservations in one call. Batch calls (Batch*Reservations) take 1 to 100
+        requests of the single-item RPC and answer one result per request, in request order.
+
+        By default they succeed partially, as OCI does: each request is applied on its own, all or
+        nothing, as its single-item RPC would apply it, and its result is that RPC's response or
+        the google.rpc.Status it would have failed with (canonical code, message and one ErrorInfo
+        with the reason and metadata listed above). Requests are applied in order, so a later one
+        sees what an earlier one did (two requests for one SKU compete for its stock in request
+        order). The call itself succeeds even when every request failed.
+
+        With `all_or_nothing`, a failing request fails the whole call with that request's status,
+        whose ErrorInfo metadata adds `request_index` (0-based), and nothing is applied.
+
+        Input errors of any request fail the whole call with INVALID_ARGUMENT before anything is
+        applied; BadRequest field paths name the request (`requests[3].items[0].quantity`). The
+        requests' own `request_id` must be empty: the batch's `request_id` makes the whole batch
+        idempotent, a retry returning the first response, per-request failures included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchTransferReservations(self, request, context):
+        """Transfers within many reservations in one call (see BatchCreateReservations).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchFulfillReservations(self, request, context):
+        """Fulfils many reservations in one call (see BatchCreateReservations).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchReleaseReservations(self, request, context):
+        """Releases many reservations in one call (see BatchCreateReservations).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReservationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +282,31 @@ def add_ReservationServiceServicer_to_server(servicer, server):
                     request_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.ReleaseReservationRequest.FromString,
                     response_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.ReleaseReservationResponse.SerializeToString,
             ),
+            'UpdateReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateReservation,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.UpdateReservationRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.UpdateReservationResponse.SerializeToString,
+            ),
+            'BatchCreateReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateReservations,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchCreateReservationsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchCreateReservationsResponse.SerializeToString,
+            ),
+            'BatchTransferReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchTransferReservations,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchTransferReservationsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchTransferReservationsResponse.SerializeToString,
+            ),
+            'BatchFulfillReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchFulfillReservations,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchFulfillReservationsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchFulfillReservationsResponse.SerializeToString,
+            ),
+            'BatchReleaseReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchReleaseReservations,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchReleaseReservationsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchReleaseReservationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'omniroute.inventory.v1.ReservationService', rpc_method_handlers)
@@ -227,7 +335,9 @@ class ReservationService:
     INSUFFICIENT_RESERVED_QUANTITY (sku, place, requested, open),
     INSUFFICIENT_ON_HAND (fulfil more than is on hand; metadata sku, place,
     requested, available), RESERVATION_EXPIRED, FULFILL_REQUIRES_LOCATION,
-    TOO_MANY_LINES (a transfer would give one reservation over 1,000 lines)
+    TOO_MANY_LINES (a transfer or update would give one reservation over
+    1,000 lines), RESERVATION_CLOSED (an update of a reservation with
+    nothing open)
     ALREADY_EXISTS       REQUEST_ID_REUSED, RESERVATION_ALREADY_EXISTS
     ABORTED              CONFLICT (retry the call)
     UNAVAILABLE          STORE_UNAVAILABLE (the database could not be reached; retry with the
@@ -387,6 +497,141 @@ class ReservationService:
             '/omniroute.inventory.v1.ReservationService/ReleaseReservation',
             omniroute_dot_inventory_dot_v1_dot_reservation__pb2.ReleaseReservationRequest.SerializeToString,
             omniroute_dot_inventory_dot_v1_dot_reservation__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.ReservationService/UpdateReservation',
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.UpdateReservationRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.UpdateReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.ReservationService/BatchCreateReservations',
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchCreateReservationsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchCreateReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchTransferReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.ReservationService/BatchTransferReservations',
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchTransferReservationsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchTransferReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchFulfillReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.ReservationService/BatchFulfillReservations',
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchFulfillReservationsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchFulfillReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchReleaseReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.ReservationService/BatchReleaseReservations',
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchReleaseReservationsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_reservation__pb2.BatchReleaseReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,7 +46,9 @@ class ReservationServiceStub:
                            INSUFFICIENT_RESERVED_QUANTITY (sku, place, requested, open),
                            INSUFFICIENT_ON_HAND (fulfil more than is on hand; metadata sku, place,
                            requested, available), RESERVATION_EXPIRED, FULFILL_REQUIRES_LOCATION,
-                           TOO_MANY_LINES (a transfer would give one reservation over 1,000 lines)
+                           TOO_MANY_LINES (a transfer or update would give one reservation over
+                           1,000 lines), RESERVATION_CLOSED (an update of a reservation with
+                           nothing open)
       ALREADY_EXISTS       REQUEST_ID_REUSED, RESERVATION_ALREADY_EXISTS
       ABORTED              CONFLICT (retry the call)
       UNAVAILABLE          STORE_UNAVAILABLE (the database could not be reached; retry with the
@@ -78,6 +80,37 @@ class ReservationServiceStub:
     """
     ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ReleaseReservationRequest, _reservation_pb2.ReleaseReservationResponse]
     """Returns open reserved quantity to availability (a cancellation), in part or in full."""
+    UpdateReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.UpdateReservationRequest, _reservation_pb2.UpdateReservationResponse]
+    """Changes an active reservation as a cart changes: sets the open quantity of named lines
+    (up reserves more, down releases, 0 releases the line), adds lines, and extends, shortens
+    or clears its TTL. All-or-nothing: a line that cannot get its stock fails the whole call
+    (INSUFFICIENT_STOCK) and nothing changes. Lines not named are unchanged.
+    """
+    BatchCreateReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.BatchCreateReservationsRequest, _reservation_pb2.BatchCreateReservationsResponse]
+    """Creates many reservations in one call. Batch calls (Batch*Reservations) take 1 to 100
+    requests of the single-item RPC and answer one result per request, in request order.
+
+    By default they succeed partially, as OCI does: each request is applied on its own, all or
+    nothing, as its single-item RPC would apply it, and its result is that RPC's response or
+    the google.rpc.Status it would have failed with (canonical code, message and one ErrorInfo
+    with the reason and metadata listed above). Requests are applied in order, so a later one
+    sees what an earlier one did (two requests for one SKU compete for its stock in request
+    order). The call itself succeeds even when every request failed.
+
+    With `all_or_nothing`, a failing request fails the whole call with that request's status,
+    whose ErrorInfo metadata adds `request_index` (0-based), and nothing is applied.
+
+    Input errors of any request fail the whole call with INVALID_ARGUMENT before anything is
+    applied; BadRequest field paths name the request (`requests[3].items[0].quantity`). The
+    requests' own `request_id` must be empty: the batch's `request_id` makes the whole batch
+    idempotent, a retry returning the first response, per-request failures included.
+    """
+    BatchTransferReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.BatchTransferReservationsRequest, _reservation_pb2.BatchTransferReservationsResponse]
+    """Transfers within many reservations in one call (see BatchCreateReservations)."""
+    BatchFulfillReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.BatchFulfillReservationsRequest, _reservation_pb2.BatchFulfillReservationsResponse]
+    """Fulfils many reservations in one call (see BatchCreateReservations)."""
+    BatchReleaseReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.BatchReleaseReservationsRequest, _reservation_pb2.BatchReleaseReservationsResponse]
+    """Releases many reservations in one call (see BatchCreateReservations)."""
 
 @_typing.type_check_only
 class ReservationServiceAsyncStub(ReservationServiceStub):
@@ -100,7 +133,9 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
                            INSUFFICIENT_RESERVED_QUANTITY (sku, place, requested, open),
                            INSUFFICIENT_ON_HAND (fulfil more than is on hand; metadata sku, place,
                            requested, available), RESERVATION_EXPIRED, FULFILL_REQUIRES_LOCATION,
-                           TOO_MANY_LINES (a transfer would give one reservation over 1,000 lines)
+                           TOO_MANY_LINES (a transfer or update would give one reservation over
+                           1,000 lines), RESERVATION_CLOSED (an update of a reservation with
+                           nothing open)
       ALREADY_EXISTS       REQUEST_ID_REUSED, RESERVATION_ALREADY_EXISTS
       ABORTED              CONFLICT (retry the call)
       UNAVAILABLE          STORE_UNAVAILABLE (the database could not be reached; retry with the
@@ -129,6 +164,37 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     """
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ReleaseReservationRequest, _reservation_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
     """Returns open reserved quantity to availability (a cancellation), in part or in full."""
+    UpdateReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.UpdateReservationRequest, _reservation_pb2.UpdateReservationResponse]  # type: ignore[assignment]
+    """Changes an active reservation as a cart changes: sets the open quantity of named lines
+    (up reserves more, down releases, 0 releases the line), adds lines, and extends, shortens
+    or clears its TTL. All-or-nothing: a line that cannot get its stock fails the whole call
+    (INSUFFICIENT_STOCK) and nothing changes. Lines not named are unchanged.
+    """
+    BatchCreateReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.BatchCreateReservationsRequest, _reservation_pb2.BatchCreateReservationsResponse]  # type: ignore[assignment]
+    """Creates many reservations in one call. Batch calls (Batch*Reservations) take 1 to 100
+    requests of the single-item RPC and answer one result per request, in request order.
+
+    By default they succeed partially, as OCI does: each request is applied on its own, all or
+    nothing, as its single-item RPC would apply it, and its result is that RPC's response or
+    the google.rpc.Status it would have failed with (canonical code, message and one ErrorInfo
+    with the reason and metadata listed above). Requests are applied in order, so a later one
+    sees what an earlier one did (two requests for one SKU compete for its stock in request
+    order). The call itself succeeds even when every request failed.
+
+    With `all_or_nothing`, a failing request fails the whole call with that request's status,
+    whose ErrorInfo metadata adds `request_index` (0-based), and nothing is applied.
+
+    Input errors of any request fail the whole call with INVALID_ARGUMENT before anything is
+    applied; BadRequest field paths name the request (`requests[3].items[0].quantity`). The
+    requests' own `request_id` must be empty: the batch's `request_id` makes the whole batch
+    idempotent, a retry returning the first response, per-request failures included.
+    """
+    BatchTransferReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.BatchTransferReservationsRequest, _reservation_pb2.BatchTransferReservationsResponse]  # type: ignore[assignment]
+    """Transfers within many reservations in one call (see BatchCreateReservations)."""
+    BatchFulfillReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.BatchFulfillReservationsRequest, _reservation_pb2.BatchFulfillReservationsResponse]  # type: ignore[assignment]
+    """Fulfils many reservations in one call (see BatchCreateReservations)."""
+    BatchReleaseReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.BatchReleaseReservationsRequest, _reservation_pb2.BatchReleaseReservationsResponse]  # type: ignore[assignment]
+    """Releases many reservations in one call (see BatchCreateReservations)."""
 
 class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reservations hold stock for orders: reserve at a location group or a location (checkout),
@@ -150,7 +216,9 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
                            INSUFFICIENT_RESERVED_QUANTITY (sku, place, requested, open),
                            INSUFFICIENT_ON_HAND (fulfil more than is on hand; metadata sku, place,
                            requested, available), RESERVATION_EXPIRED, FULFILL_REQUIRES_LOCATION,
-                           TOO_MANY_LINES (a transfer would give one reservation over 1,000 lines)
+                           TOO_MANY_LINES (a transfer or update would give one reservation over
+                           1,000 lines), RESERVATION_CLOSED (an update of a reservation with
+                           nothing open)
       ALREADY_EXISTS       REQUEST_ID_REUSED, RESERVATION_ALREADY_EXISTS
       ABORTED              CONFLICT (retry the call)
       UNAVAILABLE          STORE_UNAVAILABLE (the database could not be reached; retry with the
@@ -213,5 +281,66 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reservation_pb2.ReleaseReservationResponse, _abc.Awaitable[_reservation_pb2.ReleaseReservationResponse]]:
         """Returns open reserved quantity to availability (a cancellation), in part or in full."""
+
+    @_abc_1.abstractmethod
+    def UpdateReservation(
+        self,
+        request: _reservation_pb2.UpdateReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reservation_pb2.UpdateReservationResponse, _abc.Awaitable[_reservation_pb2.UpdateReservationResponse]]:
+        """Changes an active reservation as a cart changes: sets the open quantity of named lines
+        (up reserves more, down releases, 0 releases the line), adds lines, and extends, shortens
+        or clears its TTL. All-or-nothing: a line that cannot get its stock fails the whole call
+        (INSUFFICIENT_STOCK) and nothing changes. Lines not named are unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchCreateReservations(
+        self,
+        request: _reservation_pb2.BatchCreateReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reservation_pb2.BatchCreateReservationsResponse, _abc.Awaitable[_reservation_pb2.BatchCreateReservationsResponse]]:
+        """Creates many reservations in one call. Batch calls (Batch*Reservations) take 1 to 100
+        requests of the single-item RPC and answer one result per request, in request order.
+
+        By default they succeed partially, as OCI does: each request is applied on its own, all or
+        nothing, as its single-item RPC would apply it, and its result is that RPC's response or
+        the google.rpc.Status it would have failed with (canonical code, message and one ErrorInfo
+        with the reason and metadata listed above). Requests are applied in order, so a later one
+        sees what an earlier one did (two requests for one SKU compete for its stock in request
+        order). The call itself succeeds even when every request failed.
+
+        With `all_or_nothing`, a failing request fails the whole call with that request's status,
+        whose ErrorInfo metadata adds `request_index` (0-based), and nothing is applied.
+
+        Input errors of any request fail the whole call with INVALID_ARGUMENT before anything is
+        applied; BadRequest field paths name the request (`requests[3].items[0].quantity`). The
+        requests' own `request_id` must be empty: the batch's `request_id` makes the whole batch
+        idempotent, a retry returning the first response, per-request failures included.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchTransferReservations(
+        self,
+        request: _reservation_pb2.BatchTransferReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reservation_pb2.BatchTransferReservationsResponse, _abc.Awaitable[_reservation_pb2.BatchTransferReservationsResponse]]:
+        """Transfers within many reservations in one call (see BatchCreateReservations)."""
+
+    @_abc_1.abstractmethod
+    def BatchFulfillReservations(
+        self,
+        request: _reservation_pb2.BatchFulfillReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reservation_pb2.BatchFulfillReservationsResponse, _abc.Awaitable[_reservation_pb2.BatchFulfillReservationsResponse]]:
+        """Fulfils many reservations in one call (see BatchCreateReservations)."""
+
+    @_abc_1.abstractmethod
+    def BatchReleaseReservations(
+        self,
+        request: _reservation_pb2.BatchReleaseReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reservation_pb2.BatchReleaseReservationsResponse, _abc.Awaitable[_reservation_pb2.BatchReleaseReservationsResponse]]:
+        """Releases many reservations in one call (see BatchCreateReservations)."""
 
 def add_ReservationServiceServicer_to_server(servicer: ReservationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
