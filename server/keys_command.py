@@ -5,17 +5,16 @@ of a server started with --require-auth is made."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from omniroute.admin.v1 import api_keys_pb2 as ak
 
+from server.client_connection import call_metadata, connection_flags, open_channel
 from server.domain.access import Role
 
 _TTL = re.compile(r"^(\d+)([dhm])$")
@@ -47,22 +46,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _connection_flags() -> argparse.ArgumentParser:
-    flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument(
-        "--address",
-        default=os.environ.get("OMNIROUTE_ADDRESS", "localhost:50051"),
-        help="the server to ask (env OMNIROUTE_ADDRESS)",
-    )
-    flags.add_argument(
-        "--api-key",
-        default=os.environ.get("OMNIROUTE_API_KEY", ""),
-        help="an admin key; env OMNIROUTE_API_KEY (preferred: flags show in process lists)",
-    )
-    flags.add_argument(
-        "--tls-ca",
-        default=os.environ.get("OMNIROUTE_TLS_CA", ""),
-        help="PEM CA certificates: talk TLS to the server and trust these (env OMNIROUTE_TLS_CA)",
-    )
+    flags = argparse.ArgumentParser(add_help=False, parents=[connection_flags()])
     flags.add_argument(
         "--store",
         default=None,
@@ -156,13 +140,8 @@ def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
     import grpc  # noqa: PLC0415 - the --store path needs no gRPC
     from omniroute.admin.v1 import api_keys_pb2_grpc  # noqa: PLC0415
 
-    if args.tls_ca:
-        credentials = grpc.ssl_channel_credentials(Path(args.tls_ca).read_bytes())
-        channel = grpc.secure_channel(args.address, credentials)
-    else:
-        channel = grpc.insecure_channel(args.address)
-    metadata = [("authorization", f"Bearer {args.api_key}")] if args.api_key else []
-    with channel:
+    metadata = call_metadata(args)
+    with open_channel(args) as channel:
         stub: Callable[..., Any] = getattr(api_keys_pb2_grpc.ApiKeyServiceStub(channel), method)
         try:
             return stub(request, metadata=metadata, timeout=30)

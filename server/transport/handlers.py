@@ -27,13 +27,9 @@ class Undecodable:
 
 
 def add_servicer(server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any) -> None:
-    """Registers unary and server-streaming methods (the only kinds omniroute serves)."""
+    """Registers the service's methods, of every kind (unary or streaming either way)."""
     handlers = {
-        method.name: (
-            grpc.unary_stream_rpc_method_handler
-            if method.server_streaming
-            else grpc.unary_unary_rpc_method_handler
-        )(
+        method.name: _KINDS[method.client_streaming, method.server_streaming](
             getattr(servicer, method.name),
             request_deserializer=_tolerant(message_factory.GetMessageClass(method.input_type)),
             response_serializer=message_factory.GetMessageClass(
@@ -46,6 +42,14 @@ def add_servicer(server: grpc.aio.Server, service: ServiceDescriptor, servicer: 
         (grpc.method_handlers_generic_handler(service.full_name, handlers),)
     )
     server.add_registered_method_handlers(service.full_name, handlers)
+
+
+_KINDS: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
 
 
 def _tolerant(message_class: type[Message]) -> Callable[[bytes], Message | Undecodable]:
