@@ -86,6 +86,18 @@ class ReleaseReservation:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateReservation:
+    """A changing cart: `items` set the open quantity of (sku, place) lines (Item.quantity is
+    the target, 0 releases the line); `ttl_us` resets the expiry from now, `clear_ttl` drops it,
+    neither leaves it."""
+
+    reservation_id: str
+    items: tuple[Item, ...]
+    ttl_us: int | None = None
+    clear_ttl: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StockUpdateResult:
     location_id: str
     sku: str

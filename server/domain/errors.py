@@ -32,6 +32,15 @@ class DomainError(Exception):
         self.metadata = {key: str(value) for key, value in metadata.items()}
 
 
+class UnlockedSkus(Exception):
+    """A write that acts on a whole reservation found it holding SKUs its unit of work did not
+    lock (an update added them after the caller read its SKUs): run it again locking `skus`."""
+
+    def __init__(self, skus: set[str]) -> None:
+        super().__init__(f"the reservation now holds {sorted(skus)}")
+        self.skus = skus
+
+
 class NotFound(DomainError):
     kind = ErrorKind.NOT_FOUND
 

@@ -173,7 +173,7 @@ class Reservation:
 
     @property
     def skus(self) -> set[str]:
-        """The SKUs the reservation holds; fixed at creation (transfers keep the SKU)."""
+        """The SKUs the reservation holds: transfers keep them, updates may add some."""
         return {sku for sku, _ in self.lines}
 
     def line(self, sku: str, place: Place) -> ReservationLine:

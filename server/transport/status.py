@@ -47,6 +47,12 @@ _CODES = {
 
 
 def to_status(error: DomainError) -> grpc.Status:
+    return rpc_status.to_status(status_message(error))
+
+
+def status_message(error: DomainError) -> status_pb2.Status:
+    """The google.rpc.Status of `error`: what a call failing with it ends with, and what a
+    batch answers for a request of it that failed."""
     if error.kind is ErrorKind.UNAVAILABLE:
         log.warning("%s: %s", error.reason, error)  # the driver's text stays in the server log
     metadata = {key: bounded(value) for key, value in error.metadata.items()}
@@ -62,10 +68,8 @@ def to_status(error: DomainError) -> grpc.Status:
     info.Pack(
         error_details_pb2.ErrorInfo(reason=bounded(error.reason), domain=DOMAIN, metadata=metadata)
     )
-    return rpc_status.to_status(
-        status_pb2.Status(
-            code=_CODES[error.kind], message=bounded(error.message), details=[info, *details]
-        )
+    return status_pb2.Status(
+        code=_CODES[error.kind], message=bounded(error.message), details=[info, *details]
     )
 
 

@@ -91,6 +91,12 @@ class Ledger:
             **{f.name: copy.deepcopy(getattr(self, f.name), memo) for f in fields(self) if f.init}
         )
 
+    def restore(self, saved: Ledger) -> None:
+        """Takes back the state of `saved`, a copy taken before: a batch's refused request
+        leaves no trace."""
+        for name in ("levels", "bookings", "stored_reserved", "stored_group_reserved"):
+            setattr(self, name, getattr(saved, name))
+
     def level(self, location: str, sku: str) -> Level:
         return self.levels.get((location, sku), Level())
 

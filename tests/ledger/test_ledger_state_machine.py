@@ -53,7 +53,9 @@ from server.app import start_server
 from server.domain.ledger import Ledger as DomainLedger
 from server.storage.sqlite import SqliteStore
 from server.sweeper import expire_due
+from tests.api.test_reservation_batches import error_of
 from tests.ledger.model import (
+    CLOSED,
     EXPIRED,
     GROUP,
     LOCATION,
@@ -80,6 +82,14 @@ SKUS = ("sku-1", "sku-2")
 PLACES: tuple[Place, ...] = (
     *((LOCATION, location) for location in LOCATIONS),
     *((GROUP, group) for group in GROUPS),
+)
+CREATE_ITEMS = st.lists(
+    st.tuples(
+        st.sampled_from(SKUS), st.sampled_from(PLACES), st.integers(1, 8) | st.integers(9, 30)
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda item: item[:2],
 )
 SECOND = 1_000_000
 START_US = 1_700_000_000 * SECOND
@@ -170,6 +180,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.counter = 0
         self.checks = 0
         self.exempt = False  # this step may leave group demand less covered than before
+        # While a batch rule gathers its requests: (method, request, predict) of each.
+        self.gathered: list[tuple[str, Any, Callable[[Ledger], Callable[[Any], None]]]] | None = (
+            None
+        )
         self.deficits = dict.fromkeys(SKUS, 0)
         # The change log folded into the latest record per (sku, place); nothing exists yet.
         self.feed = {
@@ -226,6 +240,10 @@ class LedgerMachine(RuleBasedStateMachine):
         """Sends the request and holds the server to the model's prediction. `predict` works on
         a copy of the model: it raises Refused, or returns a checker of the response. Returns
         (response, None) or (None, failure)."""
+        if self.gathered is not None:  # a batch's request: the batch's request_id covers it
+            request.ClearField("request_id")
+            self.gathered.append((method, request, predict))
+            return None, None
         before = dump(self.db)
         trial = copy.deepcopy(self.model)
         try:
@@ -650,7 +668,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 response.reservation, booking, reservation_id
             )
 
-        self.exempt = ignore
+        self.exempt = self.exempt or ignore
         self.call("TransferReservation", request, predict)
 
     def line_items(
@@ -752,6 +770,123 @@ class LedgerMachine(RuleBasedStateMachine):
             )
 
         self.call("ReleaseReservation", request, predict)
+
+    @precondition(lambda self: self.model.bookings)
+    @rule(data=st.data())
+    def update(self, data: st.DataObject) -> None:
+        """A cart that changes: set lines' open quantities (a new line, 0, up, down) and the
+        TTL."""
+        reservation_id = self.pick_reservation(data)
+        booking = self.model.bookings.get(reservation_id)
+        targets: list[tuple[str, Place, int]] = []
+        for _ in range(data.draw(st.integers(0, 3), label="update items")):
+            sku, place, _quantity = self.pick_line(data, booking)
+            if all((sku, place) != item[:2] for item in targets):
+                targets.append((sku, place, data.draw(st.integers(0, 12), label="open")))
+        ttl = data.draw(st.sampled_from(["keep", "clear", "set"]), label="ttl")
+        ttl_s = data.draw(st.integers(5, 120), label="ttl seconds")
+        if not targets and ttl == "keep":
+            ttl = "set"
+        request = res.UpdateReservationRequest(
+            reservation_id=reservation_id,
+            items=[
+                res.UpdateItem(sku=sku, place=place_message(place), open_quantity=units)
+                for sku, place, units in targets
+            ],
+            clear_ttl=ttl == "clear",
+            request_id=self.request_id(data),
+        )
+        if ttl == "set":
+            request.ttl.CopyFrom(duration_pb2.Duration(seconds=ttl_s))
+
+        def predict(model: Ledger) -> Callable[[Any], None]:
+            booking = self.live(model, reservation_id)
+            if booking.state == CLOSED:
+                raise Refused(
+                    FAILED_PRECONDITION, "RESERVATION_CLOSED", reservation_id=reservation_id
+                )
+            changes = []
+            for sku, place, units in targets:
+                line = booking.lines.get((sku, *place))
+                changes.append((sku, place, units - (line.open if line else 0)))
+            for sku, place, change in changes:
+                if change < 0:
+                    model.release(reservation_id, sku, place, -change)
+            for sku, place, change in changes:
+                if change > 0:
+                    available = model.available_to_order(sku, place)
+                    if change > available:
+                        raise Refused(
+                            FAILED_PRECONDITION,
+                            "INSUFFICIENT_STOCK",
+                            sku=sku,
+                            place=place_name(place),
+                            requested=change,
+                            available=available,
+                        )
+                    model.reserve(reservation_id, sku, place, change)
+            if ttl == "clear":
+                booking.expire_us = None
+            elif ttl == "set":
+                booking.expire_us = self.now + ttl_s * SECOND
+            booking.update_us = self.now
+            return lambda response: assert_reservation(
+                response.reservation, booking, reservation_id
+            )
+
+        self.call("UpdateReservation", request, predict)
+
+    @precondition(lambda self: self.model.bookings)
+    @rule(data=st.data())
+    def batch(self, data: st.DataObject) -> None:
+        """Batch*Reservations: each request as its own RPC would go, in order, on what the
+        ones before it left; a refused one leaves no trace (partial success), or refuses the
+        whole batch, naming it (all_or_nothing)."""
+        kind = data.draw(st.sampled_from(["Create", "Transfer", "Fulfill", "Release"]))
+        self.gathered = []
+        try:
+            for _ in range(data.draw(st.integers(1, 3), label="requests")):
+                if kind == "Create":
+                    self.create(self.fresh("r"), data.draw(CREATE_ITEMS, label="items"))
+                else:
+                    getattr(self, kind.lower())(data)
+        finally:
+            gathered, self.gathered = self.gathered, None
+        all_or_nothing = data.draw(st.booleans(), label="all_or_nothing")
+        method = f"Batch{kind}Reservations"
+        request = getattr(res, f"{method}Request")(
+            requests=[one for _, one, _ in gathered],
+            all_or_nothing=all_or_nothing,
+            request_id=self.request_id(data),
+        )
+
+        def predict(model: Ledger) -> Callable[[Any], None]:
+            expected: list[Callable[[Any], None] | Refused] = []
+            for index, (_, _, one) in enumerate(gathered):
+                saved = copy.deepcopy(model)
+                try:
+                    expected.append(one(model))
+                except Refused as refusal:
+                    if all_or_nothing:
+                        refusal.metadata["request_index"] = str(index)
+                        raise
+                    model.restore(saved)
+                    expected.append(refusal)
+
+            def check(response: Any) -> None:
+                assert len(response.results) == len(expected)
+                for result, want in zip(response.results, expected, strict=True):
+                    if isinstance(want, Refused):
+                        code, reason, metadata = error_of(result.error)
+                        assert (code, reason) == (want.code.value[0], want.reason), result
+                        for key, value in want.metadata.items():
+                            assert metadata.get(key) == value, (key, metadata, want.metadata)
+                    else:
+                        want(result.response)
+
+            return check
+
+        self.call(method, request, predict)
 
     @rule(seconds=st.integers(1, 90), sweep=st.integers(0, 3))
     def advance_clock(self, seconds: int, sweep: int) -> None:
