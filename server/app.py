@@ -26,16 +26,23 @@ from server.domain.ledger import Ledger
 from server.domain.port import Store
 from server.domain.route_order import SolvePool
 from server.feed import ChangeFeed
-from server.sweeper import CHANGE_LOG_RETENTION_S, REQUEST_ID_RETENTION_S, Sweeper
+from server.sweeper import (
+    CHANGE_LOG_RETENTION_S,
+    HISTORY_RETENTION_S,
+    REQUEST_ID_RETENTION_S,
+    Sweeper,
+)
 from server.transport import handlers, reflection, tracing
 from server.transport.api_keys import ApiKeyServicer
 from server.transport.auth import Auth, KeyRing
+from server.transport.bulk import BulkServicer
 from server.transport.feed import AvailabilityFeedServicer
 from server.transport.inventory import InventoryServicer
 from server.transport.reservation import ReservationServicer
 from server.transport.routing import RoutingServicer
 from server.transport.services import (
     API_KEYS,
+    BULK,
     FEED,
     INVENTORY,
     RESERVATIONS,
@@ -102,6 +109,7 @@ def start_server(
     max_request_bytes: int = MAX_MESSAGE_BYTES,
     request_id_retention_s: float = REQUEST_ID_RETENTION_S,
     change_log_retention_s: float = CHANGE_LOG_RETENTION_S,
+    history_retention_s: float = HISTORY_RETENTION_S,
     tracer_provider: TracerProvider | None = None,
     require_auth: bool = False,
     reflection_on: bool = True,
@@ -112,7 +120,7 @@ def start_server(
     its queue, and every latency with it. Without `tls` the port is plaintext. Every unary RPC
     is reported to each of `telemetry` (the access log, the metrics). A request_id is
     answered from memory for `request_id_retention_s`, then forgotten; the change log keeps
-    `change_log_retention_s`. With `tracer_provider`
+    `change_log_retention_s` and the stock movements `history_retention_s`. With `tracer_provider`
     every RPC is traced. Every RPC but health and reflection (served only with
     `reflection_on`) needs an API key once a key exists or with `require_auth`."""
     ledger = ledger or Ledger()
@@ -152,6 +160,7 @@ def start_server(
         sweep_interval_s,
         int(request_id_retention_s * 1e6),
         int(change_log_retention_s * 1e6),
+        int(history_retention_s * 1e6),
     )
     sweeper.start()
     log.info("omniroute serving on port %d", port)
@@ -211,6 +220,7 @@ async def _serve(
         (RESERVATIONS, ReservationServicer(transactions, ledger)),
         (ROUTING, RoutingServicer(transactions, ledger, solves)),
         (API_KEYS, ApiKeyServicer(transactions, keys, ledger.clock)),
+        (BULK, BulkServicer(transactions, ledger)),
     ):
         handlers.add_servicer(server, service, servicer)
     health_servicer = health.aio.HealthServicer()

@@ -1,4 +1,4 @@
-"""The `omniroute` command: `serve`, `migrate`, `keys` and `protos`.
+"""The `omniroute` command: `serve`, `migrate`, `keys`, `import`, `export` and `protos`.
 
 Every flag also reads an OMNIROUTE_* environment variable, named after the flag."""
 
@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from server import keys_command
+from server import export_command, import_command, keys_command
 from server.domain.port import Store
 from server.storage.factory import open_store
 from server.storage.migrations import SchemaTooNew
@@ -111,7 +111,7 @@ def serve(args: argparse.Namespace) -> int:
         running = start_server(
             args.address,
             store,
-            ledger=Ledger(log_changes=args.change_log),
+            ledger=Ledger(log_changes=args.change_log, record_history=args.history),
             workers=args.workers,
             solve_workers=args.solve_workers,
             solve_queue=args.solve_queue,
@@ -121,6 +121,7 @@ def serve(args: argparse.Namespace) -> int:
             max_request_bytes=args.max_request_bytes,
             request_id_retention_s=args.request_id_days * 24 * 3600,
             change_log_retention_s=args.change_log_days * 24 * 3600,
+            history_retention_s=args.history_days * 24 * 3600,
             tracer_provider=tracer_provider,
             require_auth=args.require_auth,
             reflection_on=args.reflection,
@@ -330,6 +331,19 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "stay away and still resume (env OMNIROUTE_CHANGE_LOG_DAYS)",
     )
     parser.add_argument(
+        "--history",
+        action=argparse.BooleanOptionalAction,
+        default=_env("HISTORY", "1") not in ("", "0", "false"),
+        help="record every stock movement and network change for ListStockMovements "
+        "(env OMNIROUTE_HISTORY=0 to turn off)",
+    )
+    parser.add_argument(
+        "--history-days",
+        type=float,
+        default=_env("HISTORY_DAYS", "90"),
+        help="days a stock movement is kept (env OMNIROUTE_HISTORY_DAYS)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=_env("GRACE", "10"),
@@ -361,6 +375,8 @@ def parser() -> argparse.ArgumentParser:
         if run is serve:
             _serve_flags(command)
     keys_command.add_parser(commands)
+    import_command.add_parser(commands)
+    export_command.add_parser(commands)
     return root
 
 
@@ -386,6 +402,8 @@ def _check(root: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         root.error("--request-id-days must be positive")
     if getattr(args, "change_log_days", 1) <= 0:
         root.error("--change-log-days must be positive")
+    if getattr(args, "history_days", 1) <= 0:
+        root.error("--history-days must be positive")
     if getattr(args, "grace", 0) < 0:
         root.error("--grace must not be negative")
 

@@ -17,12 +17,13 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from server.domain import commands
+from server.domain import commands, history
 from server.domain.changes import RegroupedAvailability, changed_availability
 from server.domain.changes import cost as changes_cost
 from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import LocationCoverage
-from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound, UnlockedSkus
+from server.domain.history import MovementKind
 from server.domain.model import (
     MAX_QUANTITY,
     Future,
@@ -31,6 +32,7 @@ from server.domain.model import (
     Place,
     Reservation,
     ReservationLine,
+    ReservationState,
     StockRecord,
 )
 from server.domain.port import UnitOfWork
@@ -80,17 +82,26 @@ class Ledger:
         new_id: Callable[[], str] = lambda: str(time_ordered_uuid()),
         *,
         log_changes: bool = True,
+        record_history: bool = True,
     ) -> None:
         """`log_changes`: every stock and reservation write appends the availability records
-        it changed to the change log, in its own transaction (server/domain/changes.py)."""
+        it changed to the change log, in its own transaction (server/domain/changes.py).
+        `record_history`: every write appends its stock movements (server/domain/history.py)."""
         self.clock = clock
         self.new_id = new_id
         self.log_changes = log_changes
+        self.record_history = record_history
 
     # --- network -------------------------------------------------------------------------
 
     def upsert_locations(self, uow: UnitOfWork, locations: Sequence[Location]) -> list[Location]:
         uow.put_locations(locations)
+        self._record(
+            uow,
+            history.of_network(
+                MovementKind.LOCATION_CHANGED, (Place.location(loc.id) for loc in locations)
+            ),
+        )
         return list(locations)
 
     def upsert_groups(
@@ -99,36 +110,89 @@ class Ledger:
         """Replaces groups; refuses to drop members whose stock open group reservations need."""
         wanted = {location for group in groups for location in group.location_ids}
         _require_locations(uow, wanted)
+        self._regroup(uow, groups, MovementKind.GROUP_CHANGED)
+        return list(groups)
+
+    def _regroup(
+        self, uow: UnitOfWork, groups: Sequence[LocationGroup], kind: MovementKind
+    ) -> None:
         replaced = {group.id: group.location_ids for group in groups}
-        skus = uow.skus_reserved_at_groups(list(replaced))
-        for sku, demand in uow.group_reserved(skus).items():
-            old = {gid: group.location_ids for gid, group in uow.groups(list(demand)).items()}
-            new = {gid: replaced.get(gid, members) for gid, members in old.items()}
-            locations = {loc for members in (*old.values(), *new.values()) for loc in members}
-            records = uow.stock([sku], locations)[sku]
-            capacity = {
-                loc: max(0, records[loc].free_to_order) if loc in records else 0
-                for loc in locations
-            }
-            before = LocationCoverage(capacity, demand, old).covered
-            after = LocationCoverage(capacity, demand, new).covered
-            if after < before:
-                raise FailedPrecondition(
-                    "GROUP_RESERVATIONS_UNCOVERABLE",
-                    f"the new membership leaves {before - after} units of open group "
-                    f"reservations of {sku} without stock to cover them",
-                    sku=sku,
-                    uncovered=before - after,
-                )
+        _require_coverage(uow, uow.skus_reserved_at_groups(list(replaced)), replaced)
         regrouped = (
             RegroupedAvailability(uow, groups, _positions_at, _availability)
             if self.log_changes
             else None
         )
         uow.put_groups(groups)
+        self._record(uow, history.of_network(kind, (Place.group(group.id) for group in groups)))
         if regrouped is not None and (changes := regrouped.changed(uow)):
             uow.append_changes(changes, self.clock())
-        return list(groups)
+
+    # --- deletion (OCI's Is_Deleted) -----------------------------------------------------
+
+    def delete_locations(self, uow: UnitOfWork, location_ids: Sequence[str]) -> int:
+        """Deletes locations with their stock records and group memberships; returns how many
+        records went. Refused while reservations hold units there or need their stock."""
+        _require_locations(uow, location_ids)
+        _require_unheld(uow, [Place.location(location_id) for location_id in location_ids])
+        gone = set(location_ids)
+        shrunk = [
+            LocationGroup(
+                group.id,
+                group.display_name,
+                tuple(member for member in group.location_ids if member not in gone),
+            )
+            for group in uow.groups(uow.groups_holding(gone)).values()
+        ]
+        if shrunk:
+            self._regroup(uow, shrunk, MovementKind.GROUP_CHANGED)
+        keys = {(sku, location_id) for sku in uow.skus_at(gone) for location_id in gone}
+        stored = uow.stock_of(keys)
+        self._delete_stock(uow, stored)
+        uow.delete_locations(gone)
+        self._record(
+            uow,
+            history.of_network(MovementKind.LOCATION_DELETED, map(Place.location, location_ids)),
+        )
+        return len(stored)
+
+    def delete_groups(self, uow: UnitOfWork, group_ids: Sequence[str]) -> None:
+        """Deletes groups (their members stay). Refused while reservations are held at them."""
+        places = [Place.group(group_id) for group_id in group_ids]
+        groups = require_places(uow, places)
+        _require_unheld(uow, places)
+        # Emptied first, so that the change log says what each group's records become.
+        emptied = [LocationGroup(group.id, group.display_name, ()) for group in groups.values()]
+        self._regroup(uow, emptied, MovementKind.GROUP_DELETED)
+        uow.delete_groups(group_ids)
+
+    def delete_stock(self, uow: UnitOfWork, keys: Sequence[tuple[str, str]]) -> None:
+        """Deletes (sku, location id) records. Refused while units are reserved there or open
+        group reservations need their stock."""
+        stored = uow.stock_of(set(keys))
+        for sku, location_id in keys:
+            if (sku, location_id) not in stored:
+                raise NotFound(
+                    "STOCK_NOT_FOUND",
+                    f"{sku} has no stock record at {location_id}",
+                    sku=sku,
+                    location=location_id,
+                )
+        for (sku, location_id), record in sorted(stored.items()):
+            if record.reserved:
+                _require_unheld(uow, [Place.location(location_id)], sku)
+        emptied = {key: StockRecord(*key) for key in stored}
+        _require_coverage(uow, {sku for sku, _ in stored}, emptied=emptied)
+        self._delete_stock(uow, stored)
+
+    def _delete_stock(self, uow: UnitOfWork, stored: Mapping[tuple[str, str], StockRecord]) -> None:
+        if not stored:
+            return
+        emptied = {key: StockRecord(*key) for key in stored}
+        if self.log_changes:
+            self._log_stock(uow, emptied)
+        uow.delete_stock(list(stored))
+        self._record(uow, history.of_records(MovementKind.STOCK_DELETED, stored, emptied))
 
     # --- stock ---------------------------------------------------------------------------
 
@@ -166,6 +230,7 @@ class Ledger:
         if self.log_changes and changed:
             self._log_stock(uow, changed)
         _put_stock(uow, stored, changed)
+        self._record(uow, history.of_records(MovementKind.STOCK_SET, stored, changed))
         return results
 
     def adjust_stock(
@@ -208,6 +273,8 @@ class Ledger:
         if self.log_changes and changed:
             self._log_stock(uow, changed)
         _put_stock(uow, stored, changed)
+        reasons = {(item.sku, item.location_id): item.reason for item in adjustments}
+        self._record(uow, history.of_records(MovementKind.STOCK_ADJUSTED, stored, changed, reasons))
         return results
 
     def availability(
@@ -293,6 +360,9 @@ class Ledger:
             raise _insufficient_stock(first.sku, first.place, first.quantity, 0)
         uow.put_reservation(reservation)
         self._flush(uow, positions)
+        self._record(
+            uow, history.of_positions(MovementKind.RESERVED, reservation.id, positions.values())
+        )
         return reservation, outcomes
 
     def transfer(self, uow: UnitOfWork, command: commands.TransferReservation) -> Reservation:
@@ -321,15 +391,8 @@ class Ledger:
                     raise _insufficient_stock(item.sku, item.to_place, item.quantity, available)
             position.hold(item.to_place, item.quantity)
             reservation.line(item.sku, item.to_place).quantity += item.quantity
-        if len(reservation.lines) > MAX_RESERVATION_LINES:
-            raise FailedPrecondition(
-                "TOO_MANY_LINES",
-                f"reservation {reservation.id} would hold {len(reservation.lines)} lines; at most "
-                f"{MAX_RESERVATION_LINES} (sku, place) lines fit one reservation",
-                reservation_id=reservation.id,
-                lines=len(reservation.lines),
-            )
-        self._save(uow, reservation, positions)
+        _within_line_limit(reservation)
+        self._save(uow, reservation, positions, MovementKind.TRANSFERRED)
         return reservation
 
     def fulfill(self, uow: UnitOfWork, command: commands.FulfillReservation) -> Reservation:
@@ -360,14 +423,21 @@ class Ledger:
                 )
             positions[item.sku].ship(item.place.id, item.quantity)
             line.fulfilled += item.quantity
-        self._save(uow, reservation, positions)
+        self._save(uow, reservation, positions, MovementKind.FULFILLED)
         return reservation
 
-    def release(self, uow: UnitOfWork, command: commands.ReleaseReservation) -> Reservation:
+    def release(
+        self,
+        uow: UnitOfWork,
+        command: commands.ReleaseReservation,
+        locked: Collection[str] | None = None,
+    ) -> Reservation:
         """Gives open quantity back. Releasing all of an expired or closed reservation is a
-        successful no-op, so cancellations can be retried freely."""
+        successful no-op, so cancellations can be retried freely. `locked`: the SKUs the unit
+        of work locked, read before it for a `release_all` (see _require_locked)."""
         reservation = _find_reservation(uow, command.reservation_id)
         if command.release_all:
+            _require_locked(reservation, locked)
             items = [
                 commands.Item(line.sku, line.place, line.open)
                 for line in reservation.sorted_lines()
@@ -379,22 +449,62 @@ class Ledger:
             if reservation.expired:
                 raise _expired(reservation)
             items = list(command.items)
-        self._give_back(uow, reservation, items)
+        self._give_back(uow, reservation, items, MovementKind.RELEASED)
         return reservation
 
-    def expire(self, uow: UnitOfWork, reservation_id: str) -> bool:
+    def update(self, uow: UnitOfWork, command: commands.UpdateReservation) -> Reservation:
+        """A changing cart: sets the open quantity of the lines named (reserving or releasing
+        the difference) and resets or clears the expiry. Releases go first, so units let go at
+        one place can be reserved at another in the same call; each increase needs ATO as a
+        creation does. Fulfilled, released and transferred units are history and never change."""
+        reservation = self.live_reservation(uow, command.reservation_id)
+        if reservation.state is ReservationState.CLOSED:
+            raise FailedPrecondition(
+                "RESERVATION_CLOSED",
+                f"reservation {reservation.id} has nothing open; create a new reservation",
+                reservation_id=reservation.id,
+            )
+        changes = []
+        for item in command.items:
+            line = reservation.lines.get((item.sku, item.place))
+            changes.append((item, item.quantity - (line.open if line else 0)))
+        positions = self._positions(uow, command.items) if command.items else {}
+        for item, change in changes:
+            if change < 0:
+                positions[item.sku].hold(item.place, change)
+                reservation.lines[(item.sku, item.place)].released -= change
+        for item, change in changes:
+            if change > 0:
+                position = positions[item.sku]
+                available = position.available_to_order(item.place)
+                if change > available:
+                    raise _insufficient_stock(item.sku, item.place, change, available)
+                position.hold(item.place, change)
+                reservation.line(item.sku, item.place).quantity += change
+        _within_line_limit(reservation)
+        if command.clear_ttl:
+            reservation.expire_us = None
+        elif command.ttl_us is not None:
+            reservation.expire_us = self.clock() + command.ttl_us
+        self._save(uow, reservation, positions)
+        return reservation
+
+    def expire(
+        self, uow: UnitOfWork, reservation_id: str, locked: Collection[str] | None = None
+    ) -> bool:
         """Releases a due reservation's open quantities; False when it is not (or no longer)
-        due, e.g. another server expired it first."""
+        due, e.g. another server expired it first. `locked`: as for `release`."""
         reservation = uow.reservation(reservation_id)
         if reservation is None or not reservation.is_due(self.clock()):
             return False
+        _require_locked(reservation, locked)
         items = [
             commands.Item(line.sku, line.place, line.open)
             for line in reservation.sorted_lines()
             if line.open
         ]
         reservation.expired = True
-        self._give_back(uow, reservation, items)
+        self._give_back(uow, reservation, items, MovementKind.EXPIRED)
         return True
 
     def reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
@@ -435,21 +545,34 @@ class Ledger:
         return positions
 
     def _give_back(
-        self, uow: UnitOfWork, reservation: Reservation, items: Sequence[commands.Item]
+        self,
+        uow: UnitOfWork,
+        reservation: Reservation,
+        items: Sequence[commands.Item],
+        kind: MovementKind,
     ) -> None:
         positions = self._positions(uow, items)
         for item in items:
             line = _open_line(reservation, item.sku, item.place, item.quantity)
             positions[item.sku].hold(item.place, -item.quantity)
             line.released += item.quantity
-        self._save(uow, reservation, positions)
+        self._save(uow, reservation, positions, kind)
 
     def _save(
-        self, uow: UnitOfWork, reservation: Reservation, positions: dict[str, SkuPosition]
+        self,
+        uow: UnitOfWork,
+        reservation: Reservation,
+        positions: dict[str, SkuPosition],
+        kind: MovementKind = MovementKind.RESERVATION_UPDATED,
     ) -> None:
         reservation.update_us = self.clock()
         uow.put_reservation(reservation)
         self._flush(uow, positions)
+        self._record(uow, history.of_positions(kind, reservation.id, positions.values()))
+
+    def _record(self, uow: UnitOfWork, movements: Sequence[history.Movement]) -> None:
+        if self.record_history and movements:
+            uow.append_movements(movements, self.clock(), history.CAUSE.get())
 
     def _flush(self, uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
         _flush(uow, positions)
@@ -481,6 +604,56 @@ class Ledger:
         for (sku, _location_id), record in changed.items():
             positions[sku].put(record)
         self._log(uow, positions.values())
+
+
+def _require_coverage(
+    uow: UnitOfWork,
+    skus: Collection[str],
+    replaced: Mapping[str, tuple[str, ...]] | None = None,
+    emptied: Collection[tuple[str, str]] = (),
+) -> None:
+    """Refuses new memberships (`replaced`, per group) or deleted (sku, location) records
+    (`emptied`) that would leave open group reservations of `skus` without stock."""
+    replaced = replaced or {}
+    for sku, demand in uow.group_reserved(skus).items():
+        if not demand:
+            continue
+        old = {gid: group.location_ids for gid, group in uow.groups(list(demand)).items()}
+        new = {gid: replaced.get(gid, members) for gid, members in old.items()}
+        locations = {loc for members in (*old.values(), *new.values()) for loc in members}
+        records = uow.stock([sku], locations)[sku]
+        capacity = {
+            loc: max(0, records[loc].free_to_order) if loc in records else 0 for loc in locations
+        }
+        before = LocationCoverage(capacity, demand, old).covered
+        for gone_sku, location_id in emptied:
+            if gone_sku == sku and location_id in capacity:
+                capacity[location_id] = 0
+        after = LocationCoverage(capacity, demand, new).covered
+        if after < before:
+            raise FailedPrecondition(
+                "GROUP_RESERVATIONS_UNCOVERABLE",
+                f"the change leaves {before - after} units of open group reservations of {sku} "
+                "without stock to cover them",
+                sku=sku,
+                uncovered=before - after,
+            )
+
+
+def _require_unheld(uow: UnitOfWork, places: Sequence[Place], sku: str = "") -> None:
+    """Refuses to delete places (or a SKU's record at them) that open reservations hold."""
+    held = uow.open_reservations_at(places, sku)
+    for place in places:
+        if place in held:
+            what = f"{sku} at {place}" if sku else str(place)
+            raise FailedPrecondition(
+                "RESERVATIONS_DEPEND",
+                f"{held[place]} open reservations hold units of {what}: release, fulfil or "
+                "transfer them first",
+                **{"location" if place.is_location else "location_group": place.id},
+                **({"sku": sku} if sku else {}),
+                reservations=held[place],
+            )
 
 
 def _find_reservation(uow: UnitOfWork, reservation_id: str) -> Reservation:
@@ -516,6 +689,25 @@ def _open_line(reservation: Reservation, sku: str, place: Place, quantity: int) 
             open=held,
         )
     return line
+
+
+def _require_locked(reservation: Reservation, locked: Collection[str] | None) -> None:
+    """Updates add SKUs to reservations, so a caller that read a reservation's SKUs to lock
+    them may have read too few: writing stock of a SKU it did not lock would race that SKU's
+    writers (PostgreSQL locks per SKU). None: the caller locked what it named itself."""
+    if locked is not None and not reservation.skus <= set(locked):
+        raise UnlockedSkus(reservation.skus | set(locked))
+
+
+def _within_line_limit(reservation: Reservation) -> None:
+    if len(reservation.lines) > MAX_RESERVATION_LINES:
+        raise FailedPrecondition(
+            "TOO_MANY_LINES",
+            f"reservation {reservation.id} would hold {len(reservation.lines)} lines; at most "
+            f"{MAX_RESERVATION_LINES} (sku, place) lines fit one reservation",
+            reservation_id=reservation.id,
+            lines=len(reservation.lines),
+        )
 
 
 def _insufficient_stock(sku: str, place: Place, requested: int, available: int) -> Exception:

@@ -24,7 +24,8 @@ import numpy.typing as npt
 from server.domain.access import ApiKey
 from server.domain.commands import EVERY_RESERVATION, Availability, ReservationFilter
 from server.domain.coverage import MembershipClasses
-from server.domain.model import Location, LocationGroup, Reservation, StockRecord
+from server.domain.history import Cause, Movement, RecordedMovement
+from server.domain.model import Location, LocationGroup, Place, Reservation, StockRecord
 from server.domain.pickup_index import PickupIndex
 from server.domain.totals import StockTotals
 
@@ -132,7 +133,16 @@ class UnitOfWork(Protocol):
         network version, while it is cached."""
         ...
 
+    def delete_locations(self, ids: Collection[str]) -> None:
+        """Deletes locations that no stock record and no group holds any more."""
+        ...
+
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]: ...
+    def delete_groups(self, ids: Collection[str]) -> None: ...
+    def groups_holding(self, location_ids: Collection[str]) -> list[str]:
+        """The ids of the groups with any of `location_ids` among their members."""
+        ...
+
     def put_groups(self, groups: Iterable[LocationGroup]) -> None: ...
     def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]: ...
 
@@ -164,6 +174,10 @@ class UnitOfWork(Protocol):
         ...
 
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...
+    def delete_stock(self, keys: Collection[tuple[str, str]]) -> None:
+        """Deletes the (sku, location id) records."""
+        ...
+
     def membership_classes(self) -> MembershipClasses:
         """Every grouped location's class (the set of groups holding it)."""
         ...
@@ -202,6 +216,11 @@ class UnitOfWork(Protocol):
     def list_reservations(
         self, after_id: str, limit: int, wanted: ReservationFilter = EVERY_RESERVATION
     ) -> list[Reservation]: ...
+    def open_reservations_at(self, places: Collection[Place], sku: str = "") -> dict[Place, int]:
+        """Per place (of `sku`, when given), how many active reservations hold open units
+        there; places with none are absent."""
+        ...
+
     def due_reservations(self, now_us: int, limit: int) -> list[str]:
         """Ids of active reservations whose expiry time is at or before `now_us`."""
         ...
@@ -240,6 +259,26 @@ class UnitOfWork(Protocol):
 
     @property
     def sequenced_at_insert(self) -> bool: ...
+
+    # stock movements (server/domain/history.py, server/storage/movements.py)
+    def append_movements(self, movements: Sequence[Movement], at_us: int, cause: Cause) -> None:
+        """Appends movements to the history, in this unit of work's transaction."""
+        ...
+
+    def movements_after(
+        self,
+        seq: int,
+        limit: int,
+        *,
+        sku: str = "",
+        place: Place | None = None,
+        start_us: int | None = None,
+        end_us: int | None = None,
+    ) -> list[RecordedMovement]:
+        """Up to `limit` movements after `seq`, in sequence order, that match."""
+        ...
+
+    def prune_movements(self, cutoff_us: int, limit: int) -> int: ...
 
     # API keys
     def api_keys(self) -> list[ApiKey]:

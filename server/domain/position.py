@@ -86,6 +86,11 @@ class SkuPosition:
         for location_id, record in records.items():
             self.records.setdefault(location_id, record)
 
+    def loaded_record(self, location_id: str) -> StockRecord:
+        """The location's record as loaded, before any change."""
+        found = self._loaded[0].get(location_id)
+        return found if found is not None else StockRecord(self.sku, location_id)
+
     @property
     def loaded_group_reserved(self) -> dict[str, int]:
         """Open group reservations per group as loaded, before any change."""

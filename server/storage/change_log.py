@@ -9,7 +9,7 @@ from typing import Any
 
 from server.domain.commands import Availability
 from server.domain.model import Future, Place, PlaceKind
-from server.storage.sql import SqlUnitOfWork
+from server.storage.movements import MovementUnitOfWork
 
 _COLUMNS = (
     "sku, place_kind, place_id, present, on_hand, reserved, group_reserved, safety_stock,"
@@ -20,8 +20,8 @@ SCAN_WINDOW = 10_000
 quickly, with a token that moves past what it looked through."""
 
 
-class LoggingUnitOfWork(SqlUnitOfWork):
-    """SqlUnitOfWork with the change log."""
+class LoggingUnitOfWork(MovementUnitOfWork):
+    """SqlUnitOfWork with the stock movements and the change log."""
 
     @property
     def sequenced_at_insert(self) -> bool:

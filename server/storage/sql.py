@@ -15,6 +15,7 @@ import numpy as np
 from server.domain.access import ApiKey, Role
 from server.domain.commands import EVERY_RESERVATION, ReservationFilter
 from server.domain.coverage import MembershipClasses
+from server.domain.imports import ImportCounts, StockImport
 from server.domain.model import (
     Future,
     Location,
@@ -198,6 +199,11 @@ class SqlUnitOfWork:
                 ),
             )
 
+    def delete_locations(self, ids: Collection[str]) -> None:
+        """Deletes locations that no stock record and no group holds any more."""
+        self._network_changed()
+        self._rows_in("DELETE FROM locations WHERE id IN ({ids}) RETURNING id", (), ids)
+
     def list_locations(self, after_id: str, limit: int) -> list[Location]:
         rows = self._rows(
             f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE id > ? ORDER BY id LIMIT ?",
@@ -286,6 +292,22 @@ class SqlUnitOfWork:
                     "INSERT INTO group_members (group_id, location_id) VALUES (?, ?)",
                     (group.id, location_id),
                 )
+
+    def delete_groups(self, ids: Collection[str]) -> None:
+        self._network_changed()
+        self._rows_in(
+            "DELETE FROM group_members WHERE group_id IN ({ids}) RETURNING group_id", (), ids
+        )
+        self._rows_in("DELETE FROM location_groups WHERE id IN ({ids}) RETURNING id", (), ids)
+
+    def groups_holding(self, location_ids: Collection[str]) -> list[str]:
+        """The ids of the groups with any of `location_ids` among their members."""
+        rows = self._rows_in(
+            "SELECT DISTINCT group_id FROM group_members WHERE location_id IN ({ids})",
+            (),
+            location_ids,
+        )
+        return sorted(row[0] for row in rows)
 
     def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]:
         names = self._rows(
@@ -420,6 +442,11 @@ class SqlUnitOfWork:
                     record.effective_us,
                 ),
             )
+
+    def delete_stock(self, keys: Collection[tuple[str, str]]) -> None:
+        """Deletes the (sku, location id) records (the SKU's token moves on: migration 0009)."""
+        for sku, location_id in sorted(keys):
+            self._run("DELETE FROM stock WHERE sku = ? AND location_id = ?", (sku, location_id))
 
     def membership_classes(self) -> MembershipClasses:
         cache = self._cache.classes if self._cache else None
@@ -576,7 +603,8 @@ class SqlUnitOfWork:
         # meantime, it fails with a unique violation (a retryable conflict), and the retry
         # sees the reservation and refuses to create it again.
         upsert = (
-            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, update_us = excluded.update_us"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+            " update_us = excluded.update_us, expire_us = excluded.expire_us"
             if reservation.id in self._stored
             else ""
         )
@@ -641,6 +669,26 @@ class SqlUnitOfWork:
             [*params, limit],
         )
         return self._with_lines(rows) if rows else []
+
+    def open_reservations_at(self, places: Collection[Place], sku: str = "") -> dict[Place, int]:
+        """Per place among `places` (of `sku`, when given), how many active reservations hold
+        open units there; places with none are absent."""
+        found: dict[Place, int] = {}
+        for kind in PlaceKind:
+            ids = {place.id for place in places if place.kind is kind}
+            if not ids:
+                continue
+            rows = self._rows_in(
+                "SELECT place_id, count(DISTINCT reservation_id) FROM reservation_lines"
+                " WHERE place_kind = ?" + (" AND sku = ?" if sku else "") + " AND place_id IN"
+                " ({ids}) AND quantity > fulfilled + released + transferred_out"
+                " AND reservation_id IN (SELECT id FROM reservations WHERE state = 1)"
+                " GROUP BY place_id",
+                (int(kind), sku) if sku else (int(kind),),
+                ids,
+            )
+            found.update({Place(kind, row[0]): int(row[1]) for row in rows})
+        return found
 
     def due_reservations(self, now_us: int, limit: int) -> list[str]:
         rows = self._rows(
@@ -708,6 +756,48 @@ class SqlUnitOfWork:
                 " WHERE id = ? AND (last_used_us IS NULL OR last_used_us < ?)",
                 (used_us, key_id, used_us),
             )
+
+    # --- stock imports (server/domain/imports.py) --------------------------------------------
+
+    def stock_import(self, import_id: str) -> StockImport | None:
+        rows = self._rows(
+            "SELECT fingerprint, through_line, applied, stale, failed, create_us"
+            " FROM stock_imports WHERE import_id = ?",
+            (import_id,),
+        )
+        if not rows:
+            return None
+        fingerprint, through_line, applied, stale, failed, create_us = rows[0]
+        counts = ImportCounts(applied, stale, failed)
+        return StockImport(import_id, fingerprint, through_line, counts, create_us)
+
+    def put_stock_import(self, stock_import: StockImport, now_us: int) -> None:
+        counts = stock_import.counts
+        self._run(
+            "INSERT INTO stock_imports (import_id, fingerprint, through_line, applied, stale,"
+            " failed, create_us, update_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (import_id) DO UPDATE SET through_line = excluded.through_line,"
+            " applied = excluded.applied, stale = excluded.stale, failed = excluded.failed,"
+            " update_us = excluded.update_us",
+            (
+                stock_import.import_id,
+                stock_import.fingerprint,
+                stock_import.through_line,
+                counts.applied,
+                counts.stale,
+                counts.failed,
+                stock_import.create_us or now_us,
+                now_us,
+            ),
+        )
+
+    def stock_page(self, after: tuple[str, str], limit: int) -> list[StockRecord]:
+        rows = self._rows(
+            f"SELECT {_STOCK_COLUMNS} FROM stock WHERE sku > ? OR (sku = ? AND location_id > ?)"
+            " ORDER BY sku, location_id LIMIT ?",
+            (after[0], after[0], after[1], limit),
+        )
+        return [_stock(row) for row in rows]
 
 
 def _location(row: Row) -> Location:

@@ -12,6 +12,7 @@ from omniroute.routing.v1 import routing_pb2 as rt
 
 from server.domain import commands, nearby, routing
 from server.domain.access import ApiKey, Role
+from server.domain.history import RecordedMovement
 from server.domain.model import Future, Location, LocationGroup, Place, Reservation
 from server.domain.route_order import Routed
 
@@ -246,3 +247,25 @@ def api_key(value: ApiKey) -> ak.ApiKey:
         if us is not None:
             getattr(message, field).CopyFrom(timestamp(us))
     return message
+
+
+def stock_movement(value: RecordedMovement) -> inv.StockMovement:
+    movement = value.movement
+    return inv.StockMovement(
+        sequence=value.seq,
+        time=timestamp(value.at_us),
+        kind=int(movement.kind),  # type: ignore[arg-type]
+        sku=movement.sku,
+        place=place(movement.place),
+        on_hand_delta=movement.on_hand_delta,
+        reserved_delta=movement.reserved_delta,
+        on_hand=movement.on_hand,
+        safety_stock=movement.safety_stock,
+        futures_total=movement.futures_total,
+        reserved=movement.reserved,
+        reservation_id=movement.reservation_id,
+        reason=movement.reason,
+        rpc=value.cause.rpc,
+        request_id=value.cause.request_id,
+        api_key_id=value.cause.key_id,
+    )

@@ -7,6 +7,7 @@ from omniroute.inventory.v1 import inventory_pb2_grpc
 
 from server.domain.ledger import Ledger
 from server.domain.nearby import find_nearby
+from server.domain.port import UnitOfWork
 from server.transport import convert, paging
 from server.transport.status import Context, rpc
 from server.transport.transactions import Transactions
@@ -119,6 +120,69 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return await self.tx.query(
             lambda uow: convert.availability_response(self.ledger.availability(uow, skus, places)),
             big=len(skus) * len(places) > BIG_ANSWER,
+        )
+
+    @rpc
+    async def ListStockMovements(
+        self, request: inv.ListStockMovementsRequest, context: Context
+    ) -> inv.ListStockMovementsResponse:
+        query = validate.movement_query(request)
+        page, token = await self.tx.query(
+            lambda uow: paging.fill(
+                uow.movements_after(
+                    query.after_seq,
+                    query.size + 1,
+                    sku=query.sku,
+                    place=query.place,
+                    start_us=query.start_us,
+                    end_us=query.end_us,
+                ),
+                query.size,
+                convert.stock_movement,
+                lambda x: str(x.seq),
+            ),
+            big=query.size > paging.BIG_PAGE,
+        )
+        return inv.ListStockMovementsResponse(movements=page, next_page_token=token)
+
+    @rpc
+    async def DeleteLocations(
+        self, request: inv.DeleteLocationsRequest, context: Context
+    ) -> inv.DeleteLocationsResponse:
+        ids = validate.deleted_locations(request)
+        return await self.tx.mutate(
+            request,
+            (),
+            lambda uow: inv.DeleteLocationsResponse(
+                deleted_stock_records=self.ledger.delete_locations(uow, ids)
+            ),
+            network=True,
+        )
+
+    @rpc
+    async def DeleteLocationGroups(
+        self, request: inv.DeleteLocationGroupsRequest, context: Context
+    ) -> inv.DeleteLocationGroupsResponse:
+        ids = validate.deleted_groups(request)
+
+        def run(uow: UnitOfWork) -> inv.DeleteLocationGroupsResponse:
+            self.ledger.delete_groups(uow, ids)
+            return inv.DeleteLocationGroupsResponse()
+
+        return await self.tx.mutate(request, (), run, network=True)
+
+    @rpc
+    async def DeleteStock(
+        self, request: inv.DeleteStockRequest, context: Context
+    ) -> inv.DeleteStockResponse:
+        keys = validate.deleted_stock(request)
+
+        def run(uow: UnitOfWork) -> inv.DeleteStockResponse:
+            self.ledger.delete_stock(uow, keys)
+            return inv.DeleteStockResponse()
+
+        return await self.tx.mutate(
+            request, {sku for sku, _ in keys}, run, big=len(keys) > BIG_BATCH
         )
 
     @rpc

@@ -5,13 +5,15 @@ tests/api/test_auth.py until it is given its roles."""
 from __future__ import annotations
 
 from server.domain.access import Role
-from server.transport.services import API_KEYS, FEED, INVENTORY, RESERVATIONS, ROUTING
+from server.transport.services import API_KEYS, BULK, FEED, INVENTORY, RESERVATIONS, ROUTING
 
 
 def _rpc(service_and_method: str) -> str:
     """The gRPC method path of "Service.Method"."""
     service, _, method = service_and_method.partition(".")
-    descriptor = {s.name: s for s in (INVENTORY, FEED, RESERVATIONS, ROUTING, API_KEYS)}[service]
+    descriptor = {s.name: s for s in (INVENTORY, FEED, RESERVATIONS, ROUTING, API_KEYS, BULK)}[
+        service
+    ]
     return f"/{descriptor.full_name}/{descriptor.methods_by_name[method].name}"
 
 
@@ -44,6 +46,16 @@ _INVENTORY = _AVAILABILITY | {
     _rpc("InventoryService.ListLocationGroups"),
     _rpc("InventoryService.SetStock"),
     _rpc("InventoryService.AdjustStock"),
+    _rpc("InventoryService.ListStockMovements"),
+    _rpc("InventoryService.DeleteLocations"),
+    _rpc("InventoryService.DeleteLocationGroups"),
+    _rpc("InventoryService.DeleteStock"),
+    # Bulk data is the back office's: an export holds every store's stock and every order's
+    # reservation, more than a storefront or an order system needs at once.
+    _rpc("BulkService.ImportStock"),
+    _rpc("BulkService.ExportStock"),
+    _rpc("BulkService.ExportAvailability"),
+    _rpc("BulkService.ExportReservations"),
 }
 _ADMIN_ONLY = {
     _rpc("ApiKeyService.CreateApiKey"),

@@ -25,6 +25,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from server.domain.errors import AlreadyExists, Conflict, StoreUnavailable
+from server.domain.history import CAUSE, Cause
 from server.domain.port import (
     LoopStore,
     RememberedResponse,
@@ -282,7 +283,12 @@ def _replay_or_run(
                     request_id=request_id,
                 )
             return identity.response_type.FromString(seen.response)  # type: ignore[return-value]
-    response = run(uow)
+    caller = CALLER.get()
+    cause = CAUSE.set(Cause(identity.method, request_id, caller.key_id if caller else ""))
+    try:
+        response = run(uow)
+    finally:
+        CAUSE.reset(cause)
     if request_id:
         uow.remember(
             identity.key,

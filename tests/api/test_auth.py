@@ -94,12 +94,21 @@ def test_roles_are_the_documented_ones():
         "WatchAvailability",
         "ListAvailabilityChanges",
     }
-    storefront = availability | {"CreateReservation", "GetReservation", "ReleaseReservation"}
+    storefront = availability | {
+        "CreateReservation",
+        "GetReservation",
+        "ReleaseReservation",
+        "UpdateReservation",
+        "BatchCreateReservations",
+        "BatchReleaseReservations",
+    }
     assert names(Role.STOREFRONT) == storefront
     assert names(Role.ORDER_SYSTEM) == storefront | {
         "RouteOrder",
         "TransferReservation",
         "FulfillReservation",
+        "BatchTransferReservations",
+        "BatchFulfillReservations",
         "ListReservations",
     }
     assert names(Role.INVENTORY) == availability | {
@@ -109,6 +118,14 @@ def test_roles_are_the_documented_ones():
         "ListLocationGroups",
         "SetStock",
         "AdjustStock",
+        "ListStockMovements",
+        "DeleteLocations",
+        "DeleteLocationGroups",
+        "DeleteStock",
+        "ImportStock",
+        "ExportStock",
+        "ExportAvailability",
+        "ExportReservations",
     }
     assert names(Role.ADMIN) == {method.name for method in EVERY_RPC.values()}
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from omniroute.inventory.v1 import inventory_pb2 as inv
 
 from server.domain import commands, nearby
+from server.domain.history import MovementQuery
 from server.domain.model import MAX_QUANTITY, Future, Location, LocationGroup, LocationType, Place
 from server.domain.pickup_index import MAX_RADIUS_KM
 from server.domain.routing import MAX_SHIPMENT_COST
@@ -223,3 +224,61 @@ def page(request: inv.ListLocationsRequest | inv.ListLocationGroupsRequest) -> t
     after = page_after(check, token)
     check.done()
     return size, after
+
+
+def movement_query(request: inv.ListStockMovementsRequest) -> MovementQuery:
+    check = Checker()
+    if request.sku:
+        check.identifier("sku", request.sku)
+    place = check.place("place", request.place) if request.HasField("place") else None
+    start = (
+        check.timestamp("start_time", request.start_time)
+        if request.HasField("start_time")
+        else None
+    )
+    end = check.timestamp("end_time", request.end_time) if request.HasField("end_time") else None
+    if start is not None and end is not None and start > end:
+        check.fail("end_time", "INVALID_FIELD", "must not be before start_time")
+    size, token = check.page(request.page_size, request.page_token)
+    after = page_after(check, token)
+    if after and not after.isdigit():
+        check.fail("page_token", "INVALID_FIELD", "is not a token this service issued")
+    check.done()
+    return MovementQuery(request.sku, place, start, end, size, int(after or 0))
+
+
+def deleted_ids(check: Checker, field: str, ids: Sequence[str]) -> list[str]:
+    if check.count(field, ids, MAX_BATCH):
+        check.distinct(field, list(ids))
+    for index, identifier in enumerate(ids):
+        check.identifier(f"{field}[{index}]", identifier)
+    return list(ids)
+
+
+def deleted_locations(request: inv.DeleteLocationsRequest) -> list[str]:
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    ids = deleted_ids(check, "location_ids", request.location_ids)
+    check.done()
+    return ids
+
+
+def deleted_groups(request: inv.DeleteLocationGroupsRequest) -> list[str]:
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    ids = deleted_ids(check, "location_group_ids", request.location_group_ids)
+    check.done()
+    return ids
+
+
+def deleted_stock(request: inv.DeleteStockRequest) -> list[tuple[str, str]]:
+    """(sku, location id) of each record to delete."""
+    check = Checker()
+    check.identifier("request_id", request.request_id, required=False)
+    if check.count("records", request.records, MAX_BATCH):
+        check.distinct("records", [(key.location_id, key.sku) for key in request.records])
+    for index, key in enumerate(request.records):
+        check.identifier(f"records[{index}].location_id", key.location_id)
+        check.identifier(f"records[{index}].sku", key.sku)
+    check.done()
+    return [(key.sku, key.location_id) for key in request.records]

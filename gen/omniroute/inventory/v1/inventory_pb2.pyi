@@ -62,6 +62,76 @@ STOCK_UPDATE_OUTCOME_SKIPPED_STALE: StockUpdateOutcome.ValueType  # 2
 """The stored level is newer; the update was ignored."""
 Global___StockUpdateOutcome: _TypeAlias = StockUpdateOutcome  # noqa: Y015
 
+class _StockMovementKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StockMovementKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockMovementKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOCK_MOVEMENT_KIND_UNSPECIFIED: _StockMovementKind.ValueType  # 0
+    STOCK_MOVEMENT_KIND_STOCK_SET: _StockMovementKind.ValueType  # 1
+    """SetStock (or an import) replaced a level."""
+    STOCK_MOVEMENT_KIND_STOCK_ADJUSTED: _StockMovementKind.ValueType  # 2
+    """AdjustStock added a delta."""
+    STOCK_MOVEMENT_KIND_STOCK_DELETED: _StockMovementKind.ValueType  # 3
+    """DeleteStock or DeleteLocations removed the record (the quantities are zeros after it)."""
+    STOCK_MOVEMENT_KIND_RESERVED: _StockMovementKind.ValueType  # 4
+    """A reservation was created (CreateReservation, RouteOrder with a reservation to make)."""
+    STOCK_MOVEMENT_KIND_RESERVATION_UPDATED: _StockMovementKind.ValueType  # 5
+    """A reservation's lines were changed (UpdateReservation)."""
+    STOCK_MOVEMENT_KIND_TRANSFERRED: _StockMovementKind.ValueType  # 6
+    """Reserved units moved between places (TransferReservation, RouteOrder): one movement out of
+    the source, one into the destination.
+    """
+    STOCK_MOVEMENT_KIND_FULFILLED: _StockMovementKind.ValueType  # 7
+    """Units shipped: out of reserved and out of on hand."""
+    STOCK_MOVEMENT_KIND_RELEASED: _StockMovementKind.ValueType  # 8
+    """Reserved units given back (ReleaseReservation)."""
+    STOCK_MOVEMENT_KIND_EXPIRED: _StockMovementKind.ValueType  # 9
+    """Reserved units given back when the reservation expired."""
+    STOCK_MOVEMENT_KIND_LOCATION_CHANGED: _StockMovementKind.ValueType  # 10
+    """A location was created or replaced (no SKU, no quantities)."""
+    STOCK_MOVEMENT_KIND_LOCATION_DELETED: _StockMovementKind.ValueType  # 11
+    """A location was deleted."""
+    STOCK_MOVEMENT_KIND_LOCATION_GROUP_CHANGED: _StockMovementKind.ValueType  # 12
+    """A location group was created or replaced."""
+    STOCK_MOVEMENT_KIND_LOCATION_GROUP_DELETED: _StockMovementKind.ValueType  # 13
+    """A location group was deleted."""
+
+class StockMovementKind(_StockMovementKind, metaclass=_StockMovementKindEnumTypeWrapper):
+    """What a stock movement records."""
+
+STOCK_MOVEMENT_KIND_UNSPECIFIED: StockMovementKind.ValueType  # 0
+STOCK_MOVEMENT_KIND_STOCK_SET: StockMovementKind.ValueType  # 1
+"""SetStock (or an import) replaced a level."""
+STOCK_MOVEMENT_KIND_STOCK_ADJUSTED: StockMovementKind.ValueType  # 2
+"""AdjustStock added a delta."""
+STOCK_MOVEMENT_KIND_STOCK_DELETED: StockMovementKind.ValueType  # 3
+"""DeleteStock or DeleteLocations removed the record (the quantities are zeros after it)."""
+STOCK_MOVEMENT_KIND_RESERVED: StockMovementKind.ValueType  # 4
+"""A reservation was created (CreateReservation, RouteOrder with a reservation to make)."""
+STOCK_MOVEMENT_KIND_RESERVATION_UPDATED: StockMovementKind.ValueType  # 5
+"""A reservation's lines were changed (UpdateReservation)."""
+STOCK_MOVEMENT_KIND_TRANSFERRED: StockMovementKind.ValueType  # 6
+"""Reserved units moved between places (TransferReservation, RouteOrder): one movement out of
+the source, one into the destination.
+"""
+STOCK_MOVEMENT_KIND_FULFILLED: StockMovementKind.ValueType  # 7
+"""Units shipped: out of reserved and out of on hand."""
+STOCK_MOVEMENT_KIND_RELEASED: StockMovementKind.ValueType  # 8
+"""Reserved units given back (ReleaseReservation)."""
+STOCK_MOVEMENT_KIND_EXPIRED: StockMovementKind.ValueType  # 9
+"""Reserved units given back when the reservation expired."""
+STOCK_MOVEMENT_KIND_LOCATION_CHANGED: StockMovementKind.ValueType  # 10
+"""A location was created or replaced (no SKU, no quantities)."""
+STOCK_MOVEMENT_KIND_LOCATION_DELETED: StockMovementKind.ValueType  # 11
+"""A location was deleted."""
+STOCK_MOVEMENT_KIND_LOCATION_GROUP_CHANGED: StockMovementKind.ValueType  # 12
+"""A location group was created or replaced."""
+STOCK_MOVEMENT_KIND_LOCATION_GROUP_DELETED: StockMovementKind.ValueType  # 13
+"""A location group was deleted."""
+Global___StockMovementKind: _TypeAlias = StockMovementKind  # noqa: Y015
+
 @_typing.final
 class GeoPoint(_message.Message):
     """A point on the earth (WGS 84 degrees)."""
@@ -1028,3 +1098,313 @@ class FindNearbyAvailabilityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FindNearbyAvailabilityResponse: _TypeAlias = FindNearbyAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class StockMovement(_message.Message):
+    """One change at one place."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    ON_HAND_DELTA_FIELD_NUMBER: _builtins.int
+    RESERVED_DELTA_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    FUTURES_TOTAL_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RPC_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    API_KEY_ID_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Position in the history (increasing; see ListStockMovements for PostgreSQL)."""
+    kind: Global___StockMovementKind.ValueType
+    sku: _builtins.str
+    """Empty for location and group changes."""
+    on_hand_delta: _builtins.int
+    """What the change did to on hand at a location."""
+    reserved_delta: _builtins.int
+    """What the change did to reserved: at a location its reservation lines, at a group the
+    group's own open group reservations.
+    """
+    on_hand: _builtins.int
+    """The record after the change (at a group only `reserved`, the group's open group
+    reservations; zeros for location and group changes).
+    """
+    safety_stock: _builtins.int
+    futures_total: _builtins.int
+    reserved: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation that made a reservation movement."""
+    reason: _builtins.str
+    """AdjustStock's reason."""
+    rpc: _builtins.str
+    """The RPC that made the change (e.g. "SetStock"); empty for the server's own work, such as
+    expiring reservations.
+    """
+    request_id: _builtins.str
+    """The request_id it was sent with, if any."""
+    api_key_id: _builtins.str
+    """The id of the caller's API key (empty while API keys are off); never the key itself."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the change was written."""
+
+    @_builtins.property
+    def place(self) -> Global___Place: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___StockMovementKind.ValueType = ...,
+        sku: _builtins.str = ...,
+        place: Global___Place | None = ...,
+        on_hand_delta: _builtins.int = ...,
+        reserved_delta: _builtins.int = ...,
+        on_hand: _builtins.int = ...,
+        safety_stock: _builtins.int = ...,
+        futures_total: _builtins.int = ...,
+        reserved: _builtins.int = ...,
+        reservation_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        rpc: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        api_key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["place", b"place", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_id", b"api_key_id", "futures_total", b"futures_total", "kind", b"kind", "on_hand", b"on_hand", "on_hand_delta", b"on_hand_delta", "place", b"place", "reason", b"reason", "request_id", b"request_id", "reservation_id", b"reservation_id", "reserved", b"reserved", "reserved_delta", b"reserved_delta", "rpc", b"rpc", "safety_stock", b"safety_stock", "sequence", b"sequence", "sku", b"sku", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockMovement: _TypeAlias = StockMovement  # noqa: Y015
+
+@_typing.final
+class ListStockMovementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """Only this SKU's movements (and no network changes), when set."""
+    page_size: _builtins.int
+    """Maximum results per page, 1 to 1,000; 0 means 100."""
+    page_token: _builtins.str
+    """`next_page_token` of a previous call with the same filters, or empty for the first page."""
+    @_builtins.property
+    def place(self) -> Global___Place:
+        """Only movements at this place, when set."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only movements written at or after this time, when set."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Only movements written before this time, when set."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        place: Global___Place | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "place", b"place", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "place", b"place", "sku", b"sku", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStockMovementsRequest: _TypeAlias = ListStockMovementsRequest  # noqa: Y015
+
+@_typing.final
+class ListStockMovementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOVEMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def movements(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockMovement]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        movements: _abc.Iterable[Global___StockMovement] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["movements", b"movements", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStockMovementsResponse: _TypeAlias = ListStockMovementsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteLocationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_IDS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (AIP-155), optional."""
+    @_builtins.property
+    def location_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 1,000 distinct location ids."""
+
+    def __init__(
+        self,
+        *,
+        location_ids: _abc.Iterable[_builtins.str] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_ids", b"location_ids", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLocationsRequest: _TypeAlias = DeleteLocationsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteLocationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_STOCK_RECORDS_FIELD_NUMBER: _builtins.int
+    deleted_stock_records: _builtins.int
+    """Stock records deleted with the locations."""
+    def __init__(
+        self,
+        *,
+        deleted_stock_records: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_stock_records", b"deleted_stock_records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLocationsResponse: _TypeAlias = DeleteLocationsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteLocationGroupsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_GROUP_IDS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (AIP-155), optional."""
+    @_builtins.property
+    def location_group_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 1,000 distinct location group ids."""
+
+    def __init__(
+        self,
+        *,
+        location_group_ids: _abc.Iterable[_builtins.str] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_group_ids", b"location_group_ids", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLocationGroupsRequest: _TypeAlias = DeleteLocationGroupsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteLocationGroupsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLocationGroupsResponse: _TypeAlias = DeleteLocationGroupsResponse  # noqa: Y015
+
+@_typing.final
+class StockRecordKey(_message.Message):
+    """One stock record: a SKU at a location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    sku: _builtins.str
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockRecordKey: _TypeAlias = StockRecordKey  # noqa: Y015
+
+@_typing.final
+class DeleteStockRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (AIP-155), optional."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockRecordKey]:
+        """1 to 1,000 distinct records."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___StockRecordKey] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteStockRequest: _TypeAlias = DeleteStockRequest  # noqa: Y015
+
+@_typing.final
+class DeleteStockResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteStockResponse: _TypeAlias = DeleteStockResponse  # noqa: Y015

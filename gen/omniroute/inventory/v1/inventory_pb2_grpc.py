@@ -110,6 +110,26 @@ class InventoryServiceStub:
                 request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityRequest.SerializeToString,
                 response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.ListStockMovements = channel.unary_unary(
+                '/omniroute.inventory.v1.InventoryService/ListStockMovements',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.ListStockMovementsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.ListStockMovementsResponse.FromString,
+                _registered_method=True)
+        self.DeleteLocations = channel.unary_unary(
+                '/omniroute.inventory.v1.InventoryService/DeleteLocations',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationsResponse.FromString,
+                _registered_method=True)
+        self.DeleteLocationGroups = channel.unary_unary(
+                '/omniroute.inventory.v1.InventoryService/DeleteLocationGroups',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationGroupsRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationGroupsResponse.FromString,
+                _registered_method=True)
+        self.DeleteStock = channel.unary_unary(
+                '/omniroute.inventory.v1.InventoryService/DeleteStock',
+                request_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteStockRequest.SerializeToString,
+                response_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteStockResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -235,6 +255,56 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStockMovements(self, request, context):
+        """The history of stock, reservations and the network: every on-hand, safety-stock and futures
+        change, every reservation event and every location or group change, with its time and cause
+        (the RPC, its request_id and the caller's API key id), oldest first, paginated. Movements
+        are kept for the server's --history-days (90 by default). Summing `on_hand_delta` over a
+        SKU's movements at a location since its first gives its on hand, as long as none was pruned.
+
+        On PostgreSQL a movement's sequence number is taken when it is written, so a movement that
+        commits late can carry a number below one already listed: to read a complete history, set
+        an end_time a few seconds in the past.
+
+        Errors: INVALID_ARGUMENT (INVALID_ID, INVALID_FIELD: start_time after end_time, a bad
+        page_size or page_token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLocations(self, request, context):
+        """Deletes locations (OCI's Is_Deleted): with them go their stock records and their membership
+        of groups, so they leave availability and routing on every server at once. Refused with
+        FAILED_PRECONDITION (reason RESERVATIONS_DEPEND, metadata location and reservations: how many
+        open reservations hold units there) while any open reservation line is held at one of them,
+        or (reason GROUP_RESERVATIONS_UNCOVERABLE) when their stock is needed to cover open group
+        reservations. Unknown ids fail with NOT_FOUND (LOCATION_NOT_FOUND). All or nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLocationGroups(self, request, context):
+        """Deletes location groups (their member locations stay). Refused with FAILED_PRECONDITION
+        (RESERVATIONS_DEPEND, metadata location_group and reservations) while an open reservation
+        line is held at one of them. Unknown ids fail with NOT_FOUND (LOCATION_GROUP_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteStock(self, request, context):
+        """Deletes stock records (one SKU at one location): the SKU then has no record there, as if it
+        was never stocked. Refused with FAILED_PRECONDITION (RESERVATIONS_DEPEND, metadata sku,
+        location and reservations) while units are reserved at the record, or
+        (GROUP_RESERVATIONS_UNCOVERABLE) while open group reservations need its stock. A record that
+        does not exist fails with NOT_FOUND (STOCK_NOT_FOUND). All or nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -277,6 +347,26 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.FindNearbyAvailability,
                     request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityRequest.FromString,
                     response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityResponse.SerializeToString,
+            ),
+            'ListStockMovements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStockMovements,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.ListStockMovementsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.ListStockMovementsResponse.SerializeToString,
+            ),
+            'DeleteLocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLocations,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationsResponse.SerializeToString,
+            ),
+            'DeleteLocationGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLocationGroups,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationGroupsRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationGroupsResponse.SerializeToString,
+            ),
+            'DeleteStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStock,
+                    request_deserializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteStockRequest.FromString,
+                    response_serializer=omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteStockResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +621,114 @@ class InventoryService:
             '/omniroute.inventory.v1.InventoryService/FindNearbyAvailability',
             omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityRequest.SerializeToString,
             omniroute_dot_inventory_dot_v1_dot_inventory__pb2.FindNearbyAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStockMovements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.InventoryService/ListStockMovements',
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.ListStockMovementsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.ListStockMovementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.InventoryService/DeleteLocations',
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLocationGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.InventoryService/DeleteLocationGroups',
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationGroupsRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteLocationGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.inventory.v1.InventoryService/DeleteStock',
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteStockRequest.SerializeToString,
+            omniroute_dot_inventory_dot_v1_dot_inventory__pb2.DeleteStockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -118,6 +118,40 @@ class InventoryServiceStub:
     UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
     origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
     """
+    ListStockMovements: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ListStockMovementsRequest, _inventory_pb2.ListStockMovementsResponse]
+    """The history of stock, reservations and the network: every on-hand, safety-stock and futures
+    change, every reservation event and every location or group change, with its time and cause
+    (the RPC, its request_id and the caller's API key id), oldest first, paginated. Movements
+    are kept for the server's --history-days (90 by default). Summing `on_hand_delta` over a
+    SKU's movements at a location since its first gives its on hand, as long as none was pruned.
+
+    On PostgreSQL a movement's sequence number is taken when it is written, so a movement that
+    commits late can carry a number below one already listed: to read a complete history, set
+    an end_time a few seconds in the past.
+
+    Errors: INVALID_ARGUMENT (INVALID_ID, INVALID_FIELD: start_time after end_time, a bad
+    page_size or page_token).
+    """
+    DeleteLocations: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.DeleteLocationsRequest, _inventory_pb2.DeleteLocationsResponse]
+    """Deletes locations (OCI's Is_Deleted): with them go their stock records and their membership
+    of groups, so they leave availability and routing on every server at once. Refused with
+    FAILED_PRECONDITION (reason RESERVATIONS_DEPEND, metadata location and reservations: how many
+    open reservations hold units there) while any open reservation line is held at one of them,
+    or (reason GROUP_RESERVATIONS_UNCOVERABLE) when their stock is needed to cover open group
+    reservations. Unknown ids fail with NOT_FOUND (LOCATION_NOT_FOUND). All or nothing.
+    """
+    DeleteLocationGroups: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.DeleteLocationGroupsRequest, _inventory_pb2.DeleteLocationGroupsResponse]
+    """Deletes location groups (their member locations stay). Refused with FAILED_PRECONDITION
+    (RESERVATIONS_DEPEND, metadata location_group and reservations) while an open reservation
+    line is held at one of them. Unknown ids fail with NOT_FOUND (LOCATION_GROUP_NOT_FOUND).
+    """
+    DeleteStock: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.DeleteStockRequest, _inventory_pb2.DeleteStockResponse]
+    """Deletes stock records (one SKU at one location): the SKU then has no record there, as if it
+    was never stocked. Refused with FAILED_PRECONDITION (RESERVATIONS_DEPEND, metadata sku,
+    location and reservations) while units are reserved at the record, or
+    (GROUP_RESERVATIONS_UNCOVERABLE) while open group reservations need its stock. A record that
+    does not exist fails with NOT_FOUND (STOCK_NOT_FOUND). All or nothing.
+    """
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -208,6 +242,40 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     INVALID_ID, INVALID_QUANTITY, QUANTITY_TOO_LARGE, DUPLICATE_ITEM, TOO_MANY_ITEMS;
     UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
     origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
+    """
+    ListStockMovements: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ListStockMovementsRequest, _inventory_pb2.ListStockMovementsResponse]  # type: ignore[assignment]
+    """The history of stock, reservations and the network: every on-hand, safety-stock and futures
+    change, every reservation event and every location or group change, with its time and cause
+    (the RPC, its request_id and the caller's API key id), oldest first, paginated. Movements
+    are kept for the server's --history-days (90 by default). Summing `on_hand_delta` over a
+    SKU's movements at a location since its first gives its on hand, as long as none was pruned.
+
+    On PostgreSQL a movement's sequence number is taken when it is written, so a movement that
+    commits late can carry a number below one already listed: to read a complete history, set
+    an end_time a few seconds in the past.
+
+    Errors: INVALID_ARGUMENT (INVALID_ID, INVALID_FIELD: start_time after end_time, a bad
+    page_size or page_token).
+    """
+    DeleteLocations: _aio.UnaryUnaryMultiCallable[_inventory_pb2.DeleteLocationsRequest, _inventory_pb2.DeleteLocationsResponse]  # type: ignore[assignment]
+    """Deletes locations (OCI's Is_Deleted): with them go their stock records and their membership
+    of groups, so they leave availability and routing on every server at once. Refused with
+    FAILED_PRECONDITION (reason RESERVATIONS_DEPEND, metadata location and reservations: how many
+    open reservations hold units there) while any open reservation line is held at one of them,
+    or (reason GROUP_RESERVATIONS_UNCOVERABLE) when their stock is needed to cover open group
+    reservations. Unknown ids fail with NOT_FOUND (LOCATION_NOT_FOUND). All or nothing.
+    """
+    DeleteLocationGroups: _aio.UnaryUnaryMultiCallable[_inventory_pb2.DeleteLocationGroupsRequest, _inventory_pb2.DeleteLocationGroupsResponse]  # type: ignore[assignment]
+    """Deletes location groups (their member locations stay). Refused with FAILED_PRECONDITION
+    (RESERVATIONS_DEPEND, metadata location_group and reservations) while an open reservation
+    line is held at one of them. Unknown ids fail with NOT_FOUND (LOCATION_GROUP_NOT_FOUND).
+    """
+    DeleteStock: _aio.UnaryUnaryMultiCallable[_inventory_pb2.DeleteStockRequest, _inventory_pb2.DeleteStockResponse]  # type: ignore[assignment]
+    """Deletes stock records (one SKU at one location): the SKU then has no record there, as if it
+    was never stocked. Refused with FAILED_PRECONDITION (RESERVATIONS_DEPEND, metadata sku,
+    location and reservations) while units are reserved at the record, or
+    (GROUP_RESERVATIONS_UNCOVERABLE) while open group reservations need its stock. A record that
+    does not exist fails with NOT_FOUND (STOCK_NOT_FOUND). All or nothing.
     """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -344,6 +412,64 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ID, INVALID_QUANTITY, QUANTITY_TOO_LARGE, DUPLICATE_ITEM, TOO_MANY_ITEMS;
         UNKNOWN_POSTAL_CODE: a postal code the bundled table does not hold, field
         origin.postal_code); NOT_FOUND (LOCATION_GROUP_NOT_FOUND, metadata location_group).
+        """
+
+    @_abc_1.abstractmethod
+    def ListStockMovements(
+        self,
+        request: _inventory_pb2.ListStockMovementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.ListStockMovementsResponse, _abc.Awaitable[_inventory_pb2.ListStockMovementsResponse]]:
+        """The history of stock, reservations and the network: every on-hand, safety-stock and futures
+        change, every reservation event and every location or group change, with its time and cause
+        (the RPC, its request_id and the caller's API key id), oldest first, paginated. Movements
+        are kept for the server's --history-days (90 by default). Summing `on_hand_delta` over a
+        SKU's movements at a location since its first gives its on hand, as long as none was pruned.
+
+        On PostgreSQL a movement's sequence number is taken when it is written, so a movement that
+        commits late can carry a number below one already listed: to read a complete history, set
+        an end_time a few seconds in the past.
+
+        Errors: INVALID_ARGUMENT (INVALID_ID, INVALID_FIELD: start_time after end_time, a bad
+        page_size or page_token).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteLocations(
+        self,
+        request: _inventory_pb2.DeleteLocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.DeleteLocationsResponse, _abc.Awaitable[_inventory_pb2.DeleteLocationsResponse]]:
+        """Deletes locations (OCI's Is_Deleted): with them go their stock records and their membership
+        of groups, so they leave availability and routing on every server at once. Refused with
+        FAILED_PRECONDITION (reason RESERVATIONS_DEPEND, metadata location and reservations: how many
+        open reservations hold units there) while any open reservation line is held at one of them,
+        or (reason GROUP_RESERVATIONS_UNCOVERABLE) when their stock is needed to cover open group
+        reservations. Unknown ids fail with NOT_FOUND (LOCATION_NOT_FOUND). All or nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteLocationGroups(
+        self,
+        request: _inventory_pb2.DeleteLocationGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.DeleteLocationGroupsResponse, _abc.Awaitable[_inventory_pb2.DeleteLocationGroupsResponse]]:
+        """Deletes location groups (their member locations stay). Refused with FAILED_PRECONDITION
+        (RESERVATIONS_DEPEND, metadata location_group and reservations) while an open reservation
+        line is held at one of them. Unknown ids fail with NOT_FOUND (LOCATION_GROUP_NOT_FOUND).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteStock(
+        self,
+        request: _inventory_pb2.DeleteStockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.DeleteStockResponse, _abc.Awaitable[_inventory_pb2.DeleteStockResponse]]:
+        """Deletes stock records (one SKU at one location): the SKU then has no record there, as if it
+        was never stocked. Refused with FAILED_PRECONDITION (RESERVATIONS_DEPEND, metadata sku,
+        location and reservations) while units are reserved at the record, or
+        (GROUP_RESERVATIONS_UNCOVERABLE) while open group reservations need its stock. A record that
+        does not exist fails with NOT_FOUND (STOCK_NOT_FOUND). All or nothing.
         """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
