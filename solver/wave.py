@@ -1,0 +1,123 @@
+"""Route a wave of orders jointly: `solve(problem, time_limit) -> WavePlan`, exact, with a proof.
+
+The model is in `solver.wave_model`; this module decides which orders need it. Each order's
+own optimum (today's exact single-order solver, the stock and capacity to itself) is a lower
+bound on its part of any wave plan, so their sum bounds the wave (`WavePlan.bound`), and when
+those plans fit the stock and capacity together they are the wave's optimum with no MIP at all.
+Otherwise the orders whose own plans collide (T) are solved jointly over the whole stock, the
+others (F) dropped: that optimum plus F's own optima is again a lower bound, and when T's plans
+fit beside F's own plans it is reached, so optimal. When they do not fit, the F orders they
+collide with join T and T is solved again; T only grows, so this ends, at worst with T the
+whole wave (whose optimum is feasible by construction).
+
+Lower bounds add level by level: if a >=lex b and c >=lex d then a + c >=lex b + d.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from solver.plan import NoFeasiblePlan
+from solver.scoring import Score
+from solver.solve import solve as solve_order
+from solver.wave_model import Allocation, columns, solve_columns
+from solver.wave_plan import WavePlan, assemble, refused_score, total
+from solver.wave_problem import WaveProblem
+from solver.wave_turns import allocation_of, left_after, route_in_turn
+
+_JOINT_SHARE = 0.5
+"""Once the colliding orders are this share of the wave, solve the whole wave at once."""
+
+
+def own_optimum(
+    problem: WaveProblem, k: int, time_limit: float
+) -> tuple[Allocation | None, Score, bool]:
+    """Order k's best plan with the stock and capacity to itself: (allocation or None when
+    refused, its score, proven)."""
+    try:
+        plan = solve_order(problem.order_problem(k, time_limit=time_limit))
+    except NoFeasiblePlan:
+        return None, refused_score(problem, k), True
+    return allocation_of(problem, plan), plan.objective, plan.proven_optimal
+
+
+def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
+    """The wave's lexicographic optimum (module docstring), or the best plan found in time with
+    its bound and gap; never worse than routing the orders one by one in the given order."""
+    started = time.perf_counter()
+    deadline = started + time_limit
+    n = len(problem.orders)
+    own = [own_optimum(problem, k, max(deadline - time.perf_counter(), 0.01)) for k in range(n)]
+    allocations: list[Allocation | None] = [a for a, _, _ in own]
+    joint = {k for k, (_, _, proven) in enumerate(own) if not proven}
+    joint |= colliding(problem, allocations, set(range(n)))
+    bound = total(score for _, score, _ in own)
+    proven = True
+    method = "own-optima"
+    while joint:
+        if len(joint) >= _JOINT_SHARE * n:
+            joint = set(range(n))
+        orders = sorted(joint)
+        answer = solve_columns(problem, columns(problem, orders), deadline)
+        if answer is None:
+            return _fallback(problem, allocations, joint, bound, started)
+        trial = list(allocations)
+        for k, allocation in zip(orders, answer.allocations, strict=True):
+            trial[k] = allocation
+        bound = total([Score(*answer.bound), *(own[k][1] for k in range(n) if k not in joint)])
+        method = "wave-mip" if len(joint) < n else "wave-mip-all"
+        more = colliding(problem, trial, set(range(n)) - joint)
+        if not more:
+            allocations, proven = trial, answer.proven
+            break
+        if time.perf_counter() > deadline:
+            return _fallback(problem, allocations, joint, bound, started)
+        joint |= more
+    return assemble(problem, allocations, bound, proven, method, started)
+
+
+def colliding(
+    problem: WaveProblem, allocations: Sequence[Allocation | None], among: set[int]
+) -> set[int]:
+    """The orders in `among` that use a SKU at a location, or a location's capacity, that the
+    allocations together oversubscribe."""
+    taken = np.zeros_like(problem.stock)
+    orders_at = np.zeros(len(problem.locations), dtype=np.int64)
+    units_at = np.zeros(len(problem.locations), dtype=np.int64)
+    for allocation in allocations:
+        for j, units in (allocation or {}).items():
+            orders_at[j] += 1
+            for sku, n in units.items():
+                taken[problem.sku_index[sku], j] += n
+                units_at[j] += n
+    over_stock = taken > problem.stock
+    over_location = (orders_at > problem.order_capacity()) | (units_at > problem.unit_capacity())
+    if not over_stock.any() and not over_location.any():
+        return set()
+    found = set()
+    for k in among:
+        for j, units in (allocations[k] or {}).items():
+            if over_location[j] or any(over_stock[problem.sku_index[s], j] for s in units):
+                found.add(k)
+                break
+    return found
+
+
+def _fallback(
+    problem: WaveProblem,
+    allocations: list[Allocation | None],
+    joint: set[int],
+    bound: Score,
+    started: float,
+) -> WavePlan:
+    """Out of time: the others keep their own plans, and the colliding orders are routed one by
+    one over what is left, by today's single-order solver."""
+    fixed = [None if k in joint else a for k, a in enumerate(allocations)]
+    stock, orders_left, units_left = left_after(problem, fixed)
+    routed = route_in_turn(problem, sorted(joint), stock, orders_left, units_left, 1.0)
+    for k, allocation in routed.items():
+        fixed[k] = allocation
+    return assemble(problem, fixed, bound, False, "own-optima+one-by-one", started)
