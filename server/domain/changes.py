@@ -143,6 +143,7 @@ class RegroupedAvailability:
             for group in groups
             if group.id not in stored
             or set(stored[group.id].location_ids) != set(group.location_ids)
+            or stored[group.id].enabled != group.enabled
         }
         moved = {
             loc for group in groups if group.id in self.regrouped for loc in group.location_ids

@@ -53,6 +53,8 @@ class MembershipClasses:
     groups: tuple[str, ...]
     pair_class: np.ndarray
     pair_group: np.ndarray
+    disabled: frozenset[str] = frozenset()
+    """Groups that report no availability (disabled: OCI's IsEnabled)."""
     group_index: dict[str, int] = field(init=False, repr=False)
     _of_group: dict[str, np.ndarray] = field(init=False, repr=False)
     _layouts: dict[tuple[str, ...], Layout] = field(init=False, repr=False)
@@ -70,7 +72,9 @@ class MembershipClasses:
         object.__setattr__(self, "_layouts", {})
 
     @classmethod
-    def of(cls, members: Mapping[str, Iterable[str]]) -> MembershipClasses:
+    def of(
+        cls, members: Mapping[str, Iterable[str]], disabled: frozenset[str] = frozenset()
+    ) -> MembershipClasses:
         """Classes of the locations of `members` (group id -> member location ids)."""
         groups = tuple(sorted(members))
         held_by: dict[str, list[int]] = {}
@@ -85,7 +89,12 @@ class MembershipClasses:
         pairs = [(k, g) for signature, k in signature_class.items() for g in signature]
         pair_array = np.array(pairs, dtype=np.int32).reshape(-1, 2)
         return cls(
-            class_of, len(signature_class), groups, pair_array[:, 0].copy(), pair_array[:, 1].copy()
+            class_of,
+            len(signature_class),
+            groups,
+            pair_array[:, 0].copy(),
+            pair_array[:, 1].copy(),
+            disabled,
         )
 
     def of_group(self, group: str) -> np.ndarray:

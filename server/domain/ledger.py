@@ -141,6 +141,7 @@ class Ledger:
                 group.id,
                 group.display_name,
                 tuple(member for member in group.location_ids if member not in gone),
+                group.enabled,
             )
             for group in uow.groups(uow.groups_holding(gone)).values()
         ]
@@ -162,7 +163,10 @@ class Ledger:
         groups = require_places(uow, places)
         _require_unheld(uow, places)
         # Emptied first, so that the change log says what each group's records become.
-        emptied = [LocationGroup(group.id, group.display_name, ()) for group in groups.values()]
+        emptied = [
+            LocationGroup(group.id, group.display_name, (), group.enabled)
+            for group in groups.values()
+        ]
         self._regroup(uow, emptied, MovementKind.GROUP_DELETED)
         uow.delete_groups(group_ids)
 
@@ -336,6 +340,7 @@ class Ledger:
                 reservation_id=reservation_id,
             )
         positions = self._positions(uow, command.items)
+        require_enabled(uow, (item.place for item in command.items))
         now = self.clock()
         reservation = Reservation(
             reservation_id,
@@ -377,6 +382,7 @@ class Ledger:
                 for place in (item.from_place, item.to_place)
             ],
         )
+        require_enabled(uow, (item.to_place for item in command.items))
         # Every source lets go before any destination is checked: the destinations see the
         # whole moving quantity released, as they will once the transfer commits.
         for item in command.items:
@@ -469,6 +475,7 @@ class Ledger:
             line = reservation.lines.get((item.sku, item.place))
             changes.append((item, item.quantity - (line.open if line else 0)))
         positions = self._positions(uow, command.items) if command.items else {}
+        require_enabled(uow, (item.place for item, change in changes if change > 0))
         for item, change in changes:
             if change < 0:
                 positions[item.sku].hold(item.place, change)
@@ -729,6 +736,18 @@ def _require_locations(uow: UnitOfWork, location_ids: Collection[str]) -> None:
                 "LOCATION_NOT_FOUND",
                 f"location {location_id} does not exist",
                 location=location_id,
+            )
+
+
+def require_enabled(uow: UnitOfWork, places: Iterable[Place]) -> None:
+    """Refuses new holds at disabled groups (OCI's IsEnabled false); the places exist."""
+    groups = uow.groups({place.id for place in places if not place.is_location})
+    for group_id in sorted(groups):
+        if not groups[group_id].enabled:
+            raise FailedPrecondition(
+                "LOCATION_GROUP_DISABLED",
+                f"location group {group_id} is disabled: it takes no new reservations or routes",
+                location_group=group_id,
             )
 
 

@@ -66,6 +66,7 @@ class LocationGroup:
     id: str
     display_name: str
     location_ids: tuple[str, ...]
+    enabled: bool = True  # OCI's IsEnabled: a disabled group sells nothing new
 
 
 # Stock records, their futures and availability answers are NamedTuples, not frozen

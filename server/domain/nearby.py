@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.domain.ledger import Ledger, require_places
+from server.domain.ledger import Ledger, require_enabled, require_places
 from server.domain.model import Location, Place
 from server.domain.port import UnitOfWork
 
@@ -42,6 +42,7 @@ def find_nearby(uow: UnitOfWork, ledger: Ledger, query: NearbyQuery) -> list[Pic
     """Nearest first, equal distances by location id."""
     if query.group_id:
         require_places(uow, [Place.group(query.group_id)])
+        require_enabled(uow, [Place.group(query.group_id)])
     found = uow.pickup_index(query.group_id).nearest(
         query.latitude, query.longitude, query.max_locations, query.radius_km
     )

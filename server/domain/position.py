@@ -162,6 +162,8 @@ class SkuPosition:
         """What can still be reserved at the place without uncovering any group reservation."""
         if place.is_location:
             return self.location_available(place.id)[2]
+        if self._classes is not None and place.id in self._classes.disabled:
+            return 0  # a disabled group takes nothing new
         return self._network(fulfill=False).headroom(place.id)
 
     def available_to_fulfill(self, place: Place) -> int:

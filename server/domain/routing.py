@@ -17,7 +17,7 @@ import numpy.typing as npt
 import solver
 from server.domain import commands
 from server.domain.errors import FailedPrecondition, NotFound
-from server.domain.ledger import Ledger, Shippable, require_places
+from server.domain.ledger import Ledger, Shippable, require_enabled, require_places
 from server.domain.model import Location, Place, Reservation
 from server.domain.port import LocationNumbering, UnitOfWork
 from solver import Objective as Objective
@@ -149,6 +149,7 @@ def _scope(uow: UnitOfWork, order: Order) -> Scope:
             return known[1]
     if order.group_id:
         group = require_places(uow, [Place.group(order.group_id)])[order.group_id]
+        require_enabled(uow, [Place.group(order.group_id)])
         found = uow.locations(group.location_ids)
         scope = Scope.of(found[location_id] for location_id in sorted(group.location_ids))
     else:

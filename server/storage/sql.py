@@ -268,7 +268,7 @@ class SqlUnitOfWork:
 
     def _read_groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         names = self._rows_in(
-            "SELECT id, display_name FROM location_groups WHERE id IN ({ids})", (), ids
+            "SELECT id, display_name, enabled FROM location_groups WHERE id IN ({ids})", (), ids
         )
         members = self._rows_in(
             "SELECT group_id, location_id FROM group_members WHERE group_id IN ({ids})"
@@ -282,9 +282,10 @@ class SqlUnitOfWork:
         self._network_changed()
         for group in groups:
             self._run(
-                "INSERT INTO location_groups (id, display_name) VALUES (?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name",
-                (group.id, group.display_name),
+                "INSERT INTO location_groups (id, display_name, enabled) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name,"
+                " enabled = excluded.enabled",
+                (group.id, group.display_name, int(group.enabled)),
             )
             self._run("DELETE FROM group_members WHERE group_id = ?", (group.id,))
             for location_id in group.location_ids:
@@ -311,7 +312,8 @@ class SqlUnitOfWork:
 
     def list_groups(self, after_id: str, limit: int) -> list[LocationGroup]:
         names = self._rows(
-            "SELECT id, display_name FROM location_groups WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, display_name, enabled FROM location_groups WHERE id > ?"
+            " ORDER BY id LIMIT ?",
             (after_id, limit),
         )
         if not names:
@@ -458,7 +460,8 @@ class SqlUnitOfWork:
         members: dict[str, list[str]] = {}
         for group_id, location_id in self._rows("SELECT group_id, location_id FROM group_members"):
             members.setdefault(group_id, []).append(location_id)
-        classes = MembershipClasses.of(members)
+        disabled = self._rows("SELECT id FROM location_groups WHERE enabled = 0")
+        classes = MembershipClasses.of(members, disabled=frozenset(row[0] for row in disabled))
         return dict.fromkeys(keys, classes)
 
     def stock_totals(self, skus: Collection[str]) -> dict[str, StockTotals]:
@@ -822,8 +825,8 @@ def _assemble_groups(names: list[Row], members: list[Row]) -> dict[str, Location
         if group_id in by_group:
             by_group[group_id].append(location_id)
     return {
-        group_id: LocationGroup(group_id, display_name, tuple(by_group[group_id]))
-        for group_id, display_name in names
+        group_id: LocationGroup(group_id, display_name, tuple(by_group[group_id]), bool(enabled))
+        for group_id, display_name, enabled in names
     }
 
 

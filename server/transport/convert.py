@@ -51,7 +51,10 @@ def location(value: Location) -> inv.Location:
 
 def location_group(value: LocationGroup) -> inv.LocationGroup:
     return inv.LocationGroup(
-        id=value.id, display_name=value.display_name, location_ids=list(value.location_ids)
+        id=value.id,
+        display_name=value.display_name,
+        location_ids=list(value.location_ids),
+        enabled=value.enabled,
     )
 
 

@@ -89,7 +89,12 @@ def location_groups(request: inv.UpsertLocationGroupsRequest) -> list[LocationGr
             check.identifier(f"{field}.location_ids[{member}]", location_id)
     check.done()
     return [
-        LocationGroup(message.id, message.display_name, tuple(message.location_ids))
+        LocationGroup(
+            message.id,
+            message.display_name,
+            tuple(message.location_ids),
+            message.enabled if message.HasField("enabled") else True,
+        )
         for message in request.location_groups
     ]
 

@@ -241,10 +241,20 @@ class LocationGroup(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     LOCATION_IDS_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Client-chosen identifier; 1 to 128 characters."""
     display_name: _builtins.str
     """Human-readable name."""
+    enabled: _builtins.bool
+    """Whether the group sells (OCI's IsEnabled). Unset means true. A disabled group reports
+    available_to_order and available_to_fulfill 0 (its sums are still reported), and refuses new
+    reservation lines, transfers into it, increases of its lines and routing over it with
+    FAILED_PRECONDITION (reason LOCATION_GROUP_DISABLED, metadata location_group). What it
+    already holds stays reserved and covered: it can still be released, transferred out,
+    fulfilled after a transfer, and it expires. Disabling or enabling a group is a change of the
+    group: the change feed reports its records anew.
+    """
     @_builtins.property
     def location_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Member location ids; each must exist. Order is not significant."""
@@ -255,12 +265,15 @@ class LocationGroup(_message.Message):
         id: _builtins.str = ...,
         display_name: _builtins.str = ...,
         location_ids: _abc.Iterable[_builtins.str] | None = ...,
+        enabled: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "id", b"id", "location_ids", b"location_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "display_name", b"display_name", "enabled", b"enabled", "id", b"id", "location_ids", b"location_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
 
 Global___LocationGroup: _TypeAlias = LocationGroup  # noqa: Y015
 
