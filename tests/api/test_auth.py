@@ -296,6 +296,31 @@ def test_a_request_id_belongs_to_the_tenant_of_the_key_that_sent_it(admin):
     assert held.reservation.id == other
 
 
+def test_the_history_names_the_key_that_made_each_change_never_the_key_itself(admin):
+    _running, channel, admin_key = admin
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    stock_key = create_key(channel, admin_key, role=ak.ROLE_INVENTORY).key
+    inventory.UpsertLocations(
+        inv.UpsertLocationsRequest(locations=[location("dc")]), metadata=bearer(stock_key)
+    )
+    inventory.SetStock(
+        inv.SetStockRequest(levels=[level("dc", "tee", 4)], request_id="set-1"),
+        metadata=bearer(stock_key),
+    )
+    listed = inventory.ListStockMovements(
+        inv.ListStockMovementsRequest(sku="tee"), metadata=bearer(admin_key)
+    )
+    (movement,) = listed.movements
+    parsed = access.parse(stock_key)
+    assert parsed is not None
+    assert (movement.api_key_id, movement.rpc, movement.request_id) == (
+        parsed[0],
+        "SetStock",
+        "set-1",
+    )
+    assert parsed[1] not in str(listed)
+
+
 def test_auth_turns_on_when_the_first_key_is_made_and_stays_on_when_every_key_is_revoked(store):
     running = start_server("localhost:0", store, sweep_interval_s=0.05)
     try:
