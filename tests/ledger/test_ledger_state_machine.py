@@ -160,6 +160,14 @@ def assert_reservation(message: res.Reservation, booking: Booking, reservation_i
     assert got == booking.lines
 
 
+def expect_reservation(booking: Booking, reservation_id: str) -> Callable[[Any], None]:
+    """A checker of a response's reservation against the booking as the request left it. In a
+    batch the checks run after every request is predicted, and a later request of the batch may
+    change the same booking: each response shows the reservation as its own request left it."""
+    expected = copy.deepcopy(booking)
+    return lambda response: assert_reservation(response.reservation, expected, reservation_id)
+
+
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -664,9 +672,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         )
                 model.reserve(reservation_id, sku, target, quantity)
             booking.update_us = self.now
-            return lambda response: assert_reservation(
-                response.reservation, booking, reservation_id
-            )
+            return expect_reservation(booking, reservation_id)
 
         self.exempt = self.exempt or ignore
         self.call("TransferReservation", request, predict)
@@ -720,9 +726,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     )
                 model.fulfill(reservation_id, sku, place[1], quantity)
             booking.update_us = self.now
-            return lambda response: assert_reservation(
-                response.reservation, booking, reservation_id
-            )
+            return expect_reservation(booking, reservation_id)
 
         self.call("FulfillReservation", request, predict)
 
@@ -765,9 +769,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 model.release(reservation_id, sku, place, quantity)
             if todo:
                 booking.update_us = self.now
-            return lambda response: assert_reservation(
-                response.reservation, booking, reservation_id
-            )
+            return expect_reservation(booking, reservation_id)
 
         self.call("ReleaseReservation", request, predict)
 
@@ -830,9 +832,7 @@ class LedgerMachine(RuleBasedStateMachine):
             elif ttl == "set":
                 booking.expire_us = self.now + ttl_s * SECOND
             booking.update_us = self.now
-            return lambda response: assert_reservation(
-                response.reservation, booking, reservation_id
-            )
+            return expect_reservation(booking, reservation_id)
 
         self.call("UpdateReservation", request, predict)
 
@@ -956,6 +956,17 @@ class LedgerMachine(RuleBasedStateMachine):
             changed.external_ref = "a different body"
         elif method == "ReleaseReservation" and request.release_all:
             changed = None
+        elif method.startswith("Batch"):
+            changed.all_or_nothing = not request.all_or_nothing
+        elif method == "UpdateReservation":
+            # It may name no items (only a TTL change): a different TTL is another body too.
+            if request.items:
+                changed.items[0].open_quantity += 1
+            elif request.clear_ttl:
+                changed.clear_ttl = False
+                changed.ttl.CopyFrom(duration_pb2.Duration(seconds=60))
+            else:
+                changed.ttl.seconds += 1
         else:
             changed.items[0].quantity += 1
         if changed is None or data.draw(st.booleans(), label="other method"):
