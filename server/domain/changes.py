@@ -171,7 +171,14 @@ class RegroupedAvailability:
                 now = positions[sku]
                 places = [Place.group(group) for group in sorted(groups)]
                 if loaded is self.demanding:
-                    records = _freed(uow, sku, before, self.classes, now, classes)
+                    records = _freed(
+                        uow,
+                        sku,
+                        before,
+                        before.classes or self.classes,
+                        now,
+                        now.classes or classes,
+                    )
                     before.with_records(records)
                     now.with_records(records)
                     places += [Place.location(location) for location in sorted(records)]
@@ -181,6 +188,48 @@ class RegroupedAvailability:
                         changes.append(record)  # a new group
                     elif record != self.available(before, place):
                         changes.append(record)
+        return changes
+
+
+class ResummedAvailability:
+    """What a write that moves some of a SKU's records between membership classes changes (a
+    record excluded from groups, or no longer): like a change of membership for that SKU alone.
+    Every group's record of the SKU, the records written and those of locations whose need may
+    move are compared before (`__init__`) and after the write (`changed`)."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        written: Collection[tuple[str, str]],
+        load: Load,
+        available: AvailabilityOf,
+    ) -> None:
+        self.load, self.available = load, available
+        self.written = {(sku, location) for sku, location in written}
+        self.skus = sorted({sku for sku, _ in self.written})
+        uow.slow_work()  # every group of the SKUs is compared: never on the event loop
+        self.groups = uow.membership_classes().groups
+        self.before = load(uow, self.skus, self.groups)
+        self._with_written(uow, self.before)
+
+    def _with_written(self, uow: UnitOfWork, positions: dict[str, SkuPosition]) -> None:
+        for (sku, location), record in uow.stock_of(self.written).items():
+            positions[sku].with_records({location: record})
+
+    def changed(self, uow: UnitOfWork) -> list[Availability]:
+        """After the write, in the same unit of work: the records that differ."""
+        now = self.load(uow, self.skus, self.groups)
+        self._with_written(uow, now)
+        changes = []
+        for sku in self.skus:
+            before, after = self.before[sku], now[sku]
+            locations = {location for s, location in self.written if s == sku}
+            if before.classes is not None and after.classes is not None:
+                records = _freed(uow, sku, before, before.classes, after, after.classes)
+                before.with_records(records)
+                after.with_records(records)
+                locations |= set(records)
+            changes += _differing(before, after, locations, self.groups, self.available)
         return changes
 
 

@@ -16,6 +16,7 @@ class StockLevel:
     safety_stock: int
     futures: tuple[Future, ...]
     effective_us: int | None  # None: now
+    excluded_groups: frozenset[str] = frozenset()  # OCI's groupEligibilityExclusion
 
 
 @dataclass(frozen=True, slots=True)

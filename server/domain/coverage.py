@@ -55,6 +55,8 @@ class MembershipClasses:
     pair_group: np.ndarray
     disabled: frozenset[str] = frozenset()
     """Groups that report no availability (disabled: OCI's IsEnabled)."""
+    for_sku: bool = False
+    """One SKU's own classes (`excluding`), not the network's."""
     group_index: dict[str, int] = field(init=False, repr=False)
     _of_group: dict[str, np.ndarray] = field(init=False, repr=False)
     _layouts: dict[tuple[str, ...], Layout] = field(init=False, repr=False)
@@ -95,6 +97,38 @@ class MembershipClasses:
             pair_array[:, 0].copy(),
             pair_array[:, 1].copy(),
             disabled,
+        )
+
+    def excluding(self, excluded: Mapping[str, Collection[str]]) -> MembershipClasses:
+        """These classes for one SKU whose records at some locations count in none of some of
+        their groups (OCI's groupEligibilityExclusion; location id -> group ids): each such
+        location moves to the class of the groups it still counts in. Other classes keep their
+        numbers."""
+        signatures: list[list[int]] = [[] for _ in range(self.count)]
+        for k, g in zip(self.pair_class.tolist(), self.pair_group.tolist(), strict=True):
+            signatures[k].append(g)
+        signature_class = {tuple(sorted(sig)): k for k, sig in enumerate(signatures)}
+        class_of = dict(self.class_of)
+        for location, groups in excluded.items():
+            k = class_of.get(location)
+            if k is None:
+                continue
+            dropped = {self.group_index[g] for g in groups if g in self.group_index}
+            signature = tuple(sorted(g for g in signatures[k] if g not in dropped))
+            if not signature:
+                del class_of[location]
+            else:
+                class_of[location] = signature_class.setdefault(signature, len(signature_class))
+        pairs = [(k, g) for signature, k in signature_class.items() for g in signature]
+        pair_array = np.array(pairs, dtype=np.int32).reshape(-1, 2)
+        return MembershipClasses(
+            class_of,
+            len(signature_class),
+            self.groups,
+            pair_array[:, 0].copy(),
+            pair_array[:, 1].copy(),
+            self.disabled,
+            for_sku=True,
         )
 
     def of_group(self, group: str) -> np.ndarray:

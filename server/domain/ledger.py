@@ -18,7 +18,11 @@ import numpy as np
 import numpy.typing as npt
 
 from server.domain import commands, history
-from server.domain.changes import RegroupedAvailability, changed_availability
+from server.domain.changes import (
+    RegroupedAvailability,
+    ResummedAvailability,
+    changed_availability,
+)
 from server.domain.changes import cost as changes_cost
 from server.domain.commands import Availability, ReservedItem
 from server.domain.coverage import LocationCoverage
@@ -203,10 +207,13 @@ class Ledger:
     def set_stock(
         self, uow: UnitOfWork, levels: Sequence[commands.StockLevel]
     ) -> list[commands.StockUpdateResult]:
-        """Absolute levels; an update older than the stored effective time is skipped."""
+        """Absolute levels, with the groups each record is excluded from; an update older than
+        the stored effective time is skipped."""
         _require_locations(uow, {level.location_id for level in levels})
         now = self.clock()
         stored = uow.stock_of({(level.sku, level.location_id) for level in levels})
+        excluded = uow.exclusions({level.sku for level in levels})
+        reexcluded: dict[tuple[str, str], frozenset[str]] = {}
         changed: dict[tuple[str, str], StockRecord] = {}
         results = []
         for level in levels:  # validation refused duplicate (sku, location) pairs
@@ -231,9 +238,26 @@ class Ledger:
             results.append(
                 commands.StockUpdateResult(level.location_id, level.sku, True, effective)
             )
+            if excluded.get(level.sku, {}).get(level.location_id, frozenset()) != (
+                level.excluded_groups
+            ):
+                reexcluded[key] = level.excluded_groups
+        require_places(uow, {Place.group(g) for groups in reexcluded.values() for g in groups})
+        reclassed = {sku for sku, _ in reexcluded}
+        if reclassed:
+            _require_coverage(uow, reclassed, reexcluded=reexcluded)
+        resummed = (
+            ResummedAvailability(uow, reexcluded, _positions_at, _availability)
+            if self.log_changes and reexcluded
+            else None
+        )
         if self.log_changes and changed:
-            self._log_stock(uow, changed)
-        _put_stock(uow, stored, changed)
+            self._log_stock(uow, {key: r for key, r in changed.items() if key[0] not in reclassed})
+        _put_stock(uow, stored, changed, reclassed)
+        if reexcluded:
+            uow.put_exclusions(reexcluded)
+            if resummed is not None and (changes := resummed.changed(uow)):
+                uow.append_changes(changes, self.clock())
         self._record(uow, history.of_records(MovementKind.STOCK_SET, stored, changed))
         return results
 
@@ -296,11 +320,13 @@ class Ledger:
         location_ids: Sequence[str],
         *,
         releasing: Reservation | None = None,
+        group_id: str = "",
     ) -> dict[str, Shippable]:
         """ATF per SKU at the locations given that can ship some, as routing may use it. The
         group lines of `releasing` (the order being routed) count as released, so the order
-        does not compete with itself. Read as arrays, so that its cost grows with the SKUs'
-        records where stock is free, not with SKUs x locations."""
+        does not compete with itself. Routing over group `group_id`, records excluded from it
+        ship nothing. Read as arrays, so that its cost grows with the SKUs' records where
+        stock is free, not with SKUs x locations."""
         held = [
             line
             for line in (releasing.sorted_lines() if releasing else [])
@@ -317,12 +343,15 @@ class Ledger:
         free = uow.free_stock(skus)
         numbering = uow.location_numbering()
         column_of = numbering.columns(location_ids)
+        excluded = uow.exclusions(skus, group_id) if group_id else {}
         shippable = {}
         for sku in skus:
             stock = free[sku]
             columns = column_of[stock.locations]
             units = positions[sku].locations_available_to_fulfill(numbering, *stock)
             ships = (columns >= 0) & (units > 0)
+            if sku in excluded:
+                ships &= ~np.isin(stock.locations, numbering.numbers(list(excluded[sku])))
             shippable[sku] = Shippable(columns[ships], units[ships])
         return shippable
 
@@ -618,16 +647,22 @@ def _require_coverage(
     skus: Collection[str],
     replaced: Mapping[str, tuple[str, ...]] | None = None,
     emptied: Collection[tuple[str, str]] = (),
+    reexcluded: Mapping[tuple[str, str], frozenset[str]] | None = None,
 ) -> None:
-    """Refuses new memberships (`replaced`, per group) or deleted (sku, location) records
-    (`emptied`) that would leave open group reservations of `skus` without stock."""
+    """Refuses new memberships (`replaced`, per group), deleted (sku, location) records
+    (`emptied`) or records excluded from more groups (`reexcluded`) that would leave open group
+    reservations of `skus` without stock."""
     replaced = replaced or {}
-    for sku, demand in uow.group_reserved(skus).items():
-        if not demand:
-            continue
-        old = {gid: group.location_ids for gid, group in uow.groups(list(demand)).items()}
-        new = {gid: replaced.get(gid, members) for gid, members in old.items()}
-        locations = {loc for members in (*old.values(), *new.values()) for loc in members}
+    demands = {sku: demand for sku, demand in uow.group_reserved(skus).items() if demand}
+    excluded = uow.exclusions(demands) if demands else {}
+    for sku, demand in demands.items():
+        now = dict(excluded.get(sku, {}))
+        then = dict(now)
+        now.update({loc: groups for (s, loc), groups in (reexcluded or {}).items() if s == sku})
+        members = {gid: group.location_ids for gid, group in uow.groups(list(demand)).items()}
+        old = {gid: _counted(gid, ids, then) for gid, ids in members.items()}
+        new = {gid: _counted(gid, replaced.get(gid, ids), now) for gid, ids in members.items()}
+        locations = {loc for ids in (*old.values(), *new.values()) for loc in ids}
         records = uow.stock([sku], locations)[sku]
         capacity = {
             loc: max(0, records[loc].free_to_order) if loc in records else 0 for loc in locations
@@ -645,6 +680,15 @@ def _require_coverage(
                 sku=sku,
                 uncovered=before - after,
             )
+
+
+def _counted(
+    group_id: str, members: Sequence[str], excluded: Mapping[str, frozenset[str]]
+) -> tuple[str, ...]:
+    """The members whose record (of one SKU, whose `excluded` these are) counts in the group."""
+    if not excluded:
+        return tuple(members)
+    return tuple(loc for loc in members if group_id not in excluded.get(loc, ()))
 
 
 def _require_unheld(uow: UnitOfWork, places: Sequence[Place], sku: str = "") -> None:
@@ -788,8 +832,7 @@ def _load_positions(
             for sku, places in places_by_sku.items()
             if sku in grouped or any(place.id in class_of for place in places if place.is_location)
         ]
-    classes = uow.membership_classes() if grouped else None
-    totals = uow.stock_totals(grouped) if classes is not None else {}
+    totals = uow.stock_totals(grouped) if grouped else {}
     pairs = {
         (sku, place.id)
         for sku, places in places_by_sku.items()
@@ -809,7 +852,7 @@ def _load_positions(
             sku,
             records[sku],
             demands[sku],
-            classes if sku in totals else None,
+            totals[sku].classes if sku in totals else None,
             totals.get(sku),
             named_groups[sku],
         )
@@ -827,14 +870,19 @@ def _put_stock(
     uow: UnitOfWork,
     stored: Mapping[tuple[str, str], StockRecord],
     changed: Mapping[tuple[str, str], StockRecord],
+    reclassed: Collection[str] = (),
 ) -> None:
     """Writes stock updates and hands on the totals of the SKUs whose totals are cached, so a
-    stock update does not make the next group read sum every member of the SKU again."""
-    cached = uow.cached_stock_totals({sku for sku, _ in changed})
-    classes = uow.membership_classes() if cached else None
+    stock update does not make the next group read sum every member of the SKU again; not of
+    `reclassed` SKUs, whose classes change with the write (exclusions)."""
+    cached = {
+        sku: totals
+        for sku, totals in uow.cached_stock_totals({sku for sku, _ in changed}).items()
+        if sku not in reclassed
+    }
     totals = dict(cached)  # rewritten under the new tokens, changed or not
     for (sku, location_id), record in changed.items():
-        k = classes.class_of.get(location_id) if classes and sku in cached else None
+        k = cached[sku].classes.class_of.get(location_id) if sku in cached else None
         if k is not None:
             if totals[sku] is cached[sku]:
                 totals[sku] = cached[sku].copy()

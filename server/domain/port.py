@@ -51,7 +51,7 @@ class LocationNumbering:
         self.location_ids = tuple(location_ids)
         self._number = {location_id: n for n, location_id in enumerate(self.location_ids)}
         self._columns: dict[tuple[str, ...], npt.NDArray[np.intp]] = {}
-        self._classes: tuple[MembershipClasses, npt.NDArray[np.intp]] | None = None
+        self._classes: dict[int, tuple[MembershipClasses, npt.NDArray[np.intp]]] = {}
 
     def numbers(self, location_ids: Sequence[str]) -> npt.NDArray[np.int32]:
         """The number of each of `location_ids` (-1: no such location)."""
@@ -80,8 +80,9 @@ class LocationNumbering:
 
     def classes(self, classes: MembershipClasses) -> npt.NDArray[np.intp]:
         """Per location number, its class among `classes` (-1: in no group), kept for the last
-        classes asked about: routing an order held at a group asks it for every record."""
-        known = self._classes
+        few classes asked about (the network's, and SKUs' own where records are excluded from
+        groups): routing an order held at a group asks it for every record."""
+        known = self._classes.get(id(classes))
         if known is None or known[0] is not classes:
             of = np.fromiter(
                 map(classes.class_of.get, self.location_ids, repeat(-1)),
@@ -89,7 +90,9 @@ class LocationNumbering:
                 count=len(self.location_ids),
             )
             of.setflags(write=False)
-            known = self._classes = (classes, of)
+            if len(self._classes) >= _KEPT_COLUMNS:
+                self._classes.clear()
+            known = self._classes[id(classes)] = (classes, of)
         return known[1]
 
 
@@ -174,6 +177,17 @@ class UnitOfWork(Protocol):
         ...
 
     def put_stock(self, records: Iterable[StockRecord]) -> None: ...
+    def exclusions(
+        self, skus: Collection[str], group_id: str = ""
+    ) -> dict[str, dict[str, frozenset[str]]]:
+        """Per SKU with any, the groups each of its records is excluded from (OCI's
+        groupEligibilityExclusion; only those excluded from `group_id`, when given)."""
+        ...
+
+    def put_exclusions(self, exclusions: Mapping[tuple[str, str], Collection[str]]) -> None:
+        """Replaces the groups each (sku, location id) record is excluded from."""
+        ...
+
     def delete_stock(self, keys: Collection[tuple[str, str]]) -> None:
         """Deletes the (sku, location id) records."""
         ...

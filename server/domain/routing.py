@@ -124,7 +124,13 @@ def read_snapshot(uow: UnitOfWork, ledger: Ledger, order: Order) -> Snapshot:
     if order.commit is CommitMode.TRANSFER:
         reservation = ledger.live_reservation(uow, order.reservation_id)
         check_reservation_matches(reservation, order)
-    shippable = ledger.shippable(uow, order.skus, scope.location_ids, releasing=reservation)
+    shippable = ledger.shippable(
+        uow,
+        order.skus,
+        scope.location_ids,
+        releasing=reservation,
+        group_id="" if order.location_ids else order.group_id,
+    )
     return Snapshot(scope, shippable, reservation)
 
 

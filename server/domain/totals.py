@@ -31,11 +31,14 @@ class StockTotals:
     and max(0, free to fulfill) per location), and how many records exist; then the latest
     effective time and the futures per expected time."""
 
-    __slots__ = ("effective_us", "futures", "values")
+    __slots__ = ("classes", "effective_us", "futures", "values")
 
-    def __init__(self, classes: int) -> None:
-        self.values = np.zeros((EXISTING + 1, classes), dtype=np.int64)
-        self.effective_us = np.full(classes, _NONE, dtype=np.int64)
+    def __init__(self, classes: MembershipClasses) -> None:
+        """Zeros over `classes`: the network's, or the SKU's own where some of its records are
+        excluded from groups (MembershipClasses.excluding)."""
+        self.classes = classes
+        self.values = np.zeros((EXISTING + 1, classes.count), dtype=np.int64)
+        self.effective_us = np.full(classes.count, _NONE, dtype=np.int64)
         self.futures: dict[int, dict[int | None, int]] = {}
 
     @classmethod
@@ -54,7 +57,7 @@ class StockTotals:
         """Totals of stock rows (location id, on hand, reserved, safety stock, effective time,
         futures) as storage reads them, without building a record per row: summing a SKU
         across every member of a big group reads one row per member."""
-        totals = cls(classes.count)
+        totals = cls(classes)
         class_of = classes.class_of
         kept = [(class_of[row[0]], row) for row in rows if row[0] in class_of]
         if not kept:
@@ -90,6 +93,7 @@ class StockTotals:
     def copy(self) -> StockTotals:
         """A copy to change (futures per time are copied when a change needs it)."""
         copied = StockTotals.__new__(StockTotals)
+        copied.classes = self.classes
         copied.values = self.values.copy()
         copied.effective_us = self.effective_us.copy()
         copied.futures = self.futures

@@ -102,7 +102,12 @@ def free_stock_bytes(stock: FreeStock) -> int:
 
 def totals_bytes(totals: StockTotals) -> int:
     futures = sum(len(by_time) for by_time in totals.futures.values())
-    return _ENTRY_BYTES * (1 + futures) + totals.values.nbytes + totals.effective_us.nbytes
+    own_classes = len(totals.classes.class_of) if totals.classes.for_sku else 0
+    return (
+        _ENTRY_BYTES * (1 + futures + own_classes)
+        + totals.values.nbytes
+        + totals.effective_us.nbytes
+    )
 
 
 class NetworkCache:

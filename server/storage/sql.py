@@ -299,6 +299,9 @@ class SqlUnitOfWork:
         self._rows_in(
             "DELETE FROM group_members WHERE group_id IN ({ids}) RETURNING group_id", (), ids
         )
+        self._rows_in(
+            "DELETE FROM stock_exclusions WHERE group_id IN ({ids}) RETURNING group_id", (), ids
+        )
         self._rows_in("DELETE FROM location_groups WHERE id IN ({ids}) RETURNING id", (), ids)
 
     def groups_holding(self, location_ids: Collection[str]) -> list[str]:
@@ -449,6 +452,43 @@ class SqlUnitOfWork:
         """Deletes the (sku, location id) records (the SKU's token moves on: migration 0009)."""
         for sku, location_id in sorted(keys):
             self._run("DELETE FROM stock WHERE sku = ? AND location_id = ?", (sku, location_id))
+            self._run(
+                "DELETE FROM stock_exclusions WHERE sku = ? AND location_id = ?",
+                (sku, location_id),
+            )
+
+    def exclusions(
+        self, skus: Collection[str], group_id: str = ""
+    ) -> dict[str, dict[str, frozenset[str]]]:
+        """Per SKU of `skus` with any, the groups each of its records is excluded from (only
+        those excluded from `group_id`, when given)."""
+        rows = self._rows_in(
+            "SELECT sku, location_id, group_id FROM stock_exclusions WHERE"
+            + (" group_id = ? AND" if group_id else "")
+            + " sku IN ({ids})",
+            (group_id,) if group_id else (),
+            skus,
+        )
+        found: dict[str, dict[str, set[str]]] = {}
+        for sku, location_id, excluded_from in rows:
+            found.setdefault(sku, {}).setdefault(location_id, set()).add(excluded_from)
+        return {
+            sku: {location: frozenset(groups) for location, groups in at.items()}
+            for sku, at in found.items()
+        }
+
+    def put_exclusions(self, exclusions: Mapping[tuple[str, str], Collection[str]]) -> None:
+        """Replaces the groups each (sku, location id) record is excluded from."""
+        for (sku, location_id), groups in sorted(exclusions.items()):
+            self._run(
+                "DELETE FROM stock_exclusions WHERE sku = ? AND location_id = ?",
+                (sku, location_id),
+            )
+            for group_id in sorted(groups):
+                self._run(
+                    "INSERT INTO stock_exclusions (sku, location_id, group_id) VALUES (?, ?, ?)",
+                    (sku, location_id, group_id),
+                )
 
     def membership_classes(self) -> MembershipClasses:
         cache = self._cache.classes if self._cache else None
@@ -473,13 +513,14 @@ class SqlUnitOfWork:
         for sku in skus:
             token = tokens.get(sku)
             if token is None:  # never stocked anywhere
-                found[sku] = StockTotals(classes.count)
+                found[sku] = StockTotals(classes)
                 continue
             cached = cache.get(sku, (token, version)) if cache else None
             if cached is None:
                 missing.append(sku)
             else:
                 found[sku] = cached
+        excluded = self.exclusions(missing) if missing else {}
         for sku in missing:
             self._may_block()
             # One SKU per statement: a big group's rows decode in bounded pieces, so no single
@@ -489,7 +530,7 @@ class SqlUnitOfWork:
                     (row[1], row[2], row[5], row[3], row[6], _futures(row[4]))
                     for row in self._stock_rows("sku = ?", (sku,))
                 ),
-                classes,
+                classes.excluding(excluded[sku]) if sku in excluded else classes,
             )
             if cache:
                 cache.put(sku, (tokens[sku], version), found[sku])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from server.domain.coverage import MembershipClasses
 from server.domain.port import FreeStock
 from server.domain.totals import StockTotals
 from server.storage.network_cache import SkuCache, free_stock_bytes, totals_bytes
@@ -58,4 +59,7 @@ def test_free_stock_costs_about_twenty_bytes_a_location() -> None:
 
 
 def test_totals_grow_with_the_membership_classes() -> None:
-    assert totals_bytes(StockTotals(1000)) > 10 * totals_bytes(StockTotals(10))
+    def classes(count: int) -> MembershipClasses:
+        return MembershipClasses.of({f"g-{k}": [f"l-{k}"] for k in range(count)})
+
+    assert totals_bytes(StockTotals(classes(1000))) > 10 * totals_bytes(StockTotals(classes(10)))

@@ -17,6 +17,7 @@ from server.transport.validate.routing import postal_code_centroid
 MAX_BATCH = 1000
 MAX_GROUP_MEMBERS = 10_000
 MAX_FUTURES = 10
+MAX_EXCLUSIONS = 100
 MAX_AVAILABILITY_SKUS = 100
 MAX_AVAILABILITY_PLACES = 100
 MAX_BASKET_LINES = 100
@@ -128,6 +129,11 @@ def stock_levels(request: inv.SetStockRequest) -> list[commands.StockLevel]:
         check.quantity(f"{field}.on_hand", level.on_hand, positive=False)
         check.quantity(f"{field}.safety_stock", level.safety_stock, positive=False)
         futures = _futures(check, f"{field}.futures", level.futures)
+        excluded = f"{field}.excluded_location_group_ids"
+        if check.count(excluded, level.excluded_location_group_ids, MAX_EXCLUSIONS, minimum=0):
+            check.distinct(excluded, list(level.excluded_location_group_ids))
+        for member, group_id in enumerate(level.excluded_location_group_ids):
+            check.identifier(f"{excluded}[{member}]", group_id)
         result.append(
             commands.StockLevel(
                 level.location_id,
@@ -140,6 +146,7 @@ def stock_levels(request: inv.SetStockRequest) -> list[commands.StockLevel]:
                     if level.HasField("effective_time")
                     else None
                 ),
+                frozenset(level.excluded_location_group_ids),
             )
         )
     check.done()
