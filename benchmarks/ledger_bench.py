@@ -19,6 +19,9 @@ model) and reports RPC/s and latency percentiles:
   create_unlogged
                the create workload against a server with the availability change log off
                (--no-change-log): what the feed's outbox costs (target: create >= 0.9x this)
+  create_unrecorded
+               the create workload against a server with stock movements off
+               (--no-history): what the history costs (target: create >= 0.9x this)
   create_observed
                the create workload against a third server with API keys on (each call sends a
                storefront key), Prometheus metrics and a JSON access log: what security and
@@ -87,6 +90,7 @@ SCENARIOS = (
     "availability",
     "create_observed",
     "create_unlogged",
+    "create_unrecorded",
 )
 OBSERVED = ("--metrics-address", "localhost:0", "--access-log", "--log-format", "json")
 SECURED = {"create_observed"}  # scenarios that send the observed server's API key
@@ -103,6 +107,7 @@ LABELS = {
     "availability": "GetAvailability 10x10",
     "create_observed": "CreateReservation, API key + metrics + JSON access log",
     "create_unlogged": "CreateReservation, change log off",
+    "create_unrecorded": "CreateReservation, history off",
 }
 
 
@@ -171,6 +176,7 @@ def workload(name: str, locations: int, sku_count: int, key: str = "") -> Worklo
         "availability": availability_call,
         "create_observed": create_call,
         "create_unlogged": create_call,
+        "create_unrecorded": create_call,
     }[name]
     return Workload(name, factory, params)
 
@@ -239,14 +245,18 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
             )
             seed(targets["create_observed"].address, args.locations, args.skus)
             key = storefront_key(targets["create_observed"].address)
-        if "create_unlogged" in args.scenarios:
-            targets["create_unlogged"] = servers.enter_context(
-                omniroute_server(
-                    workdir / f"unlogged-{mode.lower()}.sqlite3",
-                    args=["--sqlite-synchronous", mode, "--no-change-log"],
+        for name, flag in (
+            ("create_unlogged", "--no-change-log"),
+            ("create_unrecorded", "--no-history"),
+        ):
+            if name in args.scenarios:
+                targets[name] = servers.enter_context(
+                    omniroute_server(
+                        workdir / f"{name}-{mode.lower()}.sqlite3",
+                        args=["--sqlite-synchronous", mode, flag],
+                    )
                 )
-            )
-            seed(targets["create_unlogged"].address, args.locations, args.skus)
+                seed(targets[name].address, args.locations, args.skus)
         log(f"[{mode}] server pid {server.pid} on port {server.port}; seeding...")
         seconds = seed(server.address, args.locations, args.skus)
         log(
@@ -358,16 +368,18 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 f"{whole - alone:.2f} ms the ledger's, {(whole - alone) / alone:.2f}x the "
                 "transport's"
             )
-        unlogged = found["scenarios"].get("create_unlogged", {})
-        if unlogged.get("rps") and create.get("rps"):
-            kept = create["rps"] / unlogged["rps"]
-            met = "meets" if kept >= OBSERVED_TARGET else "MISSES"
-            lines.append(
-                f"synchronous={mode}: with the change log, CreateReservation {create['rps']:,.0f} "
-                f"RPC/s = {kept:.2f}x the same without it ({unlogged['rps']:,.0f}); server CPU "
-                f"{create['server_cpu_ms_per_rpc']:.2f} vs {unlogged['server_cpu_ms_per_rpc']:.2f} "
-                f"ms per call; {met} the target >= {OBSERVED_TARGET}"
-            )
+        for name, what in (("create_unlogged", "change log"), ("create_unrecorded", "history")):
+            without = found["scenarios"].get(name, {})
+            if without.get("rps") and create.get("rps"):
+                kept = create["rps"] / without["rps"]
+                met = "meets" if kept >= OBSERVED_TARGET else "MISSES"
+                lines.append(
+                    f"synchronous={mode}: with the {what}, CreateReservation "
+                    f"{create['rps']:,.0f} RPC/s = {kept:.2f}x the same without it "
+                    f"({without['rps']:,.0f}); server CPU {create['server_cpu_ms_per_rpc']:.2f} vs "
+                    f"{without['server_cpu_ms_per_rpc']:.2f} ms per call; {met} the target >= "
+                    f"{OBSERVED_TARGET}"
+                )
         observed = found["scenarios"].get("create_observed", {})
         if observed.get("rps") and create.get("rps"):
             kept = observed["rps"] / create["rps"]
