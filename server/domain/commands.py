@@ -16,7 +16,7 @@ class StockLevel:
     safety_stock: int
     futures: tuple[Future, ...]
     effective_us: int | None  # None: now
-    excluded_groups: frozenset[str] = frozenset()  # OCI's groupEligibilityExclusion
+    excluded_groups: frozenset[str] | None = None  # groupEligibilityExclusion; None: as stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,8 +238,8 @@ class Ledger:
             results.append(
                 commands.StockUpdateResult(level.location_id, level.sku, True, effective)
             )
-            if excluded.get(level.sku, {}).get(level.location_id, frozenset()) != (
-                level.excluded_groups
+            if level.excluded_groups is not None and level.excluded_groups != (
+                excluded.get(level.sku, {}).get(level.location_id, frozenset())
             ):
                 reexcluded[key] = level.excluded_groups
         require_places(uow, {Place.group(g) for groups in reexcluded.values() for g in groups})

@@ -34,7 +34,14 @@ pytestmark = pytest.mark.timeout(300)
 def exclude(inventory: Any, location_id: str, on_hand: int, *groups: str) -> None:
     inventory.SetStock(
         inv.SetStockRequest(
-            levels=[level(location_id, "sku-1", on_hand, excluded_location_group_ids=list(groups))]
+            levels=[
+                level(
+                    location_id,
+                    "sku-1",
+                    on_hand,
+                    excluded_from=inv.GroupExclusions(location_group_ids=list(groups)),
+                )
+            ]
         )
     )
 
@@ -61,9 +68,11 @@ def test_an_excluded_record_leaves_the_group(world: World, routing: Any) -> None
     )
     assert [s.location_id for s in routed.plan.shipments] == ["st-1"]
     assert routed.plan.unrouted[0].quantity == 1
-    # A level without exclusions clears them.
-    world.inventory.SetStock(inv.SetStockRequest(levels=[level("wh-2", "sku-1", 5)]))
-    assert availability(world.inventory, ["sku-1"], (), ["g-2"])["g-2", "sku-1"].on_hand == 7
+    # A level without exclusions keeps them; an empty list clears them.
+    world.inventory.SetStock(inv.SetStockRequest(levels=[level("wh-2", "sku-1", 6)]))
+    assert availability(world.inventory, ["sku-1"], (), ["g-2"])["g-2", "sku-1"].on_hand == 2
+    exclude(world.inventory, "wh-2", 6)
+    assert availability(world.inventory, ["sku-1"], (), ["g-2"])["g-2", "sku-1"].on_hand == 8
 
 
 def test_a_record_a_group_reservation_needs_cannot_be_excluded(world: World) -> None:
@@ -73,7 +82,14 @@ def test_a_record_a_group_reservation_needs_cannot_be_excluded(world: World) -> 
     failure = refused(
         world.inventory.SetStock,
         inv.SetStockRequest(
-            levels=[level("wh-2", "sku-1", 5, excluded_location_group_ids=["g-1", "g-2"])]
+            levels=[
+                level(
+                    "wh-2",
+                    "sku-1",
+                    5,
+                    excluded_from=inv.GroupExclusions(location_group_ids=["g-1", "g-2"]),
+                )
+            ]
         ),
     )
     assert (failure.code, failure.reason) == (
@@ -87,17 +103,31 @@ def test_unknown_and_repeated_groups_are_refused(world: World) -> None:
     failure = refused(
         world.inventory.SetStock,
         inv.SetStockRequest(
-            levels=[level("wh-2", "sku-1", 5, excluded_location_group_ids=["nowhere"])]
+            levels=[
+                level(
+                    "wh-2",
+                    "sku-1",
+                    5,
+                    excluded_from=inv.GroupExclusions(location_group_ids=["nowhere"]),
+                )
+            ]
         ),
     )
     assert (failure.code, failure.reason) == (grpc.StatusCode.NOT_FOUND, "LOCATION_GROUP_NOT_FOUND")
     failure = refused(
         world.inventory.SetStock,
         inv.SetStockRequest(
-            levels=[level("wh-2", "sku-1", 5, excluded_location_group_ids=["g-1", "g-1"])]
+            levels=[
+                level(
+                    "wh-2",
+                    "sku-1",
+                    5,
+                    excluded_from=inv.GroupExclusions(location_group_ids=["g-1", "g-1"]),
+                )
+            ]
         ),
     )
-    assert failure.fields == ["levels[0].excluded_location_group_ids[1]"]
+    assert failure.fields == ["levels[0].excluded_from.location_group_ids[1]"]
 
 
 def test_the_feed_follows_exclusions(world: World, channel: grpc.Channel) -> None:
@@ -182,7 +212,12 @@ def test_an_exclusion_is_the_same_as_no_membership_for_its_sku(twins: Any) -> No
                     inventory.SetStock(
                         inv.SetStockRequest(
                             levels=[
-                                level(loc, "sku-1", quantity, excluded_location_group_ids=groups)
+                                level(
+                                    loc,
+                                    "sku-1",
+                                    quantity,
+                                    excluded_from=inv.GroupExclusions(location_group_ids=groups),
+                                )
                             ]
                         )
                     )

@@ -129,10 +129,11 @@ def stock_levels(request: inv.SetStockRequest) -> list[commands.StockLevel]:
         check.quantity(f"{field}.on_hand", level.on_hand, positive=False)
         check.quantity(f"{field}.safety_stock", level.safety_stock, positive=False)
         futures = _futures(check, f"{field}.futures", level.futures)
-        excluded = f"{field}.excluded_location_group_ids"
-        if check.count(excluded, level.excluded_location_group_ids, MAX_EXCLUSIONS, minimum=0):
-            check.distinct(excluded, list(level.excluded_location_group_ids))
-        for member, group_id in enumerate(level.excluded_location_group_ids):
+        excluded = f"{field}.excluded_from.location_group_ids"
+        group_ids = level.excluded_from.location_group_ids
+        if check.count(excluded, group_ids, MAX_EXCLUSIONS, minimum=0):
+            check.distinct(excluded, list(group_ids))
+        for member, group_id in enumerate(group_ids):
             check.identifier(f"{excluded}[{member}]", group_id)
         result.append(
             commands.StockLevel(
@@ -146,7 +147,7 @@ def stock_levels(request: inv.SetStockRequest) -> list[commands.StockLevel]:
                     if level.HasField("effective_time")
                     else None
                 ),
-                frozenset(level.excluded_location_group_ids),
+                frozenset(group_ids) if level.HasField("excluded_from") else None,
             )
         )
     check.done()

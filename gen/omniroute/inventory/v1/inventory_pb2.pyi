@@ -537,7 +537,7 @@ class StockLevel(_message.Message):
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
     FUTURES_FIELD_NUMBER: _builtins.int
     EFFECTIVE_TIME_FIELD_NUMBER: _builtins.int
-    EXCLUDED_LOCATION_GROUP_IDS_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FROM_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
     sku: _builtins.str
     on_hand: _builtins.int
@@ -553,14 +553,13 @@ class StockLevel(_message.Message):
         """When this level was true at the source. Unset means the server's current time."""
 
     @_builtins.property
-    def excluded_location_group_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+    def excluded_from(self) -> Global___GroupExclusions:
         """Location groups whose availability must not count this record (OCI's
-        groupEligibilityExclusion), at most 100, distinct, each an existing group (else NOT_FOUND,
-        LOCATION_GROUP_NOT_FOUND). For this SKU the location is then no member of those groups:
+        groupEligibilityExclusion). For this SKU the location is then no member of those groups:
         their sums, ATF and ATO leave it out, their group reservations are not covered by it, and
-        RouteOrder over one of them does not ship the SKU from here. Like the rest of the level it
-        replaces what is stored: a level without it clears the record's exclusions. Excluding a
-        record that open reservations of such a group need fails with FAILED_PRECONDITION
+        RouteOrder over one of them does not ship the SKU from here. Unset leaves the stored
+        exclusions as they are; set (an empty list included) replaces them. Excluding a record that
+        open reservations of such a group need fails with FAILED_PRECONDITION
         (GROUP_RESERVATIONS_UNCOVERABLE), as removing the member would.
         """
 
@@ -573,15 +572,39 @@ class StockLevel(_message.Message):
         safety_stock: _builtins.int = ...,
         futures: _abc.Iterable[Global___Future] | None = ...,
         effective_time: _timestamp_pb2.Timestamp | None = ...,
-        excluded_location_group_ids: _abc.Iterable[_builtins.str] | None = ...,
+        excluded_from: Global___GroupExclusions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time", "excluded_from", b"excluded_from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time", "excluded_location_group_ids", b"excluded_location_group_ids", "futures", b"futures", "location_id", b"location_id", "on_hand", b"on_hand", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time", "excluded_from", b"excluded_from", "futures", b"futures", "location_id", b"location_id", "on_hand", b"on_hand", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StockLevel: _TypeAlias = StockLevel  # noqa: Y015
+
+@_typing.final
+class GroupExclusions(_message.Message):
+    """The location groups a stock record is excluded from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_GROUP_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def location_group_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 100, distinct, each an existing group (else NOT_FOUND, LOCATION_GROUP_NOT_FOUND)."""
+
+    def __init__(
+        self,
+        *,
+        location_group_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_group_ids", b"location_group_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupExclusions: _TypeAlias = GroupExclusions  # noqa: Y015
 
 @_typing.final
 class SetStockRequest(_message.Message):
