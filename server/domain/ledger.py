@@ -522,7 +522,7 @@ class Ledger:
             reservation.expire_us = None
         elif command.ttl_us is not None:
             reservation.expire_us = self.clock() + command.ttl_us
-        self._save(uow, reservation, positions)
+        self._save(uow, reservation, positions, MovementKind.RESERVATION_UPDATED)
         return reservation
 
     def expire(
@@ -599,7 +599,7 @@ class Ledger:
         uow: UnitOfWork,
         reservation: Reservation,
         positions: dict[str, SkuPosition],
-        kind: MovementKind = MovementKind.RESERVATION_UPDATED,
+        kind: MovementKind,
     ) -> None:
         reservation.update_us = self.clock()
         uow.put_reservation(reservation)
