@@ -21,15 +21,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from solver.plan import NoFeasiblePlan
+from solver.problem import IntArray
 from solver.scoring import Score
 from solver.solve import solve as solve_order
 from solver.wave_model import Allocation, columns, solve_columns
 from solver.wave_plan import WavePlan, assemble, refused_score, total
 from solver.wave_problem import WaveProblem
+from solver.wave_search import improve
 from solver.wave_turns import allocation_of, left_after, route_in_turn
 
 _JOINT_SHARE = 0.5
 """Once the colliding orders are this share of the wave, solve the whole wave at once."""
+_EXACT_COLUMNS = 60_000
+"""Above this many x and y variables the joint MIP is out of reach within a time limit of
+seconds: the colliding orders are routed in turn and improved group by group instead."""
 
 
 def own_optimum(
@@ -54,6 +59,7 @@ def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
     allocations: list[Allocation | None] = [a for a, _, _ in own]
     joint = {k for k, (_, _, proven) in enumerate(own) if not proven}
     joint |= colliding(problem, allocations, set(range(n)))
+    colliding_first = set(joint)
     bound = total(score for _, score, _ in own)
     proven = True
     method = "own-optima"
@@ -61,7 +67,10 @@ def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
         if len(joint) >= _JOINT_SHARE * n:
             joint = set(range(n))
         orders = sorted(joint)
-        answer = solve_columns(problem, columns(problem, orders), deadline)
+        cols = columns(problem, orders)
+        if len(cols.pair_order) + len(cols.entry_pair) > _EXACT_COLUMNS:
+            return _search(problem, own, colliding_first, started, deadline)
+        answer = solve_columns(problem, cols, deadline, _least_shipments(own, orders))
         if answer is None:
             return _fallback(problem, allocations, joint, bound, started)
         trial = list(allocations)
@@ -77,6 +86,20 @@ def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
             return _fallback(problem, allocations, joint, bound, started)
         joint |= more
     return assemble(problem, allocations, bound, proven, method, started)
+
+
+def _least_shipments(
+    own: Sequence[tuple[Allocation | None, Score, bool]], orders: Sequence[int]
+) -> IntArray:
+    """k_o of the model's (9): the proven fewest shipments that route each order in full
+    alone (0 where unknown, or where it cannot be routed in full)."""
+    return np.array(
+        [
+            score.shipments if proven and not score.unrouted_units else 0
+            for _, score, proven in (own[k] for k in orders)
+        ],
+        dtype=np.int64,
+    )
 
 
 def colliding(
@@ -106,6 +129,35 @@ def colliding(
     return found
 
 
+def _search(
+    problem: WaveProblem,
+    own: Sequence[tuple[Allocation | None, Score, bool]],
+    joint: set[int],
+    started: float,
+    deadline: float,
+) -> WavePlan:
+    """A wave too large for one MIP: the colliding orders routed in turn beside the others'
+    own plans, then improved by `solver.wave_search` until the deadline."""
+    routed = _in_turn_after_own(problem, [a for a, _, _ in own], joint)
+    least = _least_shipments(own, range(len(own)))
+    improved = improve(problem, routed, own, least.tolist(), deadline)
+    bound = total(score for _, score, _ in own)
+    return assemble(problem, improved, bound, False, "own-optima+group-search", started)
+
+
+def _in_turn_after_own(
+    problem: WaveProblem, allocations: Sequence[Allocation | None], joint: set[int]
+) -> list[Allocation | None]:
+    """Orders outside `joint` keep their allocations; those in it are routed in turn over
+    what is left, by today's single-order solver."""
+    fixed = [None if k in joint else a for k, a in enumerate(allocations)]
+    stock, orders_left, units_left = left_after(problem, fixed)
+    routed = route_in_turn(problem, sorted(joint), stock, orders_left, units_left, 1.0)
+    for k, allocation in routed.items():
+        fixed[k] = allocation
+    return fixed
+
+
 def _fallback(
     problem: WaveProblem,
     allocations: list[Allocation | None],
@@ -115,9 +167,5 @@ def _fallback(
 ) -> WavePlan:
     """Out of time: the others keep their own plans, and the colliding orders are routed one by
     one over what is left, by today's single-order solver."""
-    fixed = [None if k in joint else a for k, a in enumerate(allocations)]
-    stock, orders_left, units_left = left_after(problem, fixed)
-    routed = route_in_turn(problem, sorted(joint), stock, orders_left, units_left, 1.0)
-    for k, allocation in routed.items():
-        fixed[k] = allocation
-    return assemble(problem, fixed, bound, False, "own-optima+one-by-one", started)
+    routed = _in_turn_after_own(problem, allocations, joint)
+    return assemble(problem, routed, bound, False, "own-optima+one-by-one", started)

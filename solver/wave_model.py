@@ -24,6 +24,10 @@ Constraints
     (6) sum_o x_ol <= C_l                                 order capacity (rows that can bind)
     (7) sum_{o, i} y_oil <= V_l                           unit capacity (rows that can bind)
     (8) stage bounds: each earlier stage's objective <= its optimum
+    (9) sum_l x_ol + k_o sum_i u_oi >= k_o  (o in P);  sum_l x_ol + k_o r_o >= k_o  (o not in P)
+        where k_o is the fewest shipments that route o in full with the stock to itself:
+        a routed order ships at least that often. Valid (one unrouted unit satisfies it) and
+        what makes the LP bound as strong as the sum of the orders' own optima.
 Objective, lexicographic, one stage per level (8), each solved to gap 0 by HiGHS:
     U = sum u_oi + sum_{o not in P} Q_o r_o      unrouted units
     N = sum x_ol                                  shipments
@@ -351,6 +355,27 @@ def _add_capacity(rows: _Rows, cols: Columns, at: _Layout, problem: WaveProblem)
     )
 
 
+def _add_least_shipments(rows: _Rows, cols: Columns, at: _Layout, least: IntArray) -> None:
+    """(9) sum_l x_ol + k_o (sum_i u_oi or r_o) >= k_o, for orders with k_o > 0."""
+    least = np.asarray(least, dtype=np.int64)
+    nx = len(cols.pair_order)
+    partial_lines = np.flatnonzero(cols.line_partial)
+    whole = np.flatnonzero(~cols.order_partial)
+    terms = np.concatenate(
+        [at.x + np.arange(nx), at.u_of_line[partial_lines], at.r_of_order[whole]]
+    )
+    owner = np.concatenate([cols.pair_order, cols.line_order[partial_lines], whole])
+    coef = np.concatenate(
+        [np.ones(nx, dtype=np.int64), least[cols.line_order[partial_lines]], least[whole]]
+    )
+    keep = least[owner] > 0
+    orders = np.flatnonzero(least > 0)
+    row = np.searchsorted(orders, owner[keep])
+    rows.add(
+        row, terms[keep], coef[keep], least[orders].astype(np.float64), np.full(len(orders), np.inf)
+    )
+
+
 @dataclass(frozen=True)
 class _Stage:
     name: str
@@ -388,11 +413,16 @@ def _stages(cols: Columns, at: _Layout, cost_objective: bool) -> list[_Stage]:
     ]
 
 
-def solve_columns(problem: WaveProblem, cols: Columns, deadline: float) -> WaveAnswer | None:
+def solve_columns(
+    problem: WaveProblem, cols: Columns, deadline: float, least_shipments: IntArray | None = None
+) -> WaveAnswer | None:
     """The lexicographic optimum over `cols`, stage by stage within `deadline` (perf_counter).
-    None when the first stage finds no solution in time."""
+    `least_shipments`: k_o of (9) per order of `cols` (0: unknown). None when the first stage
+    finds no solution in time."""
     at = _Layout(cols)
     rows = _Rows()
+    if least_shipments is not None:
+        _add_least_shipments(rows, cols, at, least_shipments)
     _add_demand(rows, cols, at)
     _add_linking(rows, cols, at)
     _add_stock(rows, cols, at, problem)

@@ -4,9 +4,11 @@ against the rules: stock and capacity are never exceeded and `evaluate` agrees."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import solver.wave
 from solver import Line, Location, Objective
 from solver.wave import solve
 from solver.wave_baselines import greedy_one_by_one, one_by_one
@@ -134,3 +136,17 @@ def test_order_by_order_of_one_order_equals_the_wave_of_one_order(problem: WaveP
         objective=problem.objective,
     )
     assert one_by_one(first).objective == solve(first).objective
+
+
+@settings(max_examples=60, **_SETTINGS)
+@given(waves(max_orders=6, max_lines=1, max_quantity=1))
+def test_group_search_for_large_waves_gives_feasible_plans_within_the_bound(
+    problem: WaveProblem,
+) -> None:
+    """With the joint MIP ruled out (as on waves too large for it), the group search's plan
+    keeps every rule, and the bound (the own optima) stays below the optimum."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(solver.wave, "_EXACT_COLUMNS", -1)
+        plan = solve(problem)
+    assert evaluate(problem, plan) == plan.objective
+    assert plan.bound <= wave_oracle.best(problem) <= plan.objective
