@@ -32,6 +32,9 @@ from solver.wave_turns import allocation_of, left_after, route_in_turn
 
 _JOINT_SHARE = 0.5
 """Once the colliding orders are this share of the wave, solve the whole wave at once."""
+_SEARCH_SHARE = 0.2
+"""Share of the time left that a joint MIP leaves for improving its incumbent if it cannot
+prove it in the rest."""
 _EXACT_COLUMNS = 60_000
 """Above this many x and y variables the joint MIP is out of reach within a time limit of
 seconds: the colliding orders are routed in turn and improved group by group instead."""
@@ -50,8 +53,8 @@ def own_optimum(
 
 
 def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
-    """The wave's lexicographic optimum (module docstring), or the best plan found in time with
-    its bound and gap; never worse than routing the orders one by one in the given order."""
+    """The wave's lexicographic optimum (module docstring), or the best plan found within
+    `time_limit` seconds with its lower bound and gap."""
     started = time.perf_counter()
     deadline = started + time_limit
     n = len(problem.orders)
@@ -70,7 +73,8 @@ def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
         cols = columns(problem, orders)
         if len(cols.pair_order) + len(cols.entry_pair) > _EXACT_COLUMNS:
             return _search(problem, own, colliding_first, started, deadline)
-        answer = solve_columns(problem, cols, deadline, _least_shipments(own, orders))
+        mip_deadline = deadline - _SEARCH_SHARE * (deadline - time.perf_counter())
+        answer = solve_columns(problem, cols, mip_deadline, _least_shipments(own, orders))
         if answer is None:
             return _fallback(problem, allocations, joint, bound, started)
         trial = list(allocations)
@@ -81,6 +85,10 @@ def solve(problem: WaveProblem, time_limit: float = 10.0) -> WavePlan:
         more = colliding(problem, trial, set(range(n)) - joint)
         if not more:
             allocations, proven = trial, answer.proven
+            if not proven:  # the time held back: improve the MIP's incumbent group by group
+                least = _least_shipments(own, range(n)).tolist()
+                allocations = improve(problem, allocations, own, least, deadline)
+                method += "+group-search"
             break
         if time.perf_counter() > deadline:
             return _fallback(problem, allocations, joint, bound, started)
