@@ -30,6 +30,12 @@ Plan
 Also
     `solver.geo` (haversine `distance_km`/`distances_km`, offline `postal_code_centroid`),
     `solver.baselines` (`greedy`, `enumeration`: what the peers do, returning `Plan`s).
+Waves (many orders over shared stock and location capacity)
+    `solver.wave_problem.WaveProblem` (`WaveOrder`, `Capacity`), `solver.wave.solve(problem,
+    time_limit) -> WavePlan` (each order's `Plan` or None, the batch `Score`, a lower bound,
+    proven_optimal, gap), `solver.wave_plan.evaluate(problem, plans)`, and the order-by-order
+    baselines `solver.wave_baselines.one_by_one` / `greedy_one_by_one`; the model is in
+    `solver.wave_model`'s docstring.
 
 How it solves (`solver.solve`, the strategies in `solver.strategies`, the model in
 `solver.model`): the allocation variables are projected out (a set of locations can ship the
