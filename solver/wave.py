@@ -1,4 +1,5 @@
-"""Route a wave of orders jointly: `solve(problem, time_limit) -> WavePlan`, exact, with a proof.
+"""Route a wave of orders jointly: `solve(problem, time_limit) -> WavePlan`, exact where the
+time allows, and always with a lower bound.
 
 The model is in `solver.wave_model`; this module decides which orders need it. Each order's
 own optimum (today's exact single-order solver, the stock and capacity to itself) is a lower
@@ -9,6 +10,10 @@ others (F) dropped: that optimum plus F's own optima is again a lower bound, and
 fit beside F's own plans it is reached, so optimal. When they do not fit, the F orders they
 collide with join T and T is solved again; T only grows, so this ends, at worst with T the
 whole wave (whose optimum is feasible by construction).
+
+When the colliding orders are too many for one MIP in seconds, or the MIP cannot prove its
+answer, the plan is improved group by group (`solver.wave_search`) and comes back unproven,
+with the bound and the gap.
 
 Lower bounds add level by level: if a >=lex b and c >=lex d then a + c >=lex b + d.
 """
