@@ -66,7 +66,7 @@ lint: $(VENV)/.dev check-gen
 	$(VENV)/bin/mypy
 
 # Every benchmark in turn (about 50 minutes; each script's --help has a --quick smoke run).
-BENCHES := ledger_bench routing_bench postgres_bench solver_bench group_bench nearby_bench feed_bench
+BENCHES := ledger_bench routing_bench postgres_bench solver_bench group_bench nearby_bench feed_bench import_bench
 
 bench: $(VENV)/.dev
 	for bench in $(BENCHES); do $(PY) benchmarks/$$bench.py $(ARGS) || exit 1; done

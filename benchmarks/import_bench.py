@@ -208,7 +208,9 @@ def _row(
 
 def plot(rows: list[dict[str, Any]]) -> Any:
     figure, (rate, memory) = plots.subplots(1, 2, figsize=(11, 4.5))
-    labels = [f"{row['backend']}\n{row['records']:,}\n{row['path']}" for row in rows]
+    labels = [
+        f"{row['backend']}\n{row['records'] // 1000:,}k\n{row['path'].split()[0]}" for row in rows
+    ]
     colours = ["#1f5f99" if row["path"].startswith("omniroute") else "#e08a1e" for row in rows]
     rate.bar(range(len(rows)), [row["records_per_s"] for row in rows], color=colours)
     rate.axhline(50_000, color="grey", linestyle="--", linewidth=1, label="target 50,000/s")
