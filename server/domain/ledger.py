@@ -696,11 +696,14 @@ def _require_unheld(uow: UnitOfWork, places: Sequence[Place], sku: str = "") -> 
     held = uow.open_reservations_at(places, sku)
     for place in places:
         if place in held:
-            what = f"{sku} at {place}" if sku else str(place)
+            where = f"{'location' if place.is_location else 'location group'} {place.id}"
+            count = held[place]
+            holding = "reservation holds" if count == 1 else "reservations hold"
+            of_sku = f" of {sku}" if sku else ""
             raise FailedPrecondition(
                 "RESERVATIONS_DEPEND",
-                f"{held[place]} open reservations hold units of {what}: release, fulfil or "
-                "transfer them first",
+                f"{count} open {holding} units{of_sku} at {where}: release, fulfil or transfer "
+                "them first",
                 **{"location" if place.is_location else "location_group": place.id},
                 **({"sku": sku} if sku else {}),
                 reservations=held[place],
