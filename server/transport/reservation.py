@@ -21,6 +21,18 @@ from server.transport.validate import reservations as validate
 
 Command = TypeVar("Command")
 Response = TypeVar("Response", bound=Message)
+Result = TypeVar("Result", bound=Message)
+Itemized = TypeVar(
+    "Itemized",
+    commands.CreateReservation,
+    commands.TransferReservation,
+    commands.FulfillReservation,
+)
+Batch = (
+    res.BatchCreateReservationsRequest
+    | res.BatchTransferReservationsRequest
+    | res.BatchFulfillReservationsRequest
+)
 LOCK_ATTEMPTS = 5
 """Times a whole-reservation release reads the reservation's SKUs again after an update added
 one between its read and its write (server/domain/ledger.py, _require_locked)."""
@@ -140,15 +152,12 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
                 items=[convert.reserved_item(item) for item in items],
             )
 
-        return await self.tx.mutate(
+        return await self._batch(
             request,
-            {item.sku for command in batch for item in command.items},
-            lambda uow: res.BatchCreateReservationsResponse(
-                results=_each(
-                    uow, batch, create, request.all_or_nothing, res.CreateReservationResult
-                )
-            ),
-            big=True,
+            batch,
+            create,
+            res.CreateReservationResult,
+            res.BatchCreateReservationsResponse,
         )
 
     @rpc
@@ -156,21 +165,14 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self, request: res.BatchTransferReservationsRequest, context: Context
     ) -> res.BatchTransferReservationsResponse:
         batch = validate.batch(request.request_id, request.requests, validate.transfer_reservation)
-        return await self.tx.mutate(
+        return await self._batch(
             request,
-            {item.sku for command in batch for item in command.items},
-            lambda uow: res.BatchTransferReservationsResponse(
-                results=_each(
-                    uow,
-                    batch,
-                    lambda uow, command: res.TransferReservationResponse(
-                        reservation=convert.reservation(self.ledger.transfer(uow, command))
-                    ),
-                    request.all_or_nothing,
-                    res.TransferReservationResult,
-                )
+            batch,
+            lambda uow, command: res.TransferReservationResponse(
+                reservation=convert.reservation(self.ledger.transfer(uow, command))
             ),
-            big=True,
+            res.TransferReservationResult,
+            res.BatchTransferReservationsResponse,
         )
 
     @rpc
@@ -178,20 +180,29 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self, request: res.BatchFulfillReservationsRequest, context: Context
     ) -> res.BatchFulfillReservationsResponse:
         batch = validate.batch(request.request_id, request.requests, validate.fulfill_reservation)
+        return await self._batch(
+            request,
+            batch,
+            lambda uow, command: res.FulfillReservationResponse(
+                reservation=convert.reservation(self.ledger.fulfill(uow, command))
+            ),
+            res.FulfillReservationResult,
+            res.BatchFulfillReservationsResponse,
+        )
+
+    async def _batch(
+        self,
+        request: Batch,
+        batch: Sequence[Itemized],
+        apply: Callable[[UnitOfWork, Itemized], Message],
+        result: Callable[..., Result],
+        response: Callable[..., Response],
+    ) -> Response:
+        """A batch of requests in one unit of work, locking every SKU they name."""
         return await self.tx.mutate(
             request,
             {item.sku for command in batch for item in command.items},
-            lambda uow: res.BatchFulfillReservationsResponse(
-                results=_each(
-                    uow,
-                    batch,
-                    lambda uow, command: res.FulfillReservationResponse(
-                        reservation=convert.reservation(self.ledger.fulfill(uow, command))
-                    ),
-                    request.all_or_nothing,
-                    res.FulfillReservationResult,
-                )
-            ),
+            lambda uow: response(results=_each(uow, batch, apply, request.all_or_nothing, result)),
             big=True,
         )
 
