@@ -101,20 +101,33 @@ def of_records(
         ) and kind is not MovementKind.STOCK_DELETED:
             continue
         movements.append(
-            Movement(
-                kind,
-                new.sku,
-                Place.location(new.location_id),
-                on_hand_delta=new.on_hand - old.on_hand,
-                reserved_delta=new.reserved - old.reserved,
-                on_hand=new.on_hand,
-                safety_stock=new.safety_stock,
-                futures_total=new.futures_total,
-                reserved=new.reserved,
-                reason=reasons.get(key, "") if reasons else "",
-            )
+            _at_location(kind, old, new, reason=reasons.get(key, "") if reasons else "")
         )
     return movements
+
+
+def _at_location(
+    kind: MovementKind,
+    old: StockRecord,
+    new: StockRecord,
+    *,
+    reservation_id: str = "",
+    reason: str = "",
+) -> Movement:
+    """A location's record going from `old` to `new`."""
+    return Movement(
+        kind,
+        new.sku,
+        Place.location(new.location_id),
+        on_hand_delta=new.on_hand - old.on_hand,
+        reserved_delta=new.reserved - old.reserved,
+        on_hand=new.on_hand,
+        safety_stock=new.safety_stock,
+        futures_total=new.futures_total,
+        reserved=new.reserved,
+        reservation_id=reservation_id,
+        reason=reason,
+    )
 
 
 def of_positions(
@@ -129,20 +142,7 @@ def of_positions(
             new = position.record(location_id)
             if (old.on_hand, old.reserved) == (new.on_hand, new.reserved):
                 continue
-            movements.append(
-                Movement(
-                    kind,
-                    position.sku,
-                    Place.location(location_id),
-                    on_hand_delta=new.on_hand - old.on_hand,
-                    reserved_delta=new.reserved - old.reserved,
-                    on_hand=new.on_hand,
-                    safety_stock=new.safety_stock,
-                    futures_total=new.futures_total,
-                    reserved=new.reserved,
-                    reservation_id=reservation_id,
-                )
-            )
+            movements.append(_at_location(kind, old, new, reservation_id=reservation_id))
         for group_id in sorted(position.changed_groups):
             old_units = position.loaded_group_reserved.get(group_id, 0)
             new_units = position.group_reserved.get(group_id, 0)

@@ -189,8 +189,7 @@ class Ledger:
         for (sku, location_id), record in sorted(stored.items()):
             if record.reserved:
                 _require_unheld(uow, [Place.location(location_id)], sku)
-        emptied = {key: StockRecord(*key) for key in stored}
-        _require_coverage(uow, {sku for sku, _ in stored}, emptied=emptied)
+        _require_coverage(uow, {sku for sku, _ in stored}, emptied=stored)
         self._delete_stock(uow, stored)
 
     def _delete_stock(self, uow: UnitOfWork, stored: Mapping[tuple[str, str], StockRecord]) -> None:
@@ -212,7 +211,8 @@ class Ledger:
         _require_locations(uow, {level.location_id for level in levels})
         now = self.clock()
         stored = uow.stock_of({(level.sku, level.location_id) for level in levels})
-        excluded = uow.exclusions({level.sku for level in levels})
+        named = {level.sku for level in levels if level.excluded_groups is not None}
+        excluded = uow.exclusions(named) if named else {}
         reexcluded: dict[tuple[str, str], frozenset[str]] = {}
         changed: dict[tuple[str, str], StockRecord] = {}
         results = []

@@ -8,7 +8,7 @@ from omniroute.inventory.v1 import bulk_pb2 as bulk
 from server.domain import commands
 from server.domain.imports import ImportBatch, ImportedLevel, RecordError
 from server.transport.validate.checker import Checker
-from server.transport.validate.inventory import MAX_BATCH, _futures
+from server.transport.validate.inventory import MAX_BATCH, stock_futures
 
 
 def header(request: bulk.ImportStockRequest) -> tuple[str, str]:
@@ -68,7 +68,7 @@ def _level(record: bulk.ImportedStockLevel) -> commands.StockLevel | RecordError
     check.identifier("level.sku", level.sku)
     check.quantity("level.on_hand", level.on_hand, positive=False)
     check.quantity("level.safety_stock", level.safety_stock, positive=False)
-    futures = _futures(check, "level.futures", level.futures)
+    futures = stock_futures(check, "level.futures", level.futures)
     effective = (
         check.timestamp("level.effective_time", level.effective_time)
         if level.HasField("effective_time")

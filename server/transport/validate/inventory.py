@@ -100,7 +100,7 @@ def location_groups(request: inv.UpsertLocationGroupsRequest) -> list[LocationGr
     ]
 
 
-def _futures(check: Checker, field: str, messages: Sequence[inv.Future]) -> tuple[Future, ...]:
+def stock_futures(check: Checker, field: str, messages: Sequence[inv.Future]) -> tuple[Future, ...]:
     check.count(field, messages, MAX_FUTURES, minimum=0)
     futures = []
     for index, future in enumerate(messages):
@@ -128,7 +128,7 @@ def stock_levels(request: inv.SetStockRequest) -> list[commands.StockLevel]:
         check.identifier(f"{field}.sku", level.sku)
         check.quantity(f"{field}.on_hand", level.on_hand, positive=False)
         check.quantity(f"{field}.safety_stock", level.safety_stock, positive=False)
-        futures = _futures(check, f"{field}.futures", level.futures)
+        futures = stock_futures(check, f"{field}.futures", level.futures)
         excluded = f"{field}.excluded_from.location_group_ids"
         group_ids = level.excluded_from.location_group_ids
         if check.count(excluded, group_ids, MAX_EXCLUSIONS, minimum=0):
